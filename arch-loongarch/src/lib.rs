@@ -1,0 +1,2 @@
+//! The LoongArch64 hardware edge. Everything that executes a privileged instruction lives here.
+#![no_std]

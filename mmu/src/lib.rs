@@ -1,0 +1,2 @@
+//! The stage-2 page-table engine: one generic table over per-architecture PTE formats.
+#![no_std]

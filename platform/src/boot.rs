@@ -1,0 +1,127 @@
+//! The arch-neutral boot sequence: console and log first, then what the CPU and firmware report,
+//! memory, every CPU joining, and the end of the run. Arch entry code calls in here.
+
+use crate::arch::{Current, Machine, Outcome};
+use crate::board::BOARD;
+use board_config::MemRange;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most CPUs an image supports; stacks are reserved statically for each.
+pub const MAX_CPUS: usize = 8;
+const STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK_SIZE]; MAX_CPUS]);
+
+static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+/// The initial stack pointer for CPU `cpu` (0 for the boot CPU).
+pub fn cpu_stack_top(cpu: usize) -> usize {
+    assert!(cpu < MAX_CPUS, "cpu index {cpu} beyond MAX_CPUS");
+    // Only the address is taken; each CPU uses its own stack alone.
+    core::ptr::addr_of_mut!(STACKS) as usize + (cpu + 1) * STACK_SIZE
+}
+
+/// A fixed-capacity list of physical ranges, filled before the heap exists.
+#[derive(Clone, Copy)]
+pub struct RangeList {
+    items: [MemRange; 32],
+    len: usize,
+}
+
+impl RangeList {
+    pub const fn new() -> Self {
+        Self { items: [MemRange { start: 0, size: 0 }; 32], len: 0 }
+    }
+
+    /// Adds a range; a full list drops it and says so.
+    pub fn push(&mut self, range: MemRange) {
+        if self.len == self.items.len() {
+            log::warn!("memory: more than 32 ranges, ignoring {:#x}+{:#x}", range.start, range.size);
+            return;
+        }
+        self.items[self.len] = range;
+        self.len += 1;
+    }
+
+    pub fn as_slice(&self) -> &[MemRange] {
+        &self.items[..self.len]
+    }
+}
+
+/// What the firmware told the arch entry code.
+pub struct BootInfo {
+    /// How the image was started ("multiboot1", "QEMU -kernel with FDT", ...).
+    pub firmware: &'static str,
+    pub cmdline: &'static str,
+    /// Usable RAM.
+    pub ram: RangeList,
+    /// Ranges inside `ram` that the firmware or boot protocol still uses (FDT, boot data, low 1 MiB).
+    pub reserved: RangeList,
+}
+
+static ONLINE: AtomicUsize = AtomicUsize::new(0);
+
+fn fail(what: &str) -> ! {
+    log::error!("boot failed: {what}");
+    Current::exit(Outcome::Failure)
+}
+
+fn enable_virtualization(cpu: usize) {
+    match Current::enable_virtualization(cpu) {
+        Ok(Some(what)) => log::info!("virt: {what} enabled on cpu{cpu}"),
+        Ok(None) => log::info!("virt: no hardware virtualization on cpu{cpu}"),
+        Err(e) => fail(e),
+    }
+}
+
+/// The boot CPU's Rust entry.
+pub fn primary_main(info: BootInfo) -> ! {
+    crate::console::init();
+    crate::logger::init(info.cmdline);
+    log::info!(
+        "Septum {} on board {} ({:?}, {} CPUs)",
+        env!("CARGO_PKG_VERSION"),
+        BOARD.name,
+        BOARD.arch,
+        BOARD.cpus
+    );
+    log::info!("boot: {}, cmdline {:?}", info.firmware, info.cmdline);
+    Current::report_features();
+    for r in info.ram.as_slice() {
+        log::info!("memory: ram [{:#x}, {:#x}) {} MiB", r.start, r.end(), r.size >> 20);
+    }
+    for r in info.reserved.as_slice() {
+        log::info!("memory: reserved [{:#x}, {:#x})", r.start, r.end());
+    }
+    crate::memory::init(&info);
+    if let Err(e) = crate::memory::self_test() {
+        fail(e);
+    }
+    ONLINE.fetch_add(1, Ordering::SeqCst);
+    enable_virtualization(0);
+
+    let wanted = (BOARD.cpus as usize).min(MAX_CPUS);
+    let started = Current::start_secondaries(wanted - 1);
+    // Bounded wait: a CPU that never reports is a boot failure, not a hang.
+    let mut spins = 0u64;
+    while ONLINE.load(Ordering::SeqCst) < started + 1 && spins < 2_000_000_000 {
+        core::hint::spin_loop();
+        spins += 1;
+    }
+    let online = ONLINE.load(Ordering::SeqCst);
+    if online < started + 1 {
+        fail("a secondary CPU did not report in");
+    }
+    log::info!("smp: {online} of {} CPUs online", BOARD.cpus);
+    log::info!("boot complete");
+    Current::exit(Outcome::Success)
+}
+
+/// A secondary CPU's Rust entry, on the stack from [`cpu_stack_top`].
+pub fn secondary_main(cpu: usize) -> ! {
+    log::info!("smp: cpu{cpu} online");
+    enable_virtualization(cpu);
+    ONLINE.fetch_add(1, Ordering::SeqCst);
+    Current::park()
+}

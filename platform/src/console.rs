@@ -1,0 +1,117 @@
+//! The hypervisor console: a polled 16550 UART driver generic over register access, exposed as an
+//! `embedded-io` writer behind one lock so lines from several CPUs never interleave.
+
+use crate::arch::{Current, Machine};
+use core::convert::Infallible;
+use core::fmt;
+use spin::Mutex;
+
+/// Byte access to the 8 registers of a 16550; implemented per arch (MMIO or port I/O).
+pub trait UartRegs {
+    fn read(&self, reg: u8) -> u8;
+    fn write(&self, reg: u8, value: u8);
+}
+
+const THR: u8 = 0;
+const DLL: u8 = 0;
+const IER: u8 = 1;
+const DLM: u8 = 1;
+const FCR: u8 = 2;
+const LCR: u8 = 3;
+const MCR: u8 = 4;
+const LSR: u8 = 5;
+const LSR_THRE: u8 = 1 << 5;
+
+/// A polled 16550.
+pub struct Uart16550<R: UartRegs> {
+    regs: R,
+}
+
+impl<R: UartRegs> Uart16550<R> {
+    /// Takes the registers without touching the hardware (the firmware may have set it up).
+    pub const fn new(regs: R) -> Self {
+        Self { regs }
+    }
+
+    /// 8N1 at `baud`, FIFOs on, interrupts off.
+    pub fn init(&mut self, clock_hz: u32, baud: u32) {
+        let divisor = (clock_hz / (16 * baud.max(1))).clamp(1, 0xffff);
+        self.regs.write(IER, 0);
+        self.regs.write(LCR, 0x80);
+        self.regs.write(DLL, divisor as u8);
+        self.regs.write(DLM, (divisor >> 8) as u8);
+        self.regs.write(LCR, 0x03);
+        self.regs.write(FCR, 0x07);
+        self.regs.write(MCR, 0x03);
+    }
+
+    fn put(&mut self, byte: u8) {
+        // Bounded wait: a missing UART must not hang the hypervisor forever.
+        for _ in 0..1_000_000 {
+            if self.regs.read(LSR) & LSR_THRE != 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        self.regs.write(THR, byte);
+    }
+}
+
+impl<R: UartRegs> embedded_io::ErrorType for Uart16550<R> {
+    type Error = Infallible;
+}
+
+impl<R: UartRegs> embedded_io::Write for Uart16550<R> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        for &b in buf {
+            if b == b'\n' {
+                self.put(b'\r');
+            }
+            self.put(b);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+impl<R: UartRegs> fmt::Write for Uart16550<R> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        embedded_io::Write::write_all(self, s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+static CONSOLE: Mutex<Option<Uart16550<<Current as Machine>::Uart>>> = Mutex::new(None);
+
+/// Programs the board's console UART. Called once by the boot CPU before anything prints.
+pub fn init() {
+    let cfg = &crate::board::BOARD.console;
+    let mut uart = Uart16550::new(Current::console_uart(cfg));
+    uart.init(cfg.clock_hz, cfg.baud);
+    *CONSOLE.lock() = Some(uart);
+}
+
+/// Prints under the console lock (a whole line at a time from the logger).
+pub fn print(args: fmt::Arguments) {
+    let mut guard = CONSOLE.lock();
+    if let Some(uart) = guard.as_mut() {
+        let _ = fmt::Write::write_fmt(uart, args);
+    }
+}
+
+/// Prints without taking the lock, for the panic and exception paths: the CPU that panicked may
+/// hold the lock already, and a lost character is better than a silent hang.
+pub fn print_unlocked(args: fmt::Arguments) {
+    let mut uart = Uart16550::new(Current::console_uart(&crate::board::BOARD.console));
+    let _ = fmt::Write::write_fmt(&mut uart, args);
+}
+
+/// `println!` for the hypervisor console.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::console::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}

@@ -1,0 +1,19 @@
+//! The Septum hypervisor image. The arch module (chosen by target) owns the entry point and the
+//! hardware edge; everything else here is the arch-neutral boot sequence, console, log and memory.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+mod arch;
+mod boot;
+mod console;
+mod logger;
+mod memory;
+mod panic;
+
+/// The board this image was built for, generated from `board-configs/<board>.toml` by `build.rs`.
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
