@@ -98,6 +98,10 @@ pub fn primary_main(info: BootInfo) -> ! {
     if let Err(e) = crate::memory::self_test() {
         fail(e);
     }
+    // Lets a boot test prove that a panic ends the run with a failing status.
+    if info.cmdline.split_ascii_whitespace().any(|w| w == "panic=1") {
+        panic!("panic requested on the command line");
+    }
     ONLINE.fetch_add(1, Ordering::SeqCst);
     enable_virtualization(0);
 
