@@ -1,2 +1,20 @@
-//! The arch-neutral vCPU layer: the exit enum both architectures map into, and what dispatches it.
+//! The arch-neutral vCPU layer. Both architectures translate their exits into [`VmExit`], run them
+//! through [`run_until_stopped`], route device accesses through an [`IoBus`], and decode guest
+//! requests with [`Hypercall::decode`]; the ABI is documented in `vcpu/README.md`. No hardware is
+//! touched here, so all of it is tested on the host.
 #![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod bus;
+pub mod exit;
+pub mod hypercall;
+pub mod run_loop;
+
+pub use bus::{BusError, Device, DeviceError, IoBus};
+pub use exit::{Access, AccessSize, Completion, ShutdownKind, VmExit};
+pub use hypercall::{Hypercall, HypercallError, PartitionId};
+pub use run_loop::{
+    run_until_stopped, Action, ArchVcpu, ExitCounters, ExitHandler, ExitKind, StopReason,
+};

@@ -1,0 +1,201 @@
+//! The run loop every vCPU runs, on either architecture: enter the guest, classify the exit, let
+//! the handler decide, complete the exit the way the handler said, and go again until the handler
+//! stops the vCPU. Exit counts are kept here so the management interface can read them per kind.
+
+use crate::exit::{Completion, VmExit};
+
+/// What an architecture backend offers the run loop.
+pub trait ArchVcpu {
+    /// Enters the guest and returns at its next exit.
+    fn run(&mut self) -> VmExit;
+    /// Applies the handler's decision before the next entry (advance the PC, set a register).
+    fn complete(&mut self, completion: Completion);
+}
+
+/// Why a vCPU stopped for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest powered off with this code.
+    PowerOff { code: u64 },
+    /// The guest asked to reboot, or triple-faulted.
+    Reset,
+    /// The manager (or the board's policy) stopped it.
+    Stopped,
+    /// The guest did something its partition may not do; `what` says what, at `addr`.
+    Violation { what: &'static str, addr: u64 },
+    /// The hardware refused the guest state.
+    InvalidState { raw: u64 },
+}
+
+/// The handler's decision for one exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Resume(Completion),
+    Stop(StopReason),
+}
+
+/// Decides what each exit means for the partition.
+pub trait ExitHandler {
+    fn handle(&mut self, exit: &VmExit) -> Action;
+}
+
+/// Exit kinds for counting; the order is the ABI of the exit-counters hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    Hypercall,
+    Mmio,
+    Port,
+    StageTwoFault,
+    Halt,
+    CpuId,
+    Msr,
+    Csr,
+    ExternalInterrupt,
+    Shutdown,
+    Forbidden,
+    InvalidState,
+    Unknown,
+}
+
+impl ExitKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 13;
+
+    /// The kind of an exit.
+    pub const fn of(exit: &VmExit) -> Self {
+        match exit {
+            VmExit::Hypercall { .. } => Self::Hypercall,
+            VmExit::MmioRead { .. } | VmExit::MmioWrite { .. } => Self::Mmio,
+            VmExit::PortIn { .. } | VmExit::PortOut { .. } => Self::Port,
+            VmExit::StageTwoFault { .. } => Self::StageTwoFault,
+            VmExit::Halt => Self::Halt,
+            VmExit::CpuId { .. } | VmExit::CpuCfg { .. } => Self::CpuId,
+            VmExit::MsrRead { .. } | VmExit::MsrWrite { .. } => Self::Msr,
+            VmExit::CsrRead { .. } | VmExit::CsrWrite { .. } => Self::Csr,
+            VmExit::ExternalInterrupt { .. } => Self::ExternalInterrupt,
+            VmExit::Shutdown { .. } => Self::Shutdown,
+            VmExit::ForbiddenInstruction { .. } => Self::Forbidden,
+            VmExit::InvalidState { .. } => Self::InvalidState,
+            VmExit::Unknown { .. } => Self::Unknown,
+        }
+    }
+}
+
+/// Per-kind exit counts of one vCPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitCounters {
+    pub counts: [u64; ExitKind::COUNT],
+}
+
+impl ExitCounters {
+    /// The count for one kind.
+    pub fn get(&self, kind: ExitKind) -> u64 {
+        self.counts[kind as usize]
+    }
+
+    /// All exits counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Runs `vcpu` until `handler` stops it; returns why, with `counters` updated for every exit.
+pub fn run_until_stopped(
+    vcpu: &mut impl ArchVcpu,
+    handler: &mut impl ExitHandler,
+    counters: &mut ExitCounters,
+) -> StopReason {
+    loop {
+        let exit = vcpu.run();
+        counters.counts[ExitKind::of(&exit) as usize] += 1;
+        match handler.handle(&exit) {
+            Action::Resume(completion) => vcpu.complete(completion),
+            Action::Stop(reason) => return reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{AccessSize, ShutdownKind};
+    use alloc::vec::Vec;
+
+    /// A guest that replays a script of exits and records completions.
+    struct Scripted {
+        exits: Vec<VmExit>,
+        completions: Vec<Completion>,
+    }
+
+    impl ArchVcpu for Scripted {
+        fn run(&mut self) -> VmExit {
+            self.exits.remove(0)
+        }
+        fn complete(&mut self, completion: Completion) {
+            self.completions.push(completion);
+        }
+    }
+
+    struct Policy;
+
+    impl ExitHandler for Policy {
+        fn handle(&mut self, exit: &VmExit) -> Action {
+            match *exit {
+                VmExit::MmioRead { gpa, .. } => Action::Resume(Completion::Value(gpa + 1)),
+                VmExit::Halt => Action::Resume(Completion::Skip),
+                VmExit::Shutdown {
+                    kind: ShutdownKind::TripleFault,
+                } => Action::Stop(StopReason::Reset),
+                VmExit::ForbiddenInstruction { pc, .. } => Action::Stop(StopReason::Violation {
+                    what: "forbidden instruction",
+                    addr: pc,
+                }),
+                _ => Action::Resume(Completion::Retry),
+            }
+        }
+    }
+
+    #[test]
+    fn loop_completes_each_exit_and_stops_where_the_handler_says() {
+        let mut vcpu = Scripted {
+            exits: alloc::vec![
+                VmExit::MmioRead {
+                    gpa: 0x10,
+                    size: AccessSize::Word
+                },
+                VmExit::Halt,
+                VmExit::ExternalInterrupt { vector: 32 },
+                VmExit::ForbiddenInstruction { pc: 0x4000, raw: 0 },
+                VmExit::Halt,
+            ],
+            completions: Vec::new(),
+        };
+        let mut counters = ExitCounters::default();
+        let why = run_until_stopped(&mut vcpu, &mut Policy, &mut counters);
+        assert_eq!(
+            why,
+            StopReason::Violation {
+                what: "forbidden instruction",
+                addr: 0x4000
+            }
+        );
+        assert_eq!(
+            vcpu.completions,
+            [Completion::Value(0x11), Completion::Skip, Completion::Retry]
+        );
+        assert_eq!(vcpu.exits.len(), 1, "nothing runs after a stop");
+        assert_eq!(counters.get(ExitKind::Mmio), 1);
+        assert_eq!(counters.get(ExitKind::Forbidden), 1);
+        assert_eq!(counters.total(), 4);
+    }
+
+    #[test]
+    fn every_exit_has_a_distinct_counter_slot() {
+        assert_eq!(ExitKind::Unknown as usize, ExitKind::COUNT - 1);
+        assert_eq!(ExitKind::of(&VmExit::CpuCfg { index: 2 }), ExitKind::CpuId);
+        assert_eq!(
+            ExitKind::of(&VmExit::CsrWrite { csr: 1, value: 0 }),
+            ExitKind::Csr
+        );
+    }
+}
