@@ -69,6 +69,170 @@ pub struct Uart {
     pub baud: u32,
 }
 
+/// Which interrupt controller routes the board's device IRQ lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqChipKind {
+    /// x86 I/O APIC (device lines 0..24 on a PC).
+    IoApic,
+    /// Loongson 7A-series PCH-PIC (QEMU `virt` emulates one), routed on through the EIOINTC.
+    PchPic,
+}
+
+/// The interrupt controller the hypervisor owns; partitions are given lines of it, never its registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqChip {
+    pub kind: IrqChipKind,
+    /// Its register window; no partition device may overlap it.
+    pub mmio: MemRange,
+    /// Number of device lines; a partition's IRQs are `0..lines`.
+    pub lines: u32,
+}
+
+/// Stage-2 permissions of a memory region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// How a region is cached in stage 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// Normal write-back memory.
+    Cacheable,
+    /// Uncached, strongly ordered (buffers a device or another partition reads without snooping).
+    Device,
+}
+
+/// One stage-2 mapping of a partition: guest-physical `[guest, guest + size)` onto host-physical
+/// `[host, host + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub guest: u64,
+    pub host: u64,
+    pub size: u64,
+    pub access: Access,
+    pub cache: Cache,
+    /// The partition that maps the same host range (a shared-memory link), by name.
+    pub shared_with: Option<&'static str>,
+}
+
+impl Region {
+    /// The guest-physical range.
+    pub const fn guest_range(&self) -> MemRange {
+        MemRange {
+            start: self.guest,
+            size: self.size,
+        }
+    }
+
+    /// The host-physical range.
+    pub const fn host_range(&self) -> MemRange {
+        MemRange {
+            start: self.host,
+            size: self.size,
+        }
+    }
+
+    /// The host address backing guest address `gpa`, if this region maps it.
+    pub const fn translate(&self, gpa: u64) -> Option<u64> {
+        if gpa >= self.guest && gpa - self.guest < self.size {
+            Some(self.host + (gpa - self.guest))
+        } else {
+            None
+        }
+    }
+}
+
+/// A range of x86 I/O ports `[start, start + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub start: u16,
+    pub size: u16,
+}
+
+impl PortRange {
+    /// One past the last port (may be 0x10000, hence `u32`).
+    pub const fn end(&self) -> u32 {
+        self.start as u32 + self.size as u32
+    }
+}
+
+/// A UART handed to a partition. Port UARTs are opened in the I/O bitmap; an MMIO UART's page is
+/// mapped identity (guest-physical = host-physical).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassthroughUart {
+    pub access: UartAccess,
+    pub irq: Option<u32>,
+}
+
+/// The workspace-built test guests a partition can run instead of an image file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestGuest {
+    /// Runs the workload the boot tests measure.
+    Worker,
+    /// Drives the management hypercalls.
+    Manager,
+    /// Attacks isolation: reads other partitions' memory, sends bad hypercalls.
+    Hostile,
+}
+
+/// What a partition boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    /// A test guest the image build links in.
+    Guest(TestGuest),
+    /// A file beside the board file, embedded in the image by the build.
+    File {
+        path: &'static str,
+        bytes: &'static [u8],
+    },
+}
+
+/// Where a partition's console output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionConsole {
+    /// An emulated 16550 at the architecture's usual address (x86 port 0x3f8, LoongArch
+    /// 0x1fe001e0); output appears on the hypervisor console prefixed with the partition's name.
+    Virtual,
+    /// The partition's passthrough UART, which it drives itself.
+    Passthrough,
+    /// No console.
+    None,
+}
+
+/// One partition: its CPUs, memory, devices and what it boots.
+#[derive(Clone, Copy, Debug)]
+pub struct Partition {
+    pub name: &'static str,
+    /// Physical CPU numbers this partition owns, in the order its vCPUs are numbered.
+    pub cpus: &'static [u32],
+    pub memory: &'static [Region],
+    /// Device register windows mapped identity (guest-physical = host-physical).
+    pub mmio: &'static [MemRange],
+    /// x86 I/O ports opened to the partition.
+    pub ports: &'static [PortRange],
+    /// Interrupt controller lines routed to the partition.
+    pub irqs: &'static [u32],
+    pub uart: Option<PassthroughUart>,
+    pub image: Image,
+    /// Guest-physical address the image is copied to.
+    pub load: u64,
+    /// Guest-physical address of the first instruction.
+    pub entry: u64,
+    pub console: PartitionConsole,
+    /// Whether the partition may call the management hypercalls (exactly one does).
+    pub manager: bool,
+}
+
+impl Partition {
+    /// The host address backing guest address `gpa`, if any region maps it.
+    pub fn translate(&self, gpa: u64) -> Option<u64> {
+        self.memory.iter().find_map(|r| r.translate(gpa))
+    }
+}
+
 /// The whole machine as the board file describes it.
 #[derive(Clone, Copy, Debug)]
 pub struct Board {
@@ -80,6 +244,24 @@ pub struct Board {
     pub ram: &'static [MemRange],
     /// The hypervisor's own memory (image, heap, stacks); no partition may overlap it.
     pub hypervisor: MemRange,
+    /// RAM no partition may use (firmware tables, the boot loader's area).
+    pub reserved: &'static [MemRange],
+    /// Stage-2 base page size in bytes; every region is aligned to it.
+    pub base_page: u64,
     pub console: Uart,
+    pub irqchip: IrqChip,
     pub log_level: LogLevel,
+    pub partitions: &'static [Partition],
+}
+
+impl Board {
+    /// The partition allowed to call the management hypercalls (the checker guarantees one).
+    pub fn manager(&self) -> Option<&'static Partition> {
+        self.partitions.iter().find(|p| p.manager)
+    }
+
+    /// A partition by name.
+    pub fn partition(&self, name: &str) -> Option<&'static Partition> {
+        self.partitions.iter().find(|p| p.name == name)
+    }
 }

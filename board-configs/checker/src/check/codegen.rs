@@ -1,0 +1,206 @@
+//! Turns a checked board into Rust source for the image: one `pub static BOARD: board_config::Board`
+//! built from the model's own types, so the image compiles the exact schema the checker validated
+//! and a change to either side fails the build instead of drifting (hvisor's tool/ABI drift). Only
+//! checked boards reach this module; it never validates anything itself.
+
+use super::spec::{guest_name, CheckedBoard, ImageSpec, PartitionSpec, RegionSpec};
+use crate::model::{
+    Access, Arch, BootMethod, Cache, Emulator, IrqChipKind, LogLevel, MemRange, PartitionConsole,
+    PassthroughUart, TestGuest, UartAccess,
+};
+use std::fmt::Write as _;
+
+const M: &str = "board_config";
+
+fn range(r: MemRange) -> String {
+    format!(
+        "{M}::MemRange {{ start: {:#x}, size: {:#x} }}",
+        r.start, r.size
+    )
+}
+
+fn ranges(rs: &[MemRange]) -> String {
+    let v: Vec<String> = rs.iter().map(|&r| range(r)).collect();
+    format!("&[{}]", v.join(", "))
+}
+
+fn access(a: UartAccess) -> String {
+    match a {
+        UartAccess::Mmio { base } => format!("{M}::UartAccess::Mmio {{ base: {base:#x} }}"),
+        UartAccess::Port { base } => format!("{M}::UartAccess::Port {{ base: {base:#x} }}"),
+    }
+}
+
+fn flags(a: Access) -> String {
+    format!(
+        "{M}::Access {{ read: {}, write: {}, exec: {} }}",
+        a.read, a.write, a.exec
+    )
+}
+
+fn region(r: &RegionSpec) -> String {
+    let cache = match r.cache {
+        Cache::Cacheable => "Cacheable",
+        Cache::Device => "Device",
+    };
+    let shared = match &r.shared_with {
+        Some(q) => format!("Some({q:?})"),
+        None => "None".into(),
+    };
+    format!(
+        "{M}::Region {{ guest: {:#x}, host: {:#x}, size: {:#x}, access: {}, cache: {M}::Cache::{cache}, shared_with: {shared} }}",
+        r.guest,
+        r.host,
+        r.size,
+        flags(r.access)
+    )
+}
+
+fn uart(u: Option<PassthroughUart>) -> String {
+    match u {
+        None => "None".into(),
+        Some(u) => format!(
+            "Some({M}::PassthroughUart {{ access: {}, irq: {:?} }})",
+            access(u.access),
+            u.irq
+        ),
+    }
+}
+
+fn image(i: &ImageSpec) -> String {
+    match i {
+        ImageSpec::Guest(g) => {
+            let v = match g {
+                TestGuest::Worker => "Worker",
+                TestGuest::Manager => "Manager",
+                TestGuest::Hostile => "Hostile",
+            };
+            debug_assert_eq!(v.to_lowercase(), guest_name(*g));
+            format!("{M}::Image::Guest({M}::TestGuest::{v})")
+        }
+        ImageSpec::File { path, resolved, .. } => {
+            // Absolute, so `include_bytes!` finds it from OUT_DIR; rustc then also tracks the file.
+            let abs = std::fs::canonicalize(resolved).unwrap_or_else(|_| resolved.clone());
+            format!(
+                "{M}::Image::File {{ path: {path:?}, bytes: include_bytes!({:?}) }}",
+                abs.display().to_string()
+            )
+        }
+    }
+}
+
+fn partition(p: &PartitionSpec) -> String {
+    let console = match p.console {
+        PartitionConsole::Virtual => "Virtual",
+        PartitionConsole::Passthrough => "Passthrough",
+        PartitionConsole::None => "None",
+    };
+    let mut s = String::new();
+    let regions: Vec<String> = p.memory.iter().map(region).collect();
+    let ports: Vec<String> = p
+        .ports
+        .iter()
+        .map(|r| {
+            format!(
+                "{M}::PortRange {{ start: {:#x}, size: {:#x} }}",
+                r.start, r.size
+            )
+        })
+        .collect();
+    writeln!(s, "    {M}::Partition {{").unwrap();
+    writeln!(s, "        name: {:?},", p.name).unwrap();
+    writeln!(s, "        cpus: &{:?},", p.cpus).unwrap();
+    writeln!(
+        s,
+        "        memory: &[\n            {}\n        ],",
+        regions.join(",\n            ")
+    )
+    .unwrap();
+    writeln!(s, "        mmio: {},", ranges(&p.mmio)).unwrap();
+    writeln!(s, "        ports: &[{}],", ports.join(", ")).unwrap();
+    writeln!(s, "        irqs: &{:?},", p.irqs).unwrap();
+    writeln!(s, "        uart: {},", uart(p.uart)).unwrap();
+    writeln!(s, "        image: {},", image(&p.image)).unwrap();
+    writeln!(s, "        load: {:#x},", p.load).unwrap();
+    writeln!(s, "        entry: {:#x},", p.entry).unwrap();
+    writeln!(s, "        console: {M}::PartitionConsole::{console},").unwrap();
+    writeln!(s, "        manager: {},", p.manager).unwrap();
+    writeln!(s, "    }},").unwrap();
+    s
+}
+
+/// Rust source defining `pub static BOARD: board_config::Board`.
+pub fn rust(b: &CheckedBoard) -> String {
+    let arch = match b.arch {
+        Arch::LoongArch64 => "LoongArch64",
+        Arch::X86_64 => "X86_64",
+    };
+    let boot = match b.boot {
+        BootMethod::Direct => "Direct",
+        BootMethod::Grub => "Grub",
+        BootMethod::Uefi => "Uefi",
+    };
+    let emulator = match b.emulator {
+        None => "None".to_string(),
+        Some(e) => format!(
+            "Some({M}::Emulator::{})",
+            match e {
+                Emulator::QemuLoongArchVirt => "QemuLoongArchVirt",
+                Emulator::QemuX86 => "QemuX86",
+                Emulator::Bochs => "Bochs",
+            }
+        ),
+    };
+    let level = match b.log_level {
+        LogLevel::Off => "Off",
+        LogLevel::Error => "Error",
+        LogLevel::Warn => "Warn",
+        LogLevel::Info => "Info",
+        LogLevel::Debug => "Debug",
+        LogLevel::Trace => "Trace",
+    };
+    let chip = match b.irqchip.kind {
+        IrqChipKind::IoApic => "IoApic",
+        IrqChipKind::PchPic => "PchPic",
+    };
+    let mut s = String::new();
+    writeln!(
+        s,
+        "// Generated by board-config from {}; do not edit.",
+        b.name
+    )
+    .unwrap();
+    writeln!(s, "pub static BOARD: {M}::Board = {M}::Board {{").unwrap();
+    writeln!(s, "    name: {:?},", b.name).unwrap();
+    writeln!(s, "    arch: {M}::Arch::{arch},").unwrap();
+    writeln!(s, "    boot: {M}::BootMethod::{boot},").unwrap();
+    writeln!(s, "    emulator: {emulator},").unwrap();
+    writeln!(s, "    cpus: {},", b.cpus).unwrap();
+    writeln!(s, "    ram: {},", ranges(&b.ram)).unwrap();
+    writeln!(s, "    hypervisor: {},", range(b.hypervisor)).unwrap();
+    writeln!(s, "    reserved: {},", ranges(&b.reserved)).unwrap();
+    writeln!(s, "    base_page: {:#x},", b.base_page).unwrap();
+    writeln!(
+        s,
+        "    console: {M}::Uart {{ access: {}, clock_hz: {}, baud: {} }},",
+        access(b.console.access),
+        b.console.clock_hz,
+        b.console.baud
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "    irqchip: {M}::IrqChip {{ kind: {M}::IrqChipKind::{chip}, mmio: {}, lines: {} }},",
+        range(b.irqchip.mmio),
+        b.irqchip.lines
+    )
+    .unwrap();
+    writeln!(s, "    log_level: {M}::LogLevel::{level},").unwrap();
+    writeln!(s, "    partitions: &[").unwrap();
+    for p in &b.partitions {
+        s.push_str(&partition(p));
+    }
+    writeln!(s, "    ],").unwrap();
+    writeln!(s, "}};").unwrap();
+    s
+}

@@ -1,0 +1,450 @@
+//! The checked board: the file's content resolved into the model's own types (owned, so it can
+//! outlive the text), plus the conversion from TOML. Conversion catches faults local to one value
+//! (a console with both `mmio` and `port`, bad `flags` letters, 16K pages on x86); it records them
+//! and carries on with a stand-in value, so the layout checks still run and the owner sees every
+//! fault in one pass.
+
+use super::error::{Rule, Sink};
+use super::schema::*;
+use super::size::{fmt_range, fmt_size, overlaps};
+use crate::model::{
+    Access, Arch, BootMethod, Cache, Emulator, IrqChip, IrqChipKind, LogLevel, MemRange,
+    PartitionConsole, PassthroughUart, PortRange, TestGuest, Uart, UartAccess,
+};
+use std::path::{Path, PathBuf};
+
+/// A board file that passed every check. `xtask` and the code generator read it.
+#[derive(Clone, Debug)]
+pub struct CheckedBoard {
+    /// The file as the caller named it.
+    pub file: PathBuf,
+    pub name: String,
+    pub arch: Arch,
+    pub boot: BootMethod,
+    pub emulator: Option<Emulator>,
+    pub cpus: u32,
+    pub ram: Vec<MemRange>,
+    pub hypervisor: MemRange,
+    pub reserved: Vec<MemRange>,
+    pub base_page: u64,
+    pub console: Uart,
+    pub irqchip: IrqChip,
+    pub log_level: LogLevel,
+    pub partitions: Vec<PartitionSpec>,
+}
+
+/// One checked partition (the owned twin of [`crate::model::Partition`]).
+#[derive(Clone, Debug)]
+pub struct PartitionSpec {
+    pub name: String,
+    pub cpus: Vec<u32>,
+    pub memory: Vec<RegionSpec>,
+    pub mmio: Vec<MemRange>,
+    pub ports: Vec<PortRange>,
+    pub irqs: Vec<u32>,
+    pub uart: Option<PassthroughUart>,
+    pub image: ImageSpec,
+    pub load: u64,
+    pub entry: u64,
+    pub console: PartitionConsole,
+    pub manager: bool,
+}
+
+/// One checked memory region (the owned twin of [`crate::model::Region`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionSpec {
+    pub guest: u64,
+    pub host: u64,
+    pub size: u64,
+    pub access: Access,
+    pub cache: Cache,
+    pub shared_with: Option<String>,
+}
+
+/// What a partition boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSpec {
+    Guest(TestGuest),
+    /// `path` as written in the file; `resolved` relative to the file's directory; `size` if it exists.
+    File {
+        path: String,
+        resolved: PathBuf,
+        size: Option<u64>,
+    },
+}
+
+/// How the `flags` string reads: `r`, `w`, `x`, each at most once, in any order (`"rwx"`, `"r-x"`
+/// with dashes for absent letters also works).
+pub fn parse_flags(text: &str) -> Option<Access> {
+    let mut a = Access {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    for c in text.chars() {
+        let slot = match c {
+            'r' => &mut a.read,
+            'w' => &mut a.write,
+            'x' => &mut a.exec,
+            '-' => continue,
+            _ => return None,
+        };
+        if *slot {
+            return None;
+        }
+        *slot = true;
+    }
+    (a.read || a.write || a.exec).then_some(a)
+}
+
+/// `rwx` with dashes for missing rights, as `ls` prints them.
+pub fn fmt_flags(a: Access) -> String {
+    let f = |on: bool, c: char| if on { c } else { '-' };
+    [f(a.read, 'r'), f(a.write, 'w'), f(a.exec, 'x')]
+        .iter()
+        .collect()
+}
+
+impl ArchToml {
+    fn model(self) -> Arch {
+        match self {
+            ArchToml::Loongarch64 => Arch::LoongArch64,
+            ArchToml::X86_64 => Arch::X86_64,
+        }
+    }
+}
+
+/// The architecture's name as the file spells it.
+pub fn arch_name(a: Arch) -> &'static str {
+    match a {
+        Arch::LoongArch64 => "loongarch64",
+        Arch::X86_64 => "x86_64",
+    }
+}
+
+fn range(r: &RangeToml) -> MemRange {
+    MemRange {
+        start: r.start,
+        size: r.size.0,
+    }
+}
+
+/// Converts the `[board]` section, recording faults that concern it alone.
+fn board(b: &BoardToml, sink: &mut Sink) -> CheckedBoard {
+    let arch = b.arch.model();
+    let default_page = match arch {
+        Arch::LoongArch64 => 16 << 10,
+        Arch::X86_64 => 4 << 10,
+    };
+    let mut base_page = b.base_page.map_or(default_page, |s| s.0);
+    let allowed: &[u64] = match arch {
+        // LoongArch's walker takes 4K or 16K pages; EPT and NPT only 4K.
+        Arch::LoongArch64 => &[4 << 10, 16 << 10],
+        Arch::X86_64 => &[4 << 10],
+    };
+    if !allowed.contains(&base_page) {
+        let page = fmt_size(base_page);
+        let arch_s = arch_name(arch);
+        sink.board(
+            Rule::Invalid,
+            "base_page",
+            &[&page, arch_s],
+            format!("{page} is not a base page of {arch_s} (use {})", {
+                let names: Vec<String> = allowed.iter().map(|&p| fmt_size(p)).collect();
+                names.join(" or ")
+            }),
+        );
+        // Go on with the usual page so the layout rules still run (and never divide by zero).
+        base_page = default_page;
+    }
+    if b.cpus == 0 {
+        sink.board(
+            Rule::Invalid,
+            "cpus",
+            &["0"],
+            "0: the board needs at least one CPU".into(),
+        );
+    }
+    let ram: Vec<MemRange> = b.ram.iter().map(range).collect();
+    if ram.is_empty() {
+        sink.board(
+            Rule::Invalid,
+            "ram",
+            &[],
+            "is empty: list the board's RAM ranges".into(),
+        );
+    }
+    for (i, a) in ram.iter().enumerate() {
+        for c in &ram[i + 1..] {
+            if overlaps(a.start, a.size, c.start, c.size) {
+                let (x, y) = (fmt_range(a.start, a.size), fmt_range(c.start, c.size));
+                sink.board(Rule::Invalid, "ram", &[&x, &y], format!("{x} overlaps {y}"));
+            }
+        }
+    }
+    let console = match (b.console.mmio, b.console.port) {
+        (Some(base), None) => UartAccess::Mmio { base },
+        (None, Some(base)) => UartAccess::Port { base },
+        (m, p) => {
+            sink.board(
+                Rule::Invalid,
+                "console",
+                &[],
+                format!(
+                    "needs exactly one of mmio and port (has {})",
+                    if m.is_some() && p.is_some() {
+                        "both"
+                    } else {
+                        "neither"
+                    }
+                ),
+            );
+            UartAccess::Port { base: 0x3f8 }
+        }
+    };
+    if matches!(console, UartAccess::Port { .. }) && arch == Arch::LoongArch64 {
+        sink.board(
+            Rule::Invalid,
+            "console.port",
+            &[],
+            "is set on a loongarch64 board, which has no I/O ports (use mmio)".into(),
+        );
+    }
+    let kind = match b.irqchip.kind {
+        IrqChipKindToml::Ioapic => IrqChipKind::IoApic,
+        IrqChipKindToml::PchPic => IrqChipKind::PchPic,
+    };
+    CheckedBoard {
+        file: PathBuf::new(),
+        name: b.name.clone(),
+        arch,
+        boot: match b.boot {
+            BootToml::Direct => BootMethod::Direct,
+            BootToml::Grub => BootMethod::Grub,
+            BootToml::Uefi => BootMethod::Uefi,
+        },
+        emulator: b.emulator.map(|e| match e {
+            EmulatorToml::QemuLoongarchVirt => Emulator::QemuLoongArchVirt,
+            EmulatorToml::QemuX86 => Emulator::QemuX86,
+            EmulatorToml::Bochs => Emulator::Bochs,
+        }),
+        cpus: b.cpus,
+        ram,
+        hypervisor: range(&b.hypervisor),
+        reserved: b.reserved.iter().map(range).collect(),
+        base_page,
+        console: Uart {
+            access: console,
+            clock_hz: b.console.clock,
+            baud: b.console.baud,
+        },
+        irqchip: IrqChip {
+            kind,
+            mmio: range_of(b.irqchip.mmio, b.irqchip.size.0),
+            lines: b.irqchip.lines,
+        },
+        log_level: match b.log_level.unwrap_or(LogLevelToml::Info) {
+            LogLevelToml::Off => LogLevel::Off,
+            LogLevelToml::Error => LogLevel::Error,
+            LogLevelToml::Warn => LogLevel::Warn,
+            LogLevelToml::Info => LogLevel::Info,
+            LogLevelToml::Debug => LogLevel::Debug,
+            LogLevelToml::Trace => LogLevel::Trace,
+        },
+        partitions: Vec::new(),
+    }
+}
+
+fn range_of(start: u64, size: u64) -> MemRange {
+    MemRange { start, size }
+}
+
+/// Converts one `[[partition]]`, recording faults local to its values.
+fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSpec {
+    let name = p.name.as_str();
+    let mut memory = Vec::new();
+    for r in &p.memory {
+        let access = parse_flags(&r.flags).unwrap_or_else(|| {
+            sink.one(
+                name,
+                Rule::Invalid,
+                "memory.flags",
+                &[&r.flags],
+                format!(
+                    "{:?} is not a set of r, w, x (e.g. \"rwx\", \"rw\")",
+                    r.flags
+                ),
+            );
+            Access {
+                read: true,
+                write: true,
+                exec: false,
+            }
+        });
+        if r.size.0 == 0 {
+            sink.one(
+                name,
+                Rule::Invalid,
+                "memory.size",
+                &["0"],
+                format!("is 0 for the region at host {:#x}", r.host),
+            );
+        }
+        memory.push(RegionSpec {
+            guest: r.guest,
+            host: r.host,
+            size: r.size.0,
+            access,
+            cache: match r.cache {
+                CacheToml::Cacheable => Cache::Cacheable,
+                CacheToml::Device => Cache::Device,
+            },
+            shared_with: r.shared_with.clone(),
+        });
+    }
+    let uart = p.uart.as_ref().and_then(|u| match (u.mmio, u.port) {
+        (Some(base), None) => Some(PassthroughUart {
+            access: UartAccess::Mmio { base },
+            irq: u.irq,
+        }),
+        (None, Some(base)) => Some(PassthroughUart {
+            access: UartAccess::Port { base },
+            irq: u.irq,
+        }),
+        (m, _) => {
+            let what = if m.is_some() { "both" } else { "neither" };
+            sink.one(
+                name,
+                Rule::Invalid,
+                "uart",
+                &[],
+                format!("needs exactly one of mmio and port (has {what})"),
+            );
+            None
+        }
+    });
+    let image = match (&p.image, p.guest) {
+        (Some(path), None) => {
+            let resolved = base_dir.join(path);
+            let size = std::fs::metadata(&resolved)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            ImageSpec::File {
+                path: path.clone(),
+                resolved,
+                size,
+            }
+        }
+        (None, Some(g)) => ImageSpec::Guest(guest(g)),
+        (Some(path), Some(g)) => {
+            let g = guest_name(guest(g));
+            sink.one(
+                name,
+                Rule::Invalid,
+                "image",
+                &[path, g],
+                format!("{path:?} and guest {g:?} are both given (choose one)"),
+            );
+            ImageSpec::Guest(TestGuest::Worker)
+        }
+        (None, None) => {
+            sink.one(
+                name,
+                Rule::Invalid,
+                "image",
+                &[],
+                "is missing: give image = \"file\" or guest = \"worker\" | \"manager\" | \"hostile\""
+                    .into(),
+            );
+            ImageSpec::Guest(TestGuest::Worker)
+        }
+    };
+    let console = match p.console {
+        ConsoleKindToml::Virtual => PartitionConsole::Virtual,
+        ConsoleKindToml::Passthrough => PartitionConsole::Passthrough,
+        ConsoleKindToml::None => PartitionConsole::None,
+    };
+    if console == PartitionConsole::Passthrough && p.uart.is_none() {
+        sink.one(
+            name,
+            Rule::Invalid,
+            "console",
+            &["passthrough"],
+            "\"passthrough\" needs a uart = { ... } in the partition".into(),
+        );
+    }
+    if p.cpus.is_empty() {
+        sink.one(
+            name,
+            Rule::Invalid,
+            "cpus",
+            &[],
+            "is empty: a partition needs a CPU".into(),
+        );
+    }
+    if p.memory.is_empty() {
+        sink.one(
+            name,
+            Rule::Invalid,
+            "memory",
+            &[],
+            "is empty: a partition needs memory".into(),
+        );
+    }
+    PartitionSpec {
+        name: p.name.clone(),
+        cpus: p.cpus.clone(),
+        memory,
+        mmio: p.mmio.iter().map(range).collect(),
+        ports: p
+            .ports
+            .iter()
+            .map(|r| PortRange {
+                start: r.start,
+                size: r.size,
+            })
+            .collect(),
+        irqs: p.irqs.clone(),
+        uart,
+        image,
+        load: p.load,
+        entry: p.entry,
+        console,
+        manager: p.manager,
+    }
+}
+
+fn guest(g: GuestToml) -> TestGuest {
+    match g {
+        GuestToml::Worker => TestGuest::Worker,
+        GuestToml::Manager => TestGuest::Manager,
+        GuestToml::Hostile => TestGuest::Hostile,
+    }
+}
+
+/// A test guest's name as the file spells it.
+pub fn guest_name(g: TestGuest) -> &'static str {
+    match g {
+        TestGuest::Worker => "worker",
+        TestGuest::Manager => "manager",
+        TestGuest::Hostile => "hostile",
+    }
+}
+
+/// Converts the parsed file; image paths are resolved against `base_dir`.
+pub(crate) fn convert(
+    file: &FileToml,
+    path: &Path,
+    base_dir: &Path,
+    sink: &mut Sink,
+) -> CheckedBoard {
+    let mut b = board(&file.board, sink);
+    b.file = path.to_path_buf();
+    b.partitions = file
+        .partition
+        .iter()
+        .map(|p| partition(p, base_dir, sink))
+        .collect();
+    b
+}
