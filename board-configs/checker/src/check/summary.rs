@@ -39,6 +39,15 @@ fn table(rows: &[Vec<String>], indent: &str) -> String {
     out
 }
 
+/// A total for reading, not for copying back: exact when whole mebibytes, else to 0.1M.
+fn approx(bytes: u64) -> String {
+    if bytes < (1 << 20) || bytes.is_multiple_of(1 << 20) {
+        fmt_size(bytes)
+    } else {
+        format!("{:.1}M", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
 fn sized(r: MemRange) -> String {
     format!("{} {}", fmt_range(r.start, r.size), fmt_size(r.size))
 }
@@ -183,7 +192,7 @@ fn partition_table(p: &PartitionSpec) -> String {
     }
     s.push_str(&table(&rows, "  "));
     let total: u64 = p.memory.iter().map(|r| r.size).sum();
-    let _ = writeln!(s, "  total memory {}", fmt_size(total));
+    let _ = writeln!(s, "  total memory {}", approx(total));
     s
 }
 
@@ -207,12 +216,7 @@ pub fn summary(b: &CheckedBoard) -> String {
     let free = free_memory(b);
     let total: u64 = free.iter().map(|r| r.size).sum();
     let ram: u64 = b.ram.iter().map(|r| r.size).sum();
-    let _ = writeln!(
-        s,
-        "free memory: {} of {} RAM",
-        fmt_size(total),
-        fmt_size(ram)
-    );
+    let _ = writeln!(s, "free memory: {} of {} RAM", approx(total), approx(ram));
     let rows: Vec<Vec<String>> = free
         .iter()
         .map(|r| vec![fmt_range(r.start, r.size), fmt_size(r.size)])

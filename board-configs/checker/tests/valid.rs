@@ -1,0 +1,47 @@
+//! Valid files beyond the shipped boards (`tests/valid/`): they pass, and what they exercise
+//! (image files, spanning RAM, device-cached shared memory) comes through to the generated tables.
+
+use board_config::check::{check_file, generate_rust, ImageSpec};
+use board_config::Cache;
+use std::path::Path;
+
+#[test]
+fn edge_cases_pass_and_generate() {
+    let path = Path::new("tests/valid/edge-cases.toml");
+    let b = check_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let boss = &b.partitions[0];
+    assert!(matches!(
+        &boss.image,
+        ImageSpec::File {
+            size: Some(4096),
+            ..
+        }
+    ));
+    assert_eq!(boss.memory[1].cache, Cache::Device);
+    assert_eq!(boss.memory[1].size, 64 << 10);
+    // The region [0x7000000, 0x9000000) spans both RAM entries.
+    assert_eq!(boss.memory[0].host, 0x700_0000);
+    let src = generate_rust(path).unwrap();
+    assert!(src.contains("include_bytes!("), "{src}");
+    assert!(src.contains("kernel.bin"));
+    assert!(src.contains("shared_with: Some(\"io\")"));
+    let summary = board_config::check::summary(&b);
+    assert!(summary.contains("idle CPUs: none"), "{summary}");
+    assert!(
+        summary.contains("free memory: 190.9M of 255M RAM"),
+        "{summary}"
+    );
+    assert!(summary.contains("total memory 32.1M"), "{summary}");
+}
+
+#[test]
+fn readme_example_passes() {
+    let readme = std::fs::read_to_string("../README.md").unwrap();
+    let start = readme.find("```toml\n").expect("README has a toml example") + "```toml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    // The example boots a kernel the repository does not ship; point it at the test fixture.
+    let text = readme[start..start + len].replace("images/bzImage.bin", "kernel.bin");
+    let b = board_config::check::check_str(&text, Path::new("README.md"), Path::new("tests/valid"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.partitions.len(), 2);
+}
