@@ -1,2 +1,16 @@
-//! The LoongArch64 hardware edge. Everything that executes a privileged instruction lives here.
+//! The LoongArch64 hardware edge. Everything that executes a privileged instruction lives here:
+//! CSR and IOCSR access, `cpucfg`, the stable counter, barriers, `idle`, and the inter-processor
+//! mailbox. The instruction wrappers only exist when compiling for `loongarch64`; the decoders of
+//! what those instructions return (CPUCFG words, ESTAT, the mailbox-send encoding) are pure
+//! functions compiled everywhere, so the host tests them with `cargo test`.
 #![no_std]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+pub mod cpucfg;
+pub mod csr;
+pub mod estat;
+#[cfg(target_arch = "loongarch64")]
+pub mod instr;
+pub mod iocsr;
+pub mod ipi;

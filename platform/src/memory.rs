@@ -84,7 +84,7 @@ pub fn init(info: &BootInfo) {
     log::info!(
         "memory: frame allocator {} free 4 KiB frames ({} MiB) in {} ranges",
         stats.total,
-        stats.total as u64 * FRAME_SIZE >> 20,
+        (stats.total as u64 * FRAME_SIZE) >> 20,
         stats.ranges
     );
 }
