@@ -1,2 +1,20 @@
-//! The x86_64 hardware edge. Everything that executes a privileged instruction lives here.
+//! The x86_64 hardware edge. Every privileged instruction the hypervisor executes on x86 lives in
+//! this crate behind a small typed wrapper, so `platform` and the engines above it never write inline
+//! assembly of their own. Decoding of what the hardware reports (the VMX capability MSRs) is kept in
+//! pure functions with host unit tests; only the instruction wrappers need the real CPU.
+//!
+//! The crate builds for the host as well as for `x86_64-unknown-none`, so `cargo test` and `clippy`
+//! cover it; host tests call only the pure functions.
 #![no_std]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+
+pub mod apic;
+pub mod cpuid;
+pub mod io;
+pub mod msr;
+pub mod regs;
+pub mod vmx;

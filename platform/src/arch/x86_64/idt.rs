@@ -1,0 +1,154 @@
+//! The interrupt descriptor table: vectors 0-31 (CPU exceptions) go to small assembly stubs that
+//! push a uniform frame and call [`exception`], which names the exception on the console and ends
+//! the run as a failure. Nothing in the hypervisor expects an exception yet, so any one is a bug
+//! worth stopping for. Vectors 32 and up are not present: a stray interrupt shows up as #GP with
+//! the IDT index in the error code. One table is shared by all CPUs; #DF runs on each CPU's IST1
+//! stack so a stack overflow still gets reported.
+
+use super::percpu::KERNEL_CS;
+use crate::arch::{Current, Machine, Outcome};
+use arch_x86::regs::{lidt, read_cr2, DescriptorTablePointer};
+use core::arch::global_asm;
+use core::ptr::addr_of;
+
+const VECTORS: usize = 32;
+const DOUBLE_FAULT: usize = 8;
+
+global_asm!(
+    r#"
+    .section .text.septum_exceptions, "ax"
+    /* Vectors without an error code push a zero so every frame has the same layout. */
+    .irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+septum_exc_\v:
+    push 0
+    push \v
+    jmp septum_exc_common
+    .endr
+    .irp v, 8,10,11,12,13,14,17,21,29,30
+septum_exc_\v:
+    push \v
+    jmp septum_exc_common
+    .endr
+septum_exc_common:
+    mov rdi, rsp
+    and rsp, -16
+    call {handler}
+    ud2
+
+    .section .rodata.septum_exceptions, "a"
+    .balign 8
+    .global septum_exception_stubs
+septum_exception_stubs:
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad septum_exc_\v
+    .endr
+    "#,
+    handler = sym exception,
+);
+
+extern "C" {
+    static septum_exception_stubs: [u64; VECTORS];
+}
+
+/// What the stub and the CPU pushed, lowest address first.
+#[repr(C)]
+struct ExceptionFrame {
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+const NAMES: [&str; VECTORS] = [
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved",
+    "#MF x87 error",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD error",
+    "#VE virtualization exception",
+    "#CP control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security exception",
+    "reserved",
+];
+
+extern "C" fn exception(frame: &ExceptionFrame) -> ! {
+    let name = NAMES.get(frame.vector as usize).copied().unwrap_or("?");
+    crate::console::print_unlocked(format_args!(
+        "\nEXCEPTION on cpu{}: vector {} ({}) error {:#x} RIP={:#x} CR2={:#x} RSP={:#x} CS={:#x} RFLAGS={:#x}\n",
+        Current::cpu_index(),
+        frame.vector,
+        name,
+        frame.error,
+        frame.rip,
+        read_cr2(),
+        frame.rsp,
+        frame.cs,
+        frame.rflags,
+    ));
+    Current::exit(Outcome::Failure)
+}
+
+#[repr(C, align(16))]
+struct Idt([[u64; 2]; VECTORS]);
+
+static mut IDT: Idt = Idt([[0; 2]; VECTORS]);
+
+/// An interrupt-gate descriptor for `handler`.
+fn gate(handler: u64, ist: u8) -> [u64; 2] {
+    let low = (handler & 0xffff)
+        | (u64::from(KERNEL_CS) << 16)
+        | (u64::from(ist) << 32)
+        | (0x8e << 40) // present, DPL 0, 64-bit interrupt gate
+        | ((handler >> 16 & 0xffff) << 48);
+    [low, handler >> 32]
+}
+
+/// Fills the shared IDT. Runs once, on the boot CPU, before any CPU loads it.
+pub fn init() {
+    // SAFETY: runs once on the boot CPU before any other CPU exists or any IDT load; the stub
+    // table is immutable data from the assembly above.
+    unsafe {
+        let stubs = &*addr_of!(septum_exception_stubs);
+        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        for (v, entry) in idt.0.iter_mut().enumerate() {
+            *entry = gate(stubs[v], if v == DOUBLE_FAULT { 1 } else { 0 });
+        }
+    }
+}
+
+/// Loads the shared IDT on the calling CPU.
+pub fn load() {
+    let ptr = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: addr_of!(IDT) as u64,
+    };
+    // SAFETY: the IDT was filled by `init` before any CPU calls `load`, is never changed again,
+    // and its gates point at the stubs above, which are sound to run at any time.
+    unsafe { lidt(&ptr) };
+}

@@ -1,0 +1,74 @@
+//! x86_64: one ELF64 image, linked at 1 MiB and identity-mapped, that boots from QEMU `-kernel`
+//! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules are the boot stub and the
+//! loader's information (`entry`, `multiboot`), per-CPU tables and exceptions (`percpu`, `idt`),
+//! the other CPUs (`acpi`, `delay`, `smp`), VMX (`virt`), the console (`uart`) and the end of a run
+//! (`power`). The instructions themselves come from the `arch-x86` crate.
+
+mod acpi;
+mod delay;
+mod entry;
+mod idt;
+mod multiboot;
+mod percpu;
+mod power;
+mod smp;
+mod uart;
+mod virt;
+
+use crate::arch::{Machine, Outcome};
+use board_config::UartAccess;
+
+/// The x86_64 machine.
+pub struct Current;
+
+impl Current {
+    /// [`Machine::phys_to_virt`] as a pointer-sized address for the arch code's own use.
+    fn phys_to_virt_ptr(pa: u64) -> usize {
+        <Self as Machine>::phys_to_virt(pa)
+    }
+}
+
+impl Machine for Current {
+    type Uart = uart::PortUart;
+
+    fn console_uart(uart: &board_config::Uart) -> uart::PortUart {
+        match uart.access {
+            UartAccess::Port { base } => uart::PortUart::new(base),
+            // The board checker gives x86 boards port consoles; COM1 is the only sane fallback.
+            UartAccess::Mmio { .. } => uart::PortUart::new(0x3f8),
+        }
+    }
+
+    fn cpu_index() -> usize {
+        percpu::cpu_index()
+    }
+
+    fn report_features() {
+        virt::report_features()
+    }
+
+    fn enable_virtualization(cpu: usize) -> Result<Option<&'static str>, &'static str> {
+        virt::enable(cpu)
+    }
+
+    fn start_secondaries(max: usize) -> usize {
+        smp::start_secondaries(max)
+    }
+
+    fn phys_to_virt(pa: u64) -> usize {
+        // The boot page tables identity-map [0, 4 GiB); multiboot parsing keeps RAM below that.
+        debug_assert!(
+            pa < 4 << 30,
+            "physical address {pa:#x} beyond the identity map"
+        );
+        pa as usize
+    }
+
+    fn exit(outcome: Outcome) -> ! {
+        power::exit(outcome)
+    }
+
+    fn park() -> ! {
+        arch_x86::regs::halt_forever()
+    }
+}
