@@ -21,8 +21,9 @@ struct Stack([u8; BOOT_STACK_SIZE]);
 static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
 
 global_asm!(
-    // The shared prologue: DMW windows, jump to the link address, paging on, FP/vector units off,
-    // one exception vector for everything. Leaves a0-a7 alone (they carry the boot arguments).
+    // The shared prologue: DMW windows (DMW2/3, which the UEFI path borrows, cleared), jump to
+    // the link address, paging on, FP/vector units off, one exception vector for everything,
+    // timer off. Leaves a0-a7 alone (they carry the boot arguments).
     ".macro SEPTUM_ENTER_WINDOWS",
     "    li.d    $t0, {dmw0}",
     "    csrwr   $t0, {DMW0}",
@@ -34,6 +35,9 @@ global_asm!(
     "    csrwr   $t0, {CRMD}",
     "    csrwr   $zero, {EUEN}",
     "    csrwr   $zero, {ECFG}",
+    "    csrwr   $zero, {TCFG}",
+    "    csrwr   $zero, {DMW2}",
+    "    csrwr   $zero, {DMW3}",
     ".endm",
     "",
     ".section .text.entry, \"ax\"",
@@ -84,6 +88,9 @@ global_asm!(
     EUEN = const csr::EUEN,
     ECFG = const csr::ECFG,
     CPUID = const csr::CPUID,
+    TCFG = const 0x41,
+    DMW2 = const csr::DMW0 + 2,
+    DMW3 = const csr::DMW0 + 3,
     boot_stack = sym BOOT_STACK,
     boot_stack_size = const BOOT_STACK_SIZE,
     install_traps = sym trap::septum_install_traps,

@@ -80,15 +80,68 @@ fn device_tree() -> Option<fdt::Fdt<'static>> {
     unsafe { fdt::Fdt::from_ptr(ptr) }.ok()
 }
 
-/// Builds the boot information from the Linux-protocol registers (`efi_flag` and `systab_pa`
-/// are not needed on the `-kernel` path: the FDT has everything).
-pub fn boot_info(_efi_flag: usize, cmdline_pa: usize, _systab_pa: usize) -> BootInfo {
+/// The image's own physical range (header to end of .bss), which no allocator may hand out.
+fn image_range() -> MemRange {
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    // Only the addresses of the linker-script symbols are taken, never their contents.
+    let (start, end) = (
+        core::ptr::addr_of!(__image_start) as u64 & PA_MASK,
+        core::ptr::addr_of!(__image_end) as u64 & PA_MASK,
+    );
+    MemRange {
+        start,
+        size: end - start,
+    }
+}
+
+/// Boot information after `efi_main` left boot services: RAM from the UEFI memory map, CPUs
+/// from the board file (the firmware's ACPI tables are not read yet), no command line.
+fn boot_info_from_efi() -> BootInfo {
     let mut ram = RangeList::new();
     let mut reserved = RangeList::new();
     reserved.push(MemRange {
         start: 0,
         size: BOOT_DATA_END,
     });
+    reserved.push(image_range());
+    let entries = super::efi::ram_ranges(|start, end| {
+        ram.push(MemRange {
+            start,
+            size: end - start,
+        })
+    });
+    FDT_CPUS.store(crate::board::BOARD.cpus as usize, Ordering::Relaxed);
+    let (buf, len) = CMDLINE.call_once(|| ([0; CMDLINE_MAX], 0));
+    let firmware = if entries == 0 {
+        "UEFI, empty memory map"
+    } else {
+        "UEFI, RAM from the memory map"
+    };
+    BootInfo {
+        firmware,
+        cmdline: core::str::from_utf8(&buf[..*len]).unwrap_or(""),
+        ram,
+        reserved,
+    }
+}
+
+/// Builds the boot information from the entry registers: the Linux protocol (`efi_flag` and
+/// `systab_pa` are not needed on the `-kernel` path, the FDT has everything), or the hand-off
+/// from [`super::efi`] when `efi_flag` is [`super::efi::EFI_HANDOFF`].
+pub fn boot_info(efi_flag: usize, cmdline_pa: usize, _systab_pa: usize) -> BootInfo {
+    if efi_flag == super::efi::EFI_HANDOFF {
+        return boot_info_from_efi();
+    }
+    let mut ram = RangeList::new();
+    let mut reserved = RangeList::new();
+    reserved.push(MemRange {
+        start: 0,
+        size: BOOT_DATA_END,
+    });
+    reserved.push(image_range());
     let mut bootargs = None;
     let firmware = match device_tree() {
         Some(tree) => {

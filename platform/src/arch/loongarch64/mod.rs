@@ -7,8 +7,10 @@
 //! Hidden command-line switches for boot tests: `fault=1` (a TLB refill from an unmapped load)
 //! and `fault=2` (a `break`) raise an exception on the boot CPU just before the secondaries start.
 
+mod efi;
 mod entry;
 mod firmware;
+mod header;
 mod power;
 mod smp;
 mod trap;
