@@ -10,7 +10,9 @@ fn main() {
     let board = std::env::var("SEPTUM_BOARD").unwrap_or_else(|_| {
         panic!("SEPTUM_BOARD is not set: build images with `cargo xtask build --board B`")
     });
-    let file = manifest.join("../board-configs").join(format!("{board}.toml"));
+    let file = manifest
+        .join("../board-configs")
+        .join(format!("{board}.toml"));
     println!("cargo:rerun-if-changed={}", file.display());
     let source = match board_config::check::generate_rust(&file) {
         Ok(s) => s,

@@ -31,13 +31,20 @@ pub struct RangeList {
 
 impl RangeList {
     pub const fn new() -> Self {
-        Self { items: [MemRange { start: 0, size: 0 }; 32], len: 0 }
+        Self {
+            items: [MemRange { start: 0, size: 0 }; 32],
+            len: 0,
+        }
     }
 
     /// Adds a range; a full list drops it and says so.
     pub fn push(&mut self, range: MemRange) {
         if self.len == self.items.len() {
-            log::warn!("memory: more than 32 ranges, ignoring {:#x}+{:#x}", range.start, range.size);
+            log::warn!(
+                "memory: more than 32 ranges, ignoring {:#x}+{:#x}",
+                range.start,
+                range.size
+            );
             return;
         }
         self.items[self.len] = range;
@@ -89,7 +96,12 @@ pub fn primary_main(info: BootInfo) -> ! {
     log::info!("boot: {}, cmdline {:?}", info.firmware, info.cmdline);
     Current::report_features();
     for r in info.ram.as_slice() {
-        log::info!("memory: ram [{:#x}, {:#x}) {} MiB", r.start, r.end(), r.size >> 20);
+        log::info!(
+            "memory: ram [{:#x}, {:#x}) {} MiB",
+            r.start,
+            r.end(),
+            r.size >> 20
+        );
     }
     for r in info.reserved.as_slice() {
         log::info!("memory: reserved [{:#x}, {:#x})", r.start, r.end());
@@ -99,7 +111,11 @@ pub fn primary_main(info: BootInfo) -> ! {
         fail(e);
     }
     // Lets a boot test prove that a panic ends the run with a failing status.
-    if info.cmdline.split_ascii_whitespace().any(|w| w == "panic=1") {
+    if info
+        .cmdline
+        .split_ascii_whitespace()
+        .any(|w| w == "panic=1")
+    {
         panic!("panic requested on the command line");
     }
     ONLINE.fetch_add(1, Ordering::SeqCst);

@@ -1,6 +1,7 @@
 //! The hypervisor's memory: a heap inside the image (so it exists before any firmware table is read)
 //! and a page-frame allocator over all RAM the firmware reports, less the hypervisor's own region and
-//! what the firmware reserves. Partitions' table pages and anything else page-sized come from frames.
+//! what the firmware, the board file and the partitions own. Table pages and anything else
+//! page-sized come from frames.
 
 use crate::arch::{Current, Machine};
 use crate::boot::BootInfo;
@@ -31,7 +32,10 @@ pub struct FrameStats {
     pub total: usize,
 }
 
-static STATS: Mutex<FrameStats> = Mutex::new(FrameStats { ranges: 0, total: 0 });
+static STATS: Mutex<FrameStats> = Mutex::new(FrameStats {
+    ranges: 0,
+    total: 0,
+});
 
 /// Subtracts every range of `holes` from `range`, calling `f` on each piece left.
 fn subtract(range: MemRange, holes: &[MemRange], f: &mut dyn FnMut(MemRange)) {
@@ -48,10 +52,24 @@ fn subtract(range: MemRange, holes: &[MemRange], f: &mut dyn FnMut(MemRange)) {
         return;
     }
     if hole.start > start {
-        subtract(MemRange { start, size: hole.start - start }, rest, f);
+        subtract(
+            MemRange {
+                start,
+                size: hole.start - start,
+            },
+            rest,
+            f,
+        );
     }
     if hole.end() < end {
-        subtract(MemRange { start: hole.end(), size: end - hole.end() }, rest, f);
+        subtract(
+            MemRange {
+                start: hole.end(),
+                size: end - hole.end(),
+            },
+            rest,
+            f,
+        );
     }
 }
 
@@ -59,14 +77,24 @@ fn subtract(range: MemRange, holes: &[MemRange], f: &mut dyn FnMut(MemRange)) {
 pub fn init(info: &BootInfo) {
     // SAFETY: runs once on the boot CPU before any allocation; HEAP_SPACE is used by nothing else.
     unsafe {
-        HEAP.lock().init(addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE);
+        HEAP.lock()
+            .init(addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE);
     }
     log::info!("memory: heap {} KiB in the image", HEAP_SIZE / 1024);
 
-    let mut holes = [crate::board::BOARD.hypervisor; 33];
-    let reserved = info.reserved.as_slice();
-    holes[1..=reserved.len()].copy_from_slice(reserved);
-    let holes = &holes[..=reserved.len()];
+    // Frames are what nobody else owns: not the hypervisor image, not what the firmware or the
+    // board file reserves, and not any partition's memory (which belongs to its partition alone).
+    let board = &crate::board::BOARD;
+    let mut holes = alloc::vec![board.hypervisor];
+    holes.extend_from_slice(info.reserved.as_slice());
+    holes.extend_from_slice(board.reserved);
+    holes.extend(
+        board
+            .partitions
+            .iter()
+            .flat_map(|p| p.memory.iter().map(|r| r.host_range())),
+    );
+    let holes = holes.as_slice();
 
     let mut frames = FRAMES.lock();
     let mut stats = STATS.lock();

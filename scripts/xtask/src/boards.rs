@@ -1,0 +1,134 @@
+//! The boards the workspace ships (`board-configs/*.toml`) and the few facts about each that the
+//! tool needs to build and boot it. Validation itself is the board checker's job.
+
+use crate::root;
+use std::path::{Path, PathBuf};
+
+/// Instruction set, as the target triple needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    LoongArch64,
+    X86_64,
+}
+
+impl Arch {
+    pub fn target(self) -> &'static str {
+        match self {
+            Arch::LoongArch64 => "loongarch64-unknown-none-softfloat",
+            Arch::X86_64 => "x86_64-unknown-none",
+        }
+    }
+}
+
+/// How the board starts the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boot {
+    Direct,
+    Grub,
+    Uefi,
+}
+
+/// Which emulator boots the board in tests, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulator {
+    QemuLoongArch,
+    QemuX86,
+    Bochs,
+}
+
+/// One board file, read for the facts the tool uses.
+#[derive(Clone, Debug)]
+pub struct Board {
+    pub name: String,
+    pub file: PathBuf,
+    pub arch: Arch,
+    pub boot: Boot,
+    pub emulator: Option<Emulator>,
+    pub cpus: u32,
+}
+
+impl Board {
+    pub fn emulator_name(&self) -> &'static str {
+        match self.emulator {
+            Some(Emulator::QemuLoongArch) => "qemu-system-loongarch64",
+            Some(Emulator::QemuX86) => "qemu-system-x86_64",
+            Some(Emulator::Bochs) => "bochs",
+            None => "no emulator",
+        }
+    }
+
+    /// The emulator's exit status for a run the image ended with success: QEMU loongarch powers
+    /// off through GED (0), QEMU x86 writes 0x10 to isa-debug-exit ((0x10 << 1) | 1 = 33, since 0
+    /// is what a triple fault gives), Bochs stops at the magic breakpoint and quits (0).
+    pub fn success_status(&self) -> i32 {
+        match self.emulator {
+            Some(Emulator::QemuX86) => 33,
+            _ => 0,
+        }
+    }
+
+    /// The status for a run the image ended with a failure (panic, exception, failed check).
+    pub fn failure_status(&self) -> i32 {
+        match self.emulator {
+            Some(Emulator::QemuX86) => 35,
+            _ => 1,
+        }
+    }
+
+    pub fn is_success(&self, status: i32) -> bool {
+        status == self.success_status()
+    }
+}
+
+fn dir() -> PathBuf {
+    root().join("board-configs")
+}
+
+/// Names of all shipped boards, sorted.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Reads and checks board `name` from `board-configs/<name>.toml`. A board that fails the
+/// checker is an error here too, with every fault listed, so nothing builds from a bad file.
+pub fn load(name: &str) -> Result<Board, String> {
+    let file = dir().join(format!("{name}.toml"));
+    if !file.exists() {
+        return Err(format!("no board {name:?}; boards: {}", names().join(", ")));
+    }
+    let checked = board_config::check::check_file(&file).map_err(|e| e.to_string())?;
+    Ok(Board {
+        name: checked.name,
+        file,
+        arch: match checked.arch {
+            board_config::Arch::LoongArch64 => Arch::LoongArch64,
+            board_config::Arch::X86_64 => Arch::X86_64,
+        },
+        boot: match checked.boot {
+            board_config::BootMethod::Direct => Boot::Direct,
+            board_config::BootMethod::Grub => Boot::Grub,
+            board_config::BootMethod::Uefi => Boot::Uefi,
+        },
+        emulator: checked.emulator.map(|e| match e {
+            board_config::Emulator::QemuLoongArchVirt => Emulator::QemuLoongArch,
+            board_config::Emulator::QemuX86 => Emulator::QemuX86,
+            board_config::Emulator::Bochs => Emulator::Bochs,
+        }),
+        cpus: checked.cpus,
+    })
+}
+
+/// `cargo xtask check-config FILE`: the board checker's verdict and summary.
+pub fn check_config(file: &Path) -> bool {
+    board_config::check::cli_check_config(file)
+}

@@ -1,0 +1,215 @@
+//! Emulator command lines for each board, and the two ways of running them: attached to the
+//! terminal (`cargo xtask run`) or captured for a boot test. Every run is bounded by a timeout.
+
+use crate::boards::{Board, Emulator};
+use crate::image::{self, Artifacts};
+use crate::process::{self, Bounded};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Where the guest's serial console goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serial {
+    Terminal,
+    Captured,
+}
+
+/// A prepared emulator invocation.
+struct Invocation {
+    cmd: Command,
+    /// The file the serial console is written to when it is not the process's stdout (Bochs).
+    serial_file: Option<PathBuf>,
+}
+
+fn qemu_loongarch(board: &Board, elf: &Path, args: &str) -> Command {
+    let mut cmd = Command::new("qemu-system-loongarch64");
+    cmd.args(["-M", "virt", "-cpu", "max", "-m", "1G", "-smp"])
+        .arg(board.cpus.to_string())
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-nic",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(elf)
+        .args(["-append", args])
+        // A failing run ends through pvpanic, which this turns into exit status 1.
+        .args([
+            "-device",
+            "pvpanic-pci,addr=0x5",
+            "-action",
+            "panic=exit-failure",
+        ]);
+    cmd
+}
+
+fn qemu_x86(board: &Board, elf: &Path, args: &str) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp"])
+        .arg(board.cpus.to_string())
+        .args([
+            "-nic",
+            "none",
+            "-bios",
+            "/usr/share/qemu/qboot.rom",
+            "-kernel",
+        ])
+        .arg(elf)
+        .args(["-append", args])
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
+    cmd
+}
+
+/// Bochs wants a config file, a debugger script (the Debian build has the debugger, and without a
+/// script it stops at the first instruction) and an ISO carrying the command line in grub.cfg.
+fn bochs(
+    board: &Board,
+    artifacts: &Artifacts,
+    args: &str,
+    dir: &Path,
+    serial: Serial,
+) -> Result<Invocation, String> {
+    let iso = if args.is_empty() {
+        artifacts.iso.clone().ok_or("the Bochs board has no ISO")?
+    } else {
+        image::grub_iso(dir, &artifacts.elf, args)?
+    };
+    let serial_file = dir.join("serial.out");
+    let com1 = match serial {
+        Serial::Terminal => "/dev/stdout".to_string(),
+        Serial::Captured => serial_file.display().to_string(),
+    };
+    let rc = format!(
+        "megs: 256\n\
+         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
+         vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
+         cpu: model=corei7_skylake_x, count={cpus}, ips=4000000, reset_on_triple_fault=0, ignore_bad_msrs=0\n\
+         ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14\n\
+         ata0-slave: type=cdrom, path={iso}, status=inserted\n\
+         boot: cdrom\n\
+         display_library: rfb, options=\"timeout=0\"\n\
+         com1: enabled=1, mode=file, dev={com1}\n\
+         clock: sync=none, time0=946684800\n\
+         log: {log}\n\
+         panic: action=fatal\nerror: action=report\ninfo: action=report\ndebug: action=ignore\n\
+         speaker: enabled=0\n\
+         sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy\n\
+         magic_break: enabled=1\n",
+        cpus = board.cpus,
+        iso = iso.display(),
+        log = dir.join("bochs.log").display(),
+    );
+    std::fs::write(dir.join("bochsrc"), rc).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("cont.rc"), "continue\nquit\n").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&serial_file);
+    let mut cmd = Command::new("bochs-bin");
+    cmd.current_dir(dir)
+        .args(["-q", "-f", "bochsrc", "-rc", "cont.rc"]);
+    Ok(Invocation {
+        cmd,
+        serial_file: (serial == Serial::Captured).then_some(serial_file),
+    })
+}
+
+fn invocation(
+    board: &Board,
+    artifacts: &Artifacts,
+    args: &str,
+    dir: &Path,
+    serial: Serial,
+) -> Result<Invocation, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    match board.emulator {
+        Some(Emulator::QemuLoongArch) => Ok(Invocation {
+            cmd: qemu_loongarch(board, &artifacts.elf, args),
+            serial_file: None,
+        }),
+        Some(Emulator::QemuX86) => Ok(Invocation {
+            cmd: qemu_x86(board, &artifacts.elf, args),
+            serial_file: None,
+        }),
+        Some(Emulator::Bochs) => bochs(board, artifacts, args, dir, serial),
+        None => Err(format!(
+            "board {} is real hardware with no emulator; flash {} instead",
+            board.name,
+            artifacts
+                .iso
+                .as_ref()
+                .or(artifacts.efi.as_ref())
+                .unwrap_or(&artifacts.elf)
+                .display()
+        )),
+    }
+}
+
+/// Boots `board` with its console on this terminal. Returns the emulator's exit status.
+pub fn run_interactive(
+    board: &Board,
+    artifacts: &Artifacts,
+    args: &str,
+    timeout_secs: u64,
+) -> Result<i32, String> {
+    let dir = image::out_dir(&board.name).join("run");
+    let mut inv = invocation(board, artifacts, args, &dir, Serial::Terminal)?;
+    if board.emulator == Some(Emulator::Bochs) {
+        inv.cmd.stdin(std::process::Stdio::null());
+    }
+    let Bounded { status, elapsed } =
+        process::run_attached(&mut inv.cmd, Duration::from_secs(timeout_secs))?;
+    status.ok_or_else(|| {
+        format!(
+            "{} still running after {:.0} s: killed",
+            board.emulator_name(),
+            elapsed.as_secs_f64()
+        )
+    })
+}
+
+/// The outcome of a captured run.
+pub struct Captured {
+    pub status: Option<i32>,
+    pub elapsed: Duration,
+    /// What the guest printed on its serial console.
+    pub serial: String,
+    /// Where the run's files are (emulator output, Bochs log), for a failure report.
+    pub dir: PathBuf,
+}
+
+/// Boots `board` with command line `args`, capturing the serial console, killed after `timeout`.
+pub fn run_captured(
+    board: &Board,
+    artifacts: &Artifacts,
+    args: &str,
+    tag: &str,
+    timeout: Duration,
+) -> Result<Captured, String> {
+    let dir = image::out_dir(&board.name).join(format!("test-{tag}"));
+    let mut inv = invocation(board, artifacts, args, &dir, Serial::Captured)?;
+    let output = dir.join("emulator.out");
+    let Bounded { status, elapsed } = process::run_bounded(&mut inv.cmd, &output, timeout)?;
+    let serial_path = inv.serial_file.unwrap_or(output);
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(&serial_path).unwrap_or_default()).replace('\r', "");
+    Ok(Captured {
+        status,
+        elapsed,
+        serial,
+        dir,
+    })
+}

@@ -1,0 +1,295 @@
+//! `cargo xtask test`: every check the project has, in the order a failure is cheapest to find —
+//! formatting, lints, host tests, cross-builds of every board, emulator boot tests, and the mmu
+//! benchmark in its short mode — ending with one summary row per test.
+
+use crate::boards::{self, Board};
+use crate::boot_test::{self, BootTest, Ending};
+use crate::image::{self, Artifacts, Profile};
+use crate::{deps, process, root};
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Lines every successful boot prints, in order, on every board.
+const BANNER: &str = "Septum 0.1.0 on board";
+const NO_CRASH: &[&str] = &["PANIC", "EXCEPTION", "exit: FAILURE"];
+
+/// The emulator boot tests.
+pub fn boot_tests() -> Vec<BootTest> {
+    let t = Duration::from_secs;
+    vec![
+        BootTest {
+            name: "boot",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board qemu-virt-la64",
+                "boot: QEMU -kernel, FDT at 0x100000",
+                "cpu: ",
+                "virt: LVZ absent (CPUCFG2.LVZP=0)",
+                "memory: ram [0x0, 0x10000000) 256 MiB",
+                "memory: ram [0x80000000, 0xb0000000) 768 MiB",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "smp: 4 of 4 CPUs online",
+                "boot complete",
+            ],
+            anywhere: &["smp: cpu1 online", "smp: cpu2 online", "smp: cpu3 online"],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "panic-fails",
+            board: "qemu-virt-la64",
+            args: "panic=1",
+            ordered: &[
+                BANNER,
+                "PANIC on cpu0",
+                "panic requested on the command line",
+            ],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "fault-fails",
+            board: "qemu-virt-la64",
+            args: "fault=1",
+            ordered: &[BANNER, "EXCEPTION on cpu0"],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "boot",
+            board: "qemu-x86_64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board qemu-x86_64",
+                "boot: multiboot1",
+                "cpu: ",
+                "virt: VMX not available on this CPU",
+                "memory: ram [",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "smp: 2 of 2 CPUs online",
+                "boot complete",
+            ],
+            anywhere: &["smp: cpu1 online"],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "fault-fails",
+            board: "qemu-x86_64",
+            args: "fault=1",
+            ordered: &[BANNER, "EXCEPTION on cpu0"],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "boot",
+            board: "bochs-x86_64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board bochs-x86_64",
+                "boot: multiboot2",
+                "cpu: ",
+                "virt: VMX present",
+                "vmx: ",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "virt: VMXON enabled on cpu0",
+                "CPUs online",
+                "boot complete",
+            ],
+            anywhere: &["smp: cpu1 online", "virt: VMXON enabled on cpu1"],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            timeout: t(300),
+        },
+        BootTest {
+            name: "panic-fails",
+            board: "bochs-x86_64",
+            args: "panic=1",
+            ordered: &[
+                BANNER,
+                "PANIC on cpu0",
+                "panic requested on the command line",
+            ],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(300),
+        },
+    ]
+}
+
+/// One row of the summary.
+struct Row {
+    test: String,
+    board: String,
+    passed: bool,
+    seconds: f64,
+}
+
+struct Suite {
+    filter: Option<String>,
+    rows: Vec<Row>,
+    failures: Vec<String>,
+    built: HashMap<String, Result<Artifacts, String>>,
+}
+
+impl Suite {
+    fn selected(&self, test: &str, board: &str) -> bool {
+        self.filter
+            .as_deref()
+            .is_none_or(|f| test.contains(f) || board.contains(f))
+    }
+
+    /// Runs one step if the filter selects it, recording its row.
+    fn step(&mut self, test: &str, board: &str, f: impl FnOnce(&mut Self) -> Result<(), String>) {
+        if !self.selected(test, board) {
+            return;
+        }
+        eprintln!("\n=== {test} [{board}]");
+        let start = Instant::now();
+        let result = f(self);
+        let seconds = start.elapsed().as_secs_f64();
+        if let Err(e) = &result {
+            eprintln!("{e}");
+            self.failures.push(format!("{test} [{board}]: {e}"));
+        }
+        self.rows.push(Row {
+            test: test.into(),
+            board: board.into(),
+            passed: result.is_ok(),
+            seconds,
+        });
+    }
+
+    /// Builds a board once per suite run; later steps reuse the artifacts (or the error).
+    fn artifacts(&mut self, board: &Board) -> Result<&Artifacts, String> {
+        if !self.built.contains_key(&board.name) {
+            let result = image::build(board, Profile::Release);
+            self.built.insert(board.name.clone(), result);
+        }
+        self.built[&board.name]
+            .as_ref()
+            .map_err(|e| format!("image for {} did not build: {e}", board.name))
+    }
+
+    fn print_summary(&self) {
+        println!(
+            "\n{:<28} {:<18} {:<6} {:>8}",
+            "test", "board", "result", "seconds"
+        );
+        println!("{}", "-".repeat(63));
+        for r in &self.rows {
+            let result = if r.passed { "pass" } else { "FAIL" };
+            println!(
+                "{:<28} {:<18} {:<6} {:>8.1}",
+                r.test, r.board, result, r.seconds
+            );
+        }
+        let passed = self.rows.iter().filter(|r| r.passed).count();
+        println!(
+            "\nsummary: {} passed, {} failed",
+            passed,
+            self.rows.len() - passed
+        );
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// `cargo xtask bench mmu`: the benchmark in full, or in its short mode (small sizes, every row).
+pub fn bench_mmu(short: bool) -> Result<bool, String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "mmu"]);
+    if short {
+        cmd.env("SEPTUM_BENCH_SHORT", "1");
+    }
+    process::run(&mut cmd).map(|()| true)
+}
+
+/// Runs the suite (or the steps whose test or board name contains `filter`). True when all passed.
+pub fn run(filter: Option<&str>) -> bool {
+    let mut suite = Suite {
+        filter: filter.map(str::to_owned),
+        rows: Vec::new(),
+        failures: Vec::new(),
+        built: HashMap::new(),
+    };
+    suite.step("emulators installed", "-", |_| deps::ensure_all());
+    suite.step("fmt", "-", |_| {
+        process::run(cargo().args(["fmt", "--all", "--check"]))
+    });
+    suite.step("clippy (host crates)", "-", |_| {
+        process::run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
+    });
+    suite.step("host tests", "-", |_| process::run(cargo().arg("test")));
+
+    let boards: Vec<Board> = match boards::names().iter().map(|n| boards::load(n)).collect() {
+        Ok(b) => b,
+        Err(e) => {
+            suite.step("board files", "-", |_| Err(e));
+            Vec::new()
+        }
+    };
+    let mut linted_arch = Vec::new();
+    for board in &boards {
+        if !linted_arch.contains(&board.arch) {
+            linted_arch.push(board.arch);
+            suite.step("clippy (image)", &board.name, |_| {
+                process::run(
+                    image::cargo_for_target(board, "clippy", Profile::Release)
+                        .args(["--", "-D", "warnings"]),
+                )
+            });
+        }
+        suite.step("check-config", &board.name, |_| {
+            if boards::check_config(&board.file) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} does not pass the board checker",
+                    board.file.display()
+                ))
+            }
+        });
+        suite.step("build", &board.name, |s| {
+            s.artifacts(board).map(|a| a.print())
+        });
+    }
+    for test in boot_tests() {
+        let name = format!("boot: {}", test.name);
+        suite.step(&name, test.board, |s| {
+            let board = boards::load(test.board)?;
+            deps::ensure(&board)?;
+            let artifacts = s.artifacts(&board)?;
+            boot_test::run(&test, artifacts)
+                .map(|elapsed| eprintln!("passed in {:.1} s", elapsed.as_secs_f64()))
+        });
+    }
+    suite.step("bench mmu (short)", "-", |_| bench_mmu(true).map(|_| ()));
+
+    suite.print_summary();
+    if !suite.failures.is_empty() {
+        println!("\nfailed:");
+        for f in &suite.failures {
+            println!("  {}", f.lines().next().unwrap_or(""));
+        }
+    }
+    suite.failures.is_empty() && !suite.rows.is_empty()
+}
