@@ -92,7 +92,8 @@ _start:
     or eax, 0x100                 /* LME */
     wrmsr
     mov eax, cr0
-    or eax, 0x80000001            /* PG | PE */
+    and eax, 0x9fffffff           /* clear CD and NW: INIT leaves caching disabled */
+    or eax, 0x80000021            /* PG | NE | PE */
     mov cr0, eax
     /* Far jump to the 64-bit code segment (ljmp 0x08:septum_start64). */
     .byte 0xea

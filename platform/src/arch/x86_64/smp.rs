@@ -61,7 +61,8 @@ septum_trampoline_start:
     or eax, 0x100                 /* LME */
     wrmsr
     mov eax, cr0
-    or eax, 0x80000001            /* PG | PE */
+    and eax, 0x9fffffff           /* clear CD and NW: INIT leaves caching disabled */
+    or eax, 0x80000021            /* PG | NE | PE */
     mov cr0, eax
     .byte 0xea
     .long {base} + (.Ltramp64 - septum_trampoline_start)
