@@ -214,3 +214,30 @@ fn install(needs: &[&Need]) -> Result<(), String> {
         Err(format!("still missing after install: {}", still.join(", ")))
     }
 }
+
+/// build-std needs the standard library's source for the pinned toolchain. rust-toolchain.toml
+/// lists the component, but a toolchain installed before that file existed may lack it, so it is
+/// checked here and added through rustup when missing.
+pub fn ensure_rust_src() -> Result<(), String> {
+    let sysroot = Command::new("rustc")
+        .current_dir(crate::root())
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    let library = Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
+    if library.exists() {
+        return Ok(());
+    }
+    if !process::on_path("rustup") {
+        return Err(format!(
+            "{} is missing and rustup is not installed",
+            library.display()
+        ));
+    }
+    process::run(Command::new("rustup").current_dir(crate::root()).args([
+        "component",
+        "add",
+        "rust-src",
+    ]))
+}

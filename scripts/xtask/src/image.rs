@@ -61,6 +61,7 @@ pub fn cargo_for_target(board: &Board, subcommand: &str, profile: Profile) -> Co
 
 /// Builds board `board`'s image and everything it boots from.
 pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
+    crate::deps::ensure_rust_src()?;
     process::run(&mut cargo_for_target(board, "build", profile))?;
     let dir = match profile {
         Profile::Debug => "debug",
