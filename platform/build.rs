@@ -1,7 +1,60 @@
 //! Turns `board-configs/$SEPTUM_BOARD.toml` into `$OUT_DIR/board.rs` through the board checker, so a
-//! bad board file fails the build with the checker's message, and picks the linker script per arch.
+//! bad board file fails the build with the checker's message, picks the linker script per arch, and
+//! makes the test guests (flat binaries in `$SEPTUM_GUESTS_DIR`, built by `cargo xtask build`)
+//! available to `include_bytes!` through `$OUT_DIR/guests.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+const GUESTS: [(&str, &str); 3] = [
+    ("WORKER", "worker"),
+    ("MANAGER", "manager"),
+    ("HOSTILE", "hostile"),
+];
+
+/// `guests.rs`: one `&[u8]` per test guest, empty when the board runs none of them.
+fn guests(board_file: &Path, out: &Path) {
+    println!("cargo:rerun-if-env-changed=SEPTUM_GUESTS_DIR");
+    let uses_guests = match board_config::check::check_file(board_file) {
+        Ok(b) => b
+            .partitions
+            .iter()
+            .any(|p| matches!(p.image, board_config::check::ImageSpec::Guest(_))),
+        Err(_) => false,
+    };
+    let dir = std::env::var_os("SEPTUM_GUESTS_DIR").map(PathBuf::from);
+    let mut source = String::new();
+    for (constant, name) in GUESTS {
+        let value = match (&dir, uses_guests) {
+            (Some(dir), true) => {
+                let file = dir.join(format!("{name}.bin"));
+                if !file.exists() {
+                    eprintln!(
+                        "error: test guest {} is missing: build images with `cargo xtask build`, \
+                         which builds the guests first",
+                        file.display()
+                    );
+                    std::process::exit(1);
+                }
+                println!("cargo:rerun-if-changed={}", file.display());
+                format!("include_bytes!({:?})", file.display().to_string())
+            }
+            (None, true) => {
+                eprintln!(
+                    "error: board file {} runs test guests but SEPTUM_GUESTS_DIR is not set: \
+                     build images with `cargo xtask build --board B`, which builds the guests \
+                     (package test-guests) and sets it",
+                    board_file.display()
+                );
+                std::process::exit(1);
+            }
+            (_, false) => "&[]".to_string(),
+        };
+        source.push_str(&format!(
+            "/// The `{name}` test guest (flat binary).\npub static {constant}: &[u8] = {value};\n"
+        ));
+    }
+    std::fs::write(out.join("guests.rs"), source).unwrap();
+}
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -22,8 +75,15 @@ fn main() {
         }
     };
     std::fs::write(out.join("board.rs"), source).unwrap();
+    guests(&file, &out);
 
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap();
+    // Architectures whose `Current` implements `partition::arch::PartitionArch` run partitions;
+    // the others boot and stop at "boot complete". Add an arch here when its backend lands.
+    println!("cargo::rustc-check-cfg=cfg(septum_partitions)");
+    if arch == "loongarch64" {
+        println!("cargo:rustc-cfg=septum_partitions");
+    }
     let script = manifest.join("src/arch").join(&arch).join("linker.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     if script.exists() {

@@ -23,22 +23,46 @@ pub const BADV: u16 = 0x7;
 pub const BADI: u16 = 0x8;
 /// Exception entry (general exceptions and interrupts), a virtual address.
 pub const EENTRY: u16 = 0xc;
+/// TLB index register (its PS field is the page size `tlbfill` uses outside refill).
+pub const TLBIDX: u16 = 0x10;
 /// Guest TLB control (LVZ).
 pub const GTLBC: u16 = 0x15;
+/// TLBRD read guest info (LVZ).
+pub const TRGP: u16 = 0x16;
+/// Address-space id of translated accesses.
+pub const ASID: u16 = 0x18;
 /// Low-half page-table root.
 pub const PGDL: u16 = 0x19;
+/// High-half page-table root.
+pub const PGDH: u16 = 0x1a;
+/// The root the refill walk starts from (PGDL or PGDH by the faulting address), read-only.
+pub const PGD: u16 = 0x1b;
+/// Page-walk controller, low half (PT and Dir1/Dir2 geometry).
+pub const PWCL: u16 = 0x1c;
+/// Page-walk controller, high half (Dir3/Dir4 geometry).
+pub const PWCH: u16 = 0x1d;
+/// Page size of the set-associative TLB.
+pub const STLBPS: u16 = 0x1e;
 /// This core's id.
 pub const CPUID: u16 = 0x20;
 /// Scratch register 0; the trap entry parks the interrupted stack pointer here.
 pub const KS0: u16 = 0x30;
 /// Scratch register 1; holds this CPU's trap stack top.
 pub const KS1: u16 = 0x31;
+/// Scratch register 2; the guest exit path parks the guest's t0 here.
+pub const KS2: u16 = 0x32;
+/// Scratch register 3; the running vCPU's context while a guest runs.
+pub const KS3: u16 = 0x33;
+/// Timer interrupt clear (write bit 0).
+pub const TICLR: u16 = 0x44;
 /// Guest status (LVZ): VM, PVM, GID.
 pub const GSTAT: u16 = 0x50;
 /// Guest configuration (LVZ): trap controls and their "present" bits.
 pub const GCFG: u16 = 0x51;
 /// Guest interrupt control (LVZ).
 pub const GINTC: u16 = 0x52;
+/// Guest counter compensation (LVZ).
+pub const GCNTC: u16 = 0x53;
 /// TLB refill entry, a physical address (refill runs in direct-address mode).
 pub const TLBRENTRY: u16 = 0x88;
 /// Bad virtual address of the TLB refill.
@@ -47,6 +71,10 @@ pub const TLBRBADV: u16 = 0x89;
 pub const TLBRERA: u16 = 0x8a;
 /// Scratch register reserved for the TLB refill handler.
 pub const TLBRSAVE: u16 = 0x8b;
+/// Entry high half of the refill (its PS field is the page size of the refill's `tlbfill`).
+pub const TLBREHI: u16 = 0x8e;
+/// Mode before the TLB refill (restored by the refill's `ertn`).
+pub const TLBRPRMD: u16 = 0x8f;
 /// Direct-mapped window 0.
 pub const DMW0: u16 = 0x180;
 /// Direct-mapped window 1.

@@ -50,3 +50,27 @@ pub unsafe fn ertn() -> ! {
     // SAFETY: the caller upholds this function's contract.
     unsafe { core::arch::asm!("ertn", options(noreturn, nostack)) }
 }
+
+/// `invtlb 5`: drops this CPU's TLB entries of address-space `asid` (G = 0) that map `va`.
+#[inline]
+pub fn invtlb_asid_addr(asid: u64, va: u64) {
+    // SAFETY: invalidating TLB entries only makes later accesses walk the page tables again;
+    // the hypervisor itself runs in the DMW windows, which the TLB does not hold.
+    unsafe {
+        core::arch::asm!("dbar 0", "invtlb 5, {0}, {1}", in(reg) asid, in(reg) va, options(nostack))
+    };
+}
+
+/// `invtlb 4`: drops every TLB entry of address-space `asid` with G = 0 on this CPU.
+#[inline]
+pub fn invtlb_asid(asid: u64) {
+    // SAFETY: as for `invtlb_asid_addr`.
+    unsafe { core::arch::asm!("dbar 0", "invtlb 4, {0}, $zero", in(reg) asid, options(nostack)) };
+}
+
+/// `invtlb 0`: drops every entry of this CPU's TLB.
+#[inline]
+pub fn invtlb_all() {
+    // SAFETY: as for `invtlb_asid_addr`.
+    unsafe { core::arch::asm!("dbar 0", "invtlb 0, $zero, $zero", options(nostack)) };
+}

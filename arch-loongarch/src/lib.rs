@@ -9,8 +9,10 @@
 
 pub mod cpucfg;
 pub mod csr;
+pub mod decode;
 pub mod estat;
 #[cfg(target_arch = "loongarch64")]
 pub mod instr;
 pub mod iocsr;
 pub mod ipi;
+pub mod stage2;

@@ -1,5 +1,6 @@
 //! The arch-neutral boot sequence: console and log first, then what the CPU and firmware report,
-//! memory, every CPU joining, and the end of the run. Arch entry code calls in here.
+//! memory, the partitions built, every CPU joining (each then runs its partition), and the end
+//! of the run once every partition has ended. Arch entry code calls in here.
 
 use crate::arch::{Current, Machine, Outcome};
 use crate::board::BOARD;
@@ -120,6 +121,10 @@ pub fn primary_main(info: BootInfo) -> ! {
     }
     ONLINE.fetch_add(1, Ordering::SeqCst);
     enable_virtualization(0);
+    #[cfg(septum_partitions)]
+    if let Err(e) = crate::partition::build_all() {
+        fail(e);
+    }
 
     let wanted = (BOARD.cpus as usize).min(MAX_CPUS);
     let started = Current::start_secondaries(wanted - 1);
@@ -135,7 +140,29 @@ pub fn primary_main(info: BootInfo) -> ! {
     }
     log::info!("smp: {online} of {} CPUs online", BOARD.cpus);
     log::info!("boot complete");
+    #[cfg(septum_partitions)]
+    run_partitions();
     Current::exit(Outcome::Success)
+}
+
+/// The boot CPU's share of the partitions: it runs its own (the manager on the test boards),
+/// then waits, bounded, for every other partition to end, and fails the run unless they all
+/// ended as the board's scenario expects.
+#[cfg(septum_partitions)]
+fn run_partitions() {
+    if BOARD.partitions.is_empty() {
+        return;
+    }
+    crate::partition::run_cpu(0, || false);
+    let mut spins = 0u64;
+    while !crate::partition::all_ended() && spins < 4_000_000_000 {
+        core::hint::spin_loop();
+        spins += 1;
+    }
+    if !crate::partition::summary() {
+        fail("partitions did not end as expected");
+    }
+    log::info!("partitions: all ended as expected");
 }
 
 /// A secondary CPU's Rust entry, on the stack from [`cpu_stack_top`].
@@ -143,5 +170,7 @@ pub fn secondary_main(cpu: usize) -> ! {
     log::info!("smp: cpu{cpu} online");
     enable_virtualization(cpu);
     ONLINE.fetch_add(1, Ordering::SeqCst);
+    #[cfg(septum_partitions)]
+    crate::partition::run_cpu(cpu, || true);
     Current::park()
 }

@@ -12,8 +12,16 @@ mod console;
 mod logger;
 mod memory;
 mod panic;
+#[cfg(septum_partitions)]
+mod partition;
 
 /// The board this image was built for, generated from `board-configs/<board>.toml` by `build.rs`.
 mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
+
+/// The test guests as flat binaries (empty when the board runs none), from `build.rs`.
+#[allow(dead_code)]
+mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }

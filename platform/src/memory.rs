@@ -127,6 +127,23 @@ pub fn free_frame(pa: u64) {
     FRAMES.lock().dealloc((pa / FRAME_SIZE) as usize, 1);
 }
 
+/// `count` contiguous frames (a power of two), aligned to their total size, or `None`.
+pub fn alloc_frames(count: usize) -> Option<u64> {
+    let first = FRAMES.lock().alloc(count)?;
+    let pa = first as u64 * FRAME_SIZE;
+    debug_assert_eq!(
+        pa % (count as u64 * FRAME_SIZE),
+        0,
+        "buddy blocks are aligned"
+    );
+    Some(pa)
+}
+
+/// Gives back frames from [`alloc_frames`].
+pub fn free_frames(pa: u64, count: usize) {
+    FRAMES.lock().dealloc((pa / FRAME_SIZE) as usize, count);
+}
+
 /// Boot-time check that both allocators hand out usable, distinct memory: fails the boot loudly
 /// rather than letting a partition find out later.
 pub fn self_test() -> Result<(), &'static str> {

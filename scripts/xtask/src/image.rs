@@ -1,6 +1,7 @@
-//! Building a board's image: the hypervisor ELF for the board's target (core and alloc built from
-//! source, since no prebuilt std exists for these targets here), then what the board boots: the ELF
-//! itself (QEMU `-kernel`), a GRUB ISO (x86 boards booted by GRUB), or an EFI application image.
+//! Building a board's image: the test guests for the board's target (flat binaries the image embeds),
+//! the hypervisor ELF for the board's target (core and alloc built from source, since no prebuilt
+//! std exists for these targets here), then what the board boots: the ELF itself (QEMU `-kernel`),
+//! a GRUB ISO (x86 boards booted by GRUB), or an EFI application image.
 
 use crate::boards::{Arch, Board, Boot};
 use crate::{flat, process, root};
@@ -39,18 +40,35 @@ pub fn out_dir(board: &str) -> PathBuf {
     root().join("out").join(board)
 }
 
+/// The test guests (`platform/guests`, package `test-guests`), one binary each.
+pub const GUESTS: [&str; 3] = ["worker", "manager", "hostile"];
+
+/// `out/guests/<target>/`: the flat test-guest binaries for one target, which the image build
+/// reads through `SEPTUM_GUESTS_DIR`.
+pub fn guests_dir(board: &Board) -> PathBuf {
+    root().join("out").join("guests").join(board.arch.target())
+}
+
 /// The cargo invocation that builds (or, with `subcommand = "clippy"`, lints) the image crate for
-/// `board`. Shared by build and the clippy step so both see the same flags.
+/// `board`. Shared by build and the clippy step so both see the same flags. The test guests must
+/// have been built first ([`build_guests`]): the image embeds them.
 pub fn cargo_for_target(board: &Board, subcommand: &str, profile: Profile) -> Command {
+    let mut cmd = cargo_cross(board, subcommand, "platform", profile);
+    cmd.env("SEPTUM_BOARD", &board.name)
+        .env("SEPTUM_GUESTS_DIR", guests_dir(board));
+    cmd
+}
+
+/// A cargo command for `package` on the board's target, with core and alloc built from source.
+fn cargo_cross(board: &Board, subcommand: &str, package: &str, profile: Profile) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root())
         .arg(subcommand)
-        .args(["-p", "platform", "--target", board.arch.target()])
+        .args(["-p", package, "--target", board.arch.target()])
         .args([
             "-Zbuild-std=core,alloc",
             "-Zbuild-std-features=compiler-builtins-mem",
         ])
-        .env("SEPTUM_BOARD", &board.name)
         // build-std is unstable; the pinned stable toolchain allows it with this switch.
         .env("RUSTC_BOOTSTRAP", "1");
     if profile == Profile::Release {
@@ -59,19 +77,45 @@ pub fn cargo_for_target(board: &Board, subcommand: &str, profile: Profile) -> Co
     cmd
 }
 
-/// Builds board `board`'s image and everything it boots from.
-pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
-    crate::deps::ensure_rust_src()?;
-    process::run(&mut cargo_for_target(board, "build", profile))?;
+fn target_dir(board: &Board, profile: Profile) -> PathBuf {
     let dir = match profile {
         Profile::Debug => "debug",
         Profile::Release => "release",
     };
-    let built = root()
-        .join("target")
-        .join(board.arch.target())
-        .join(dir)
-        .join("septum");
+    root().join("target").join(board.arch.target()).join(dir)
+}
+
+/// Builds the test guests for the board's target (always optimised: they are small and their
+/// scenarios count pages, so they should not spill to the stack) and writes each as a flat binary
+/// into [`guests_dir`], which the image build then embeds.
+pub fn build_guests(board: &Board) -> Result<PathBuf, String> {
+    crate::deps::ensure_rust_src()?;
+    process::run(&mut cargo_cross(
+        board,
+        "build",
+        "test-guests",
+        Profile::Release,
+    ))?;
+    let out = guests_dir(board);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for name in GUESTS {
+        let elf_path = target_dir(board, Profile::Release).join(name);
+        let elf = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+        let flat = flat::from_elf(&elf).map_err(|e| format!("guest {name}: {e}"))?;
+        let path = out.join(format!("{name}.bin"));
+        // Rewrite only on change, so the image's build script does not rerun needlessly.
+        if std::fs::read(&path).ok().as_deref() != Some(flat.as_slice()) {
+            std::fs::write(&path, &flat).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(out)
+}
+
+/// Builds board `board`'s image (test guests first) and everything it boots from.
+pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
+    build_guests(board)?;
+    process::run(&mut cargo_for_target(board, "build", profile))?;
+    let built = target_dir(board, profile).join("septum");
     let out = out_dir(&board.name);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     // Every board builds to the same cargo path, so each one's ELF is copied out at once.

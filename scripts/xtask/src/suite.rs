@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 /// Lines every successful boot prints, in order, on every board.
 const BANNER: &str = "Septum 0.1.0 on board";
 const NO_CRASH: &[&str] = &["PANIC", "EXCEPTION", "exit: FAILURE"];
+/// A partition run fails on a crash, a scenario result that did not match, or an attack that
+/// got through.
+const PARTITION_FAULTS: &[&str] = &[
+    "PANIC",
+    "EXCEPTION",
+    "exit: FAILURE",
+    "MISMATCH",
+    "ATTACK SUCCEEDED",
+    "guest panic",
+    "did not acknowledge",
+];
 
 /// The emulator boot tests.
 pub fn boot_tests() -> Vec<BootTest> {
@@ -38,6 +49,63 @@ pub fn boot_tests() -> Vec<BootTest> {
             forbidden: NO_CRASH,
             ending: Ending::Success,
             timeout: t(60),
+        },
+        BootTest {
+            name: "partitions",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "virt: LVZ absent (CPUCFG2.LVZP=0)",
+                "partition: backend deprivileged (LVZ absent)",
+                "partition manager (id 0): cpus [0]",
+                "partition worker (id 1): cpus [1, 2]",
+                "partition hostile (id 2): cpus [3]",
+                "boot complete",
+                "[manager] manager: dirty log start -> 0",
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: second harvest 0 ok",
+                "[manager] manager: age start -> 0",
+                "[manager] manager: working set",
+                "[worker] worker: done",
+                "partition worker finished (code 0)",
+                "[manager] manager: done ok",
+                "partition manager finished (code 0)",
+                "summary: manager finished with code 0",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[
+                "smp: cpu1 joins partition worker as vCPU 0",
+                "smp: cpu2 joins partition worker as vCPU 1",
+                "smp: cpu3 joins partition hostile as vCPU 0",
+                "[manager] manager: checksum",
+                "[worker] worker: checksum",
+                "[worker] worker: final checksum",
+            ],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(120),
+        },
+        BootTest {
+            name: "hostile-stopped",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "partition hostile: vCPU 0 starts on cpu3 at 0x200000 (run 0)",
+                "[hostile] hostile: bad hypercalls refused: -1 -2 -3 -6 -3",
+                "partition hostile stopped: read of unowned address 0x6000000",
+                "partition hostile stopped: write to unowned address 0x4000000",
+                "partition hostile stopped: read of unowned address 0x10000000",
+                "partition hostile stopped: privileged instruction at",
+                "partition hostile stopped: fetch from unowned address 0x1000000000",
+                "[manager] manager: partition 2 stopped after 4 restarts",
+                "summary: hostile stopped",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(120),
         },
         BootTest {
             name: "panic-fails",
@@ -244,6 +312,7 @@ pub fn run(filter: Option<&str>) -> bool {
         if !linted_arch.contains(&board.arch) {
             linted_arch.push(board.arch);
             suite.step("clippy (image)", &board.name, |_| {
+                image::build_guests(board)?;
                 process::run(
                     image::cargo_for_target(board, "clippy", Profile::Release)
                         .args(["--", "-D", "warnings"]),

@@ -7,14 +7,17 @@
 //! Hidden command-line switches for boot tests: `fault=1` (a TLB refill from an unmapped load)
 //! and `fault=2` (a `break`) raise an exception on the boot CPU just before the secondaries start.
 
+mod deprivileged;
 mod efi;
 mod entry;
 mod firmware;
 mod header;
+mod partition;
 mod power;
 mod smp;
 mod trap;
 mod uart;
+mod world;
 
 use crate::arch::{Machine, Outcome};
 use arch_loongarch::cpucfg::{self, CpuCfg};

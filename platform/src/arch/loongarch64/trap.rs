@@ -1,4 +1,7 @@
-//! Exceptions the hypervisor does not expect: for now every exception is fatal. Two vectors, both
+//! Exceptions the hypervisor does not expect are fatal; a partition's own exceptions go to the
+//! guest exit vector instead (`world.rs`), and its TLB misses are refilled here by walking its
+//! GPA table (PGDL) with `lddir`/`ldpte`, the Linux-style handler (3 levels of 16 KiB tables;
+//! `notes/plv3-facts.md`). Two vectors, both
 //! 4 KiB aligned as the CSRs require: the general one (EENTRY, a virtual address; ECFG.VS = 0
 //! sends every exception and interrupt there) and the TLB-refill one (TLBRENTRY, a physical
 //! address: refill runs in direct-address mode, so it first jumps to the cached window and turns
@@ -50,13 +53,31 @@ global_asm!(
     "",
     ".section .text.trap, \"ax\"",
     ".balign 4096",
+    ".global septum_trap_vector",
     "septum_trap_vector:",
     "    SEPTUM_TRAP_SAVE 0",
     "",
     ".balign 4096",
     "septum_tlbr_vector:",
     "    csrwr   $t0, {TLBRSAVE}",
-    "    la.abs  $t0, 1f",
+    // A miss of partition code: from PLV3 (deprivileged backend) or from guest mode (LVZ,
+    // GSTAT.PVM; reads 0 where LVZ is absent). Walk the partition's GPA table in PGDL.
+    "    csrrd   $t0, {TLBRPRMD}",
+    "    andi    $t0, $t0, 3",
+    "    bnez    $t0, 7f",
+    "    csrrd   $t0, {GSTAT}",
+    "    andi    $t0, $t0, 2",
+    "    beqz    $t0, 8f",
+    "7:  csrrd   $t0, {PGD}",
+    "    lddir   $t0, $t0, 3",
+    "    lddir   $t0, $t0, 1",
+    "    ldpte   $t0, 0",
+    "    ldpte   $t0, 1",
+    "    tlbfill",
+    "    csrrd   $t0, {TLBRSAVE}",
+    "    ertn",
+    // A miss of the hypervisor itself (it runs in the DMW windows only): a bug, reported.
+    "8:  la.abs  $t0, 1f",
     "    jirl    $zero, $t0, 0",
     "1:  li.d    $t0, {crmd}",
     "    csrwr   $t0, {CRMD}",
@@ -90,6 +111,9 @@ global_asm!(
     KS0 = const csr::KS0,
     KS1 = const csr::KS1,
     TLBRSAVE = const csr::TLBRSAVE,
+    TLBRPRMD = const csr::TLBRPRMD,
+    GSTAT = const csr::GSTAT,
+    PGD = const csr::PGD,
     CRMD = const csr::CRMD,
     EENTRY = const csr::EENTRY,
     TLBRENTRY = const csr::TLBRENTRY,

@@ -1,0 +1,61 @@
+//! The hostile test guest: attacks isolation, one attack per run (the manager restarts it, and the
+//! hypervisor passes the run number at entry). Run 0 first sends malformed and forbidden
+//! hypercalls, which must be refused with error codes, then reads another partition's memory;
+//! later runs write outside their memory, touch a device they do not own, execute a privileged
+//! instruction, and finally jump into unmapped memory. Every attack must stop this partition
+//! alone, with a reason on the hypervisor console; a line saying an attack succeeded is a failure.
+#![no_std]
+#![no_main]
+
+use test_guests::{call, console_write, nr, println, read, rt, write, BootArgs};
+
+#[no_mangle]
+fn guest_main(args: BootArgs) -> ! {
+    println!("hostile: run {}", args.starts);
+    match args.starts {
+        0 => {
+            let unknown = call(0x7777, 0, 0, 0);
+            let bad_arg = call(nr::VERSION, 1, 0, 0);
+            let not_manager = call(nr::PARTITION_STOP, 0, 0, 0);
+            // A console write whose buffer lies in another partition's memory.
+            let foreign = call(nr::CONSOLE_WRITE, rt::OTHER_PARTITION, 16, 0);
+            let harvest = call(nr::DIRTY_HARVEST, 0, 0x1000, 64);
+            println!(
+                "hostile: bad hypercalls refused: {unknown} {bad_arg} {not_manager} {foreign} {harvest}"
+            );
+            let _ = console_write(b"");
+            println!(
+                "hostile: reading another partition's memory at {:#x}",
+                rt::OTHER_PARTITION
+            );
+            let v = read(rt::OTHER_PARTITION);
+            println!("hostile: ATTACK SUCCEEDED: read {v:#x}");
+        }
+        1 => {
+            println!("hostile: writing outside my memory at {:#x}", rt::OUTSIDE);
+            write(rt::OUTSIDE, 0xbad);
+            println!("hostile: ATTACK SUCCEEDED: wrote outside");
+        }
+        2 => {
+            println!(
+                "hostile: touching a device I do not own at {:#x}",
+                rt::FOREIGN_DEVICE
+            );
+            let v = read(rt::FOREIGN_DEVICE);
+            println!("hostile: ATTACK SUCCEEDED: device read {v:#x}");
+        }
+        3 => {
+            println!("hostile: executing a privileged instruction");
+            rt::privileged_instruction();
+            println!("hostile: ATTACK SUCCEEDED: privileged instruction ran");
+        }
+        _ => {
+            println!(
+                "hostile: jumping to unmapped memory at {:#x}",
+                rt::UNMAPPED_CODE
+            );
+            rt::jump(rt::UNMAPPED_CODE);
+        }
+    }
+    test_guests::power_off(0)
+}

@@ -1,0 +1,216 @@
+//! The manager test guest: checks its own memory, then drives the management interface over the
+//! worker it shares a region with (dirty logging: exactly the pages the worker wrote, then none;
+//! aging: the worker's working set), restarts the partitions that get stopped (the hostile guest,
+//! which attacks in a different way on each start), and powers off once every other partition has
+//! ended. Each result line says what was expected, so the boot test can match it.
+#![no_std]
+#![no_main]
+
+use test_guests::shared::*;
+use test_guests::{call, nr, println, read, rt, state, wait_until, write, BootArgs};
+
+/// Restarts granted to a partition that keeps getting stopped (the hostile guest has five
+/// attacks, one per run).
+const RESTARTS: u64 = 4;
+/// Bitmap for dirty harvests: room for 64 MiB of target memory per KiB, 16 KiB = 512 MiB.
+const BITMAP_BYTES: usize = 16 * 1024;
+/// Polls before a wait is declared failed.
+const POLLS: u64 = 400_000_000;
+
+#[repr(C, align(8))]
+struct Bitmap([u8; BITMAP_BYTES]);
+
+static mut BITMAP: Bitmap = Bitmap([0; BITMAP_BYTES]);
+
+fn bitmap() -> &'static mut [u8; BITMAP_BYTES] {
+    // SAFETY: the manager is single-threaded and only this function hands out the bitmap, one
+    // use at a time.
+    unsafe { &mut (*core::ptr::addr_of_mut!(BITMAP)).0 }
+}
+
+/// Harvests `target`'s dirty pages: (bits the hypervisor reported, stage-2 pages set in the
+/// workload window, stage-2 pages set in total).
+fn harvest(target: u64) -> Result<(i64, u64, u64), i64> {
+    let map = bitmap();
+    map.fill(0);
+    let n = call(
+        nr::DIRTY_HARVEST,
+        target,
+        map.as_ptr() as u64,
+        BITMAP_BYTES as u64,
+    );
+    if n < 0 {
+        return Err(n);
+    }
+    let per_page = rt::PAGE / 4096;
+    let bit = |i: u64| map[(i / 8) as usize] >> (i % 8) & 1 != 0;
+    let pages_in = |first: u64, count: u64| {
+        (0..count)
+            .filter(|p| (0..per_page).any(|k| bit(first + p * per_page + k)))
+            .count() as u64
+    };
+    let total_bits = BITMAP_BYTES as u64 * 8;
+    let window = pages_in(rt::WORKLOAD_BIT, (total_bits - rt::WORKLOAD_BIT) / per_page);
+    let total = pages_in(0, total_bits / per_page);
+    Ok((n, window, total))
+}
+
+fn checksum() -> (u64, u64) {
+    // A buffer of the manager's own memory, summed after filling.
+    let base = core::ptr::addr_of!(BITMAP) as u64;
+    let mut want = 0u64;
+    for i in 0..(BITMAP_BYTES as u64 / 8) {
+        let v = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        write(base + i * 8, v);
+        want = want.wrapping_add(v);
+    }
+    let got = (0..(BITMAP_BYTES as u64 / 8)).fold(0u64, |s, i| s.wrapping_add(read(base + i * 8)));
+    (got, want)
+}
+
+fn command(sh: u64, cmd: u64) -> bool {
+    write(sh + COMMAND, cmd);
+    wait_until(POLLS, || read(sh + ACK) == cmd)
+}
+
+/// The dirty-logging and aging scenario over the worker. True if every result matched.
+fn worker_scenario(sh: u64) -> bool {
+    if !wait_until(POLLS, || read(sh + READY) != 0) {
+        println!("manager: the worker never became ready");
+        return false;
+    }
+    let w = read(sh + READY) - 1;
+    println!("manager: worker is partition {w}");
+    let mut ok = true;
+
+    println!(
+        "manager: dirty log start -> {}",
+        call(nr::DIRTY_LOG_START, w, 0, 0)
+    );
+    if !command(sh, CMD_DIRTY) {
+        println!("manager: the worker did not finish the dirty phase");
+        return false;
+    }
+    match harvest(w) {
+        Ok((bits, window, total)) => {
+            let good = window == DIRTY_PAGES;
+            ok &= good;
+            println!(
+                "manager: dirty pages {window} (expected {DIRTY_PAGES}) {}",
+                if good { "ok" } else { "MISMATCH" }
+            );
+            println!(
+                "manager: dirty total {total} pages, {bits} bits of 4 KiB (workload + flag page)"
+            );
+        }
+        Err(e) => {
+            println!("manager: dirty harvest failed {e}");
+            ok = false;
+        }
+    }
+    match harvest(w) {
+        Ok((bits, _, total)) => {
+            ok &= bits == 0;
+            println!(
+                "manager: second harvest {total} {}",
+                if bits == 0 { "ok" } else { "MISMATCH" }
+            );
+        }
+        Err(e) => {
+            println!("manager: second harvest failed {e}");
+            ok = false;
+        }
+    }
+    println!(
+        "manager: dirty log stop -> {}",
+        call(nr::DIRTY_LOG_STOP, w, 0, 0)
+    );
+
+    println!("manager: age start -> {}", call(nr::AGE_START, w, 0, 0));
+    if !command(sh, CMD_AGE) {
+        println!("manager: the worker did not finish the aging phase");
+        return false;
+    }
+    let young = call(nr::AGE_HARVEST, w, 0, 0);
+    let pages = young.max(0) as u64 / (rt::PAGE / 4096);
+    let good = (AGE_PAGES..=AGE_PAGES + AGE_SLACK).contains(&pages);
+    ok &= good;
+    println!(
+        "manager: working set {pages} pages (expected {AGE_PAGES} to {}) {}",
+        AGE_PAGES + AGE_SLACK,
+        if good { "ok" } else { "MISMATCH" }
+    );
+
+    let mut counters = [0u64; 13];
+    let r = call(nr::EXIT_COUNTERS, w, counters.as_mut_ptr() as u64, 13 * 8);
+    println!(
+        "manager: worker exits: {} hypercalls, {} stage-2 faults (call -> {r})",
+        counters[0], counters[3]
+    );
+    write(sh + COMMAND, CMD_FINISH);
+    ok
+}
+
+#[no_mangle]
+fn guest_main(args: BootArgs) -> ! {
+    let me = call(nr::SELF_ID, 0, 0, 0);
+    let version = call(nr::VERSION, 0, 0, 0);
+    let count = call(nr::PARTITION_COUNT, 0, 0, 0);
+    println!(
+        "manager: partition {me} of {count}, ABI {}.{}",
+        version >> 16,
+        version & 0xffff
+    );
+    let (got, want) = checksum();
+    let mut ok = got == want;
+    println!(
+        "manager: checksum {got:#018x} (expected {want:#018x}) {}",
+        if ok { "ok" } else { "MISMATCH" }
+    );
+    let worker = if args.shared != 0 {
+        ok &= worker_scenario(args.shared);
+        read(args.shared + READY).checked_sub(1)
+    } else {
+        println!("manager: no shared region, no worker scenario");
+        None
+    };
+
+    // Every other partition must end: finished by itself, or stopped and then restarted until
+    // its restarts run out.
+    let mut restarts = [0u64; 16];
+    let others = (0..count.max(0) as u64).filter(|&id| id != me as u64);
+    for id in others {
+        loop {
+            let ended = wait_until(POLLS, || {
+                let s = call(nr::PARTITION_STATE, id, 0, 0);
+                s == state::STOPPED || s == state::FINISHED
+            });
+            let s = call(nr::PARTITION_STATE, id, 0, 0);
+            if !ended {
+                println!("manager: partition {id} still running, stopping it");
+                call(nr::PARTITION_STOP, id, 0, 0);
+                ok = false;
+                break;
+            }
+            let slot = &mut restarts[id as usize % 16];
+            if s == state::STOPPED && *slot < RESTARTS && Some(id) != worker {
+                *slot += 1;
+                let r = call(nr::PARTITION_START, id, 0, 0);
+                println!("manager: restart {} of partition {id} -> {r}", *slot);
+                continue;
+            }
+            println!(
+                "manager: partition {id} {} after {} restarts",
+                if s == state::FINISHED {
+                    "finished"
+                } else {
+                    "stopped"
+                },
+                *slot
+            );
+            break;
+        }
+    }
+    println!("manager: done {}", if ok { "ok" } else { "with FAILURES" });
+    test_guests::power_off(if ok { 0 } else { 1 })
+}

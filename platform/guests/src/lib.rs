@@ -1,0 +1,205 @@
+//! The test guests' common code: the runtime for the architecture being built (`rt/`), the
+//! hypercall wrappers of Septum's guest ABI (`vcpu/README.md`), a console that prints through the
+//! console-write hypercall, and the shared-memory protocol between the manager and the worker.
+//! Each guest (`src/bin/*.rs`) defines `guest_main`; the runtime's entry code calls it through
+//! [`enter`] with the boot registers the hypervisor set.
+//!
+//! Adding an architecture: write `rt/<arch>.rs` (entry, stack, hypercall instruction, the layout
+//! constants) and `rt/<arch>.ld` (the load address of that arch's board files), then add it to
+//! the `rt` selection below.
+#![no_std]
+
+use core::fmt;
+
+#[cfg_attr(target_arch = "loongarch64", path = "rt/loongarch64.rs")]
+#[cfg_attr(target_arch = "x86_64", path = "rt/x86_64.rs")]
+pub mod rt;
+
+/// What the hypervisor tells a guest at entry (the boot registers, see `rt`).
+#[derive(Clone, Copy, Debug)]
+pub struct BootArgs {
+    /// This partition's id (board-file order).
+    pub id: u64,
+    /// Backend flags (LoongArch bit 0: hypercalls use `hvcl`).
+    pub flags: u64,
+    /// How many times this partition was started before this run.
+    pub starts: u64,
+    /// Guest-physical address of the first shared region, 0 if none.
+    pub shared: u64,
+    /// Its size in bytes.
+    pub shared_size: u64,
+}
+
+extern "Rust" {
+    /// Each guest binary's main function.
+    fn guest_main(args: BootArgs) -> !;
+}
+
+/// Called by the runtime's entry code on the guest's stack.
+pub fn enter(args: BootArgs) -> ! {
+    // SAFETY: every guest binary defines `guest_main` with exactly this signature.
+    unsafe { guest_main(args) }
+}
+
+/// Hypercall numbers (`vcpu/README.md`).
+pub mod nr {
+    pub const VERSION: u64 = 0x00;
+    pub const CONSOLE_WRITE: u64 = 0x01;
+    pub const SELF_ID: u64 = 0x02;
+    pub const POWER_OFF: u64 = 0x03;
+    pub const PARTITION_COUNT: u64 = 0x10;
+    pub const PARTITION_STATE: u64 = 0x11;
+    pub const PARTITION_STOP: u64 = 0x12;
+    pub const PARTITION_START: u64 = 0x13;
+    pub const DIRTY_LOG_START: u64 = 0x20;
+    pub const DIRTY_LOG_STOP: u64 = 0x21;
+    pub const DIRTY_HARVEST: u64 = 0x22;
+    pub const AGE_START: u64 = 0x30;
+    pub const AGE_HARVEST: u64 = 0x31;
+    pub const EXIT_COUNTERS: u64 = 0x40;
+}
+
+/// Partition states as `PARTITION_STATE` reports them.
+pub mod state {
+    pub const CREATED: i64 = 0;
+    pub const RUNNING: i64 = 1;
+    pub const STOPPED: i64 = 2;
+    pub const FINISHED: i64 = 3;
+}
+
+/// A hypercall with up to three arguments.
+pub fn call(nr: u64, a: u64, b: u64, c: u64) -> i64 {
+    rt::hypercall(nr, [a, b, c, 0, 0, 0])
+}
+
+/// Ends this partition with `code` (0 = success).
+pub fn power_off(code: u64) -> ! {
+    call(nr::POWER_OFF, code, 0, 0);
+    // The hypervisor never resumes a partition that powered off; spin if it somehow does.
+    loop {
+        rt::relax();
+    }
+}
+
+/// Prints `bytes` on the hypervisor console (prefixed there with the partition's name).
+pub fn console_write(bytes: &[u8]) -> i64 {
+    // VA == GPA in every backend, so the buffer's address is its guest-physical address.
+    call(
+        nr::CONSOLE_WRITE,
+        bytes.as_ptr() as u64,
+        bytes.len() as u64,
+        0,
+    )
+}
+
+/// A line buffer flushed through the console hypercall (at most 256 bytes per call).
+pub struct Console {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Console {
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            console_write(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Prints one line.
+pub fn print_line(args: fmt::Arguments) {
+    let mut c = Console::new();
+    let _ = fmt::Write::write_fmt(&mut c, args);
+    let _ = fmt::Write::write_str(&mut c, "\n");
+    c.flush();
+}
+
+/// `println!` through the console hypercall.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    print_line(format_args!("guest panic: {info}"));
+    power_off(1)
+}
+
+/// Volatile access to one u64 of guest memory.
+pub fn read(addr: u64) -> u64 {
+    // SAFETY: callers pass addresses of their own memory (or deliberately foreign ones, which
+    // trap to the hypervisor before anything is read).
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
+/// Volatile store to one u64 of guest memory.
+pub fn write(addr: u64, value: u64) {
+    // SAFETY: as for `read`.
+    unsafe { (addr as *mut u64).write_volatile(value) }
+}
+
+/// The manager/worker protocol on the first page of their shared region: word offsets.
+pub mod shared {
+    /// The worker writes its partition id + 1 here when it is ready.
+    pub const READY: u64 = 0;
+    /// The manager's command.
+    pub const COMMAND: u64 = 8;
+    /// The worker's acknowledgement: the last command it completed.
+    pub const ACK: u64 = 16;
+
+    /// Dirty phase: write [`DIRTY_PAGES`] workload pages.
+    pub const CMD_DIRTY: u64 = 1;
+    /// Aging phase: read [`AGE_PAGES`] workload pages.
+    pub const CMD_AGE: u64 = 2;
+    /// Print the results and power off.
+    pub const CMD_FINISH: u64 = 3;
+
+    /// Workload pages the worker writes in the dirty phase.
+    pub const DIRTY_PAGES: u64 = 37;
+    /// Workload pages the worker reads in the aging phase.
+    pub const AGE_PAGES: u64 = 40;
+    /// Pages besides the workload that may be young after the aging phase: the code being run,
+    /// the stack, the shared flag page (each may straddle two pages).
+    pub const AGE_SLACK: u64 = 8;
+}
+
+/// Waits until `f` holds, polling at most `polls` times; returns whether it held.
+pub fn wait_until(polls: u64, mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..polls {
+        if f() {
+            return true;
+        }
+        rt::relax();
+    }
+    f()
+}

@@ -1,0 +1,113 @@
+//! The LoongArch64 runtime of the test guests: the entry point, the stack, the hypercall
+//! instruction, and the facts about the board layout the scenarios rely on.
+//!
+//! Boot registers (set by the hypervisor, both backends): a0 = partition id, a1 = flags (bit 0:
+//! make hypercalls with `hvcl 0`, i.e. the LVZ backend; clear: `syscall 0`, the deprivileged
+//! backend), a2 = how many times the partition was started before, a3 = guest-physical address of
+//! the partition's first shared region (0 if none), a4 = its size. Hypercall: number in a7,
+//! arguments in a0-a5, result in a0 (`vcpu/README.md`).
+
+use crate::BootArgs;
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The stage-2 base page on LoongArch boards (16 KiB): the unit dirty logging and aging see.
+pub const PAGE: u64 = 16 * 1024;
+/// Guest-physical base of the worker's workload pages: its high-RAM region in
+/// `board-configs/qemu-virt-la64.toml` (`guest = 0x40000000`).
+pub const WORKLOAD_BASE: u64 = 0x4000_0000;
+/// Bit of the workload's first 4 KiB page in a dirty bitmap of the worker's memory (regions in
+/// board-file order: 32 MiB low RAM, 2 MiB shared, then the workload region).
+pub const WORKLOAD_BIT: u64 = (32 + 2) << 8;
+/// An address no test partition owns: the worker's host memory, which the hostile guest reads as
+/// if it were its own guest-physical address.
+pub const OTHER_PARTITION: u64 = 0x600_0000;
+/// Outside every test partition's memory, inside the manager's and worker's shared window.
+pub const OUTSIDE: u64 = 0x400_0000;
+/// A device no partition owns: the interrupt controller (PCH-PIC), which the hypervisor keeps.
+pub const FOREIGN_DEVICE: u64 = 0x1000_0000;
+/// A guest-physical address nothing maps, to jump to.
+pub const UNMAPPED_CODE: u64 = 0x10_0000_0000;
+
+const STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; STACK_SIZE]);
+
+/// Only the entry code uses it, through its symbol.
+#[no_mangle]
+static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
+
+static USE_HVCL: AtomicBool = AtomicBool::new(false);
+
+global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    "    la.abs  $t0, __bss_start",
+    "    la.abs  $t1, __bss_end",
+    "1:  bgeu    $t0, $t1, 2f",
+    "    st.d    $zero, $t0, 0",
+    "    addi.d  $t0, $t0, 8",
+    "    b       1b",
+    "2:  la.abs  $sp, GUEST_STACK",
+    "    li.d    $t0, {size}",
+    "    add.d   $sp, $sp, $t0",
+    "    move    $fp, $zero",
+    "    bl      {start}",
+    "3:  b       3b",
+    size = const STACK_SIZE,
+    start = sym start,
+);
+
+extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: u64) -> ! {
+    USE_HVCL.store(flags & 1 != 0, Ordering::Relaxed);
+    crate::enter(BootArgs {
+        id,
+        flags,
+        starts,
+        shared,
+        shared_size,
+    })
+}
+
+/// Makes hypercall `nr` with `args`; returns a0.
+pub fn hypercall(nr: u64, args: [u64; 6]) -> i64 {
+    let mut a0 = args[0];
+    if USE_HVCL.load(Ordering::Relaxed) {
+        // SAFETY: `hvcl` traps to the hypervisor (LVZ), which reads a7/a0-a5 and writes a0.
+        unsafe {
+            asm!("hvcl 0", inout("$a0") a0, in("$a1") args[1], in("$a2") args[2],
+                in("$a3") args[3], in("$a4") args[4], in("$a5") args[5], in("$a7") nr,
+                options(nostack))
+        };
+    } else {
+        // SAFETY: `syscall` traps to the hypervisor (deprivileged backend), same registers.
+        unsafe {
+            asm!("syscall 0", inout("$a0") a0, in("$a1") args[1], in("$a2") args[2],
+                in("$a3") args[3], in("$a4") args[4], in("$a5") args[5], in("$a7") nr,
+                options(nostack))
+        };
+    }
+    a0 as i64
+}
+
+/// Executes an instruction only the hypervisor may use (a CSR read).
+pub fn privileged_instruction() {
+    // SAFETY: at PLV3 (or in an LVZ guest without that CSR) this traps; if it ever ran, it only
+    // reads CRMD into a scratch register.
+    unsafe { asm!("csrrd {0}, 0x0", out(reg) _, options(nomem, nostack)) };
+}
+
+/// Jumps to `addr` (never comes back when the address is unmapped).
+pub fn jump(addr: u64) -> ! {
+    // SAFETY: deliberately transfers control to `addr`; the hostile guest uses this to fault.
+    unsafe { asm!("jirl $zero, {0}, 0", in(reg) addr, options(noreturn, nostack)) }
+}
+
+/// Spins a little: lets other CPUs make progress between polls.
+pub fn relax() {
+    for _ in 0..64 {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,98 @@
+//! The x86_64 runtime of the test guests, for the VMX backend (issue 6): the entry point, the
+//! stack, `vmcall`, and the board-layout facts the scenarios rely on. The backend enters the
+//! guest in 64-bit mode with an identity map at the board file's `entry`, with the boot registers
+//! rdi = partition id, rsi = flags (0), rdx = times started before, rcx = first shared region's
+//! guest-physical address (0 if none), r8 = its size. Hypercall: number in rax, arguments in rdi,
+//! rsi, rdx, r10, r8, r9, result in rax (`vcpu/README.md`).
+//!
+//! The constants below follow `board-configs/bochs-x86_64.toml` and `qemu-x86_64.toml`; whoever
+//! brings up the x86 scenarios owns them and may change them with those files.
+
+use crate::BootArgs;
+use core::arch::{asm, global_asm};
+
+/// The stage-2 (EPT) base page: 4 KiB.
+pub const PAGE: u64 = 4096;
+/// Guest-physical base of the worker's workload pages: 16 MiB into its 32 MiB low RAM.
+pub const WORKLOAD_BASE: u64 = 0x100_0000;
+/// Bit of the workload's first 4 KiB page in a dirty bitmap of the worker's memory.
+pub const WORKLOAD_BIT: u64 = WORKLOAD_BASE >> 12;
+/// An address no test partition owns (beyond the hostile guest's 16 MiB).
+pub const OTHER_PARTITION: u64 = 0x600_0000;
+/// Outside every test partition's memory except the manager/worker shared window.
+pub const OUTSIDE: u64 = 0x400_0000;
+/// A device no partition owns: the I/O APIC's registers.
+pub const FOREIGN_DEVICE: u64 = 0xfec0_0000;
+/// A guest-physical address nothing maps, to jump to.
+pub const UNMAPPED_CODE: u64 = 0x10_0000_0000;
+
+const STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; STACK_SIZE]);
+
+/// Only the entry code uses it, through its symbol.
+#[no_mangle]
+static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
+
+global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    "    mov     r11, rdi",
+    "    lea     rdi, [rip + __bss_start]",
+    "    lea     r10, [rip + __bss_end]",
+    "1:  cmp     rdi, r10",
+    "    jae     2f",
+    "    mov     qword ptr [rdi], 0",
+    "    add     rdi, 8",
+    "    jmp     1b",
+    "2:  mov     rdi, r11",
+    "    lea     rsp, [rip + GUEST_STACK + {size}]",
+    "    call    {start}",
+    "3:  hlt",
+    "    jmp     3b",
+    size = const STACK_SIZE,
+    start = sym start,
+);
+
+extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: u64) -> ! {
+    crate::enter(BootArgs {
+        id,
+        flags,
+        starts,
+        shared,
+        shared_size,
+    })
+}
+
+/// Makes hypercall `nr` with `args`; returns rax.
+pub fn hypercall(nr: u64, args: [u64; 6]) -> i64 {
+    let ret: u64;
+    // SAFETY: `vmcall` exits to the hypervisor, which reads the registers and writes rax.
+    unsafe {
+        asm!("vmcall", inlateout("rax") nr => ret, in("rdi") args[0], in("rsi") args[1],
+            in("rdx") args[2], in("r10") args[3], in("r8") args[4], in("r9") args[5],
+            options(nostack))
+    };
+    ret as i64
+}
+
+/// Executes an instruction only the hypervisor may use (`vmxon`'s neighbour: `invd`).
+pub fn privileged_instruction() {
+    // SAFETY: in a VMX guest `invd` always exits; it never reaches the caches.
+    unsafe { asm!("invd", options(nomem, nostack)) };
+}
+
+/// Jumps to `addr` (never comes back when the address is unmapped).
+pub fn jump(addr: u64) -> ! {
+    // SAFETY: deliberately transfers control to `addr`; the hostile guest uses this to fault.
+    unsafe { asm!("jmp {0}", in(reg) addr, options(noreturn, nostack)) }
+}
+
+/// Spins a little: lets other CPUs make progress between polls.
+pub fn relax() {
+    for _ in 0..64 {
+        core::hint::spin_loop();
+    }
+}

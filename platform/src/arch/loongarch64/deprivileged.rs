@@ -1,0 +1,182 @@
+//! The deprivileged backend, for CPUs without LVZ (QEMU, LVZ-less Loongson SoCs): a partition's
+//! code runs at PLV3 on its own CPU with the partition's GPA table as its page table (PGDL, VA ==
+//! GPA, ASID = partition id + 1, the high half behind an all-invalid root), refilled by the
+//! hardware walker (`trap.rs`). Every exception it takes is an exit (`world.rs`), decoded here
+//! into a `vcpu::VmExit`: `syscall` is a hypercall, page-invalid faults on addresses outside the
+//! partition's memory are device accesses (decoded from BADI), faults on its memory go to the
+//! stage-2 fast fix (page-modify = dirty, page-invalid after aging = young), `csr*`/INE are
+//! forbidden instructions, and an IPI is the kick another CPU sends.
+
+use super::world::{self, GuestContext};
+use crate::partition::arch::GuestBoot;
+use crate::partition::Partition;
+use arch_loongarch::decode::{self, MemAccess};
+use arch_loongarch::estat::Estat;
+use arch_loongarch::{csr, iocsr};
+use vcpu::{Access, ArchVcpu, Completion, VmExit};
+
+/// PRMD for guest entry: PLV3, interrupts on (so an IPI kicks the guest out).
+const PRMD_GUEST: u64 = 0x7;
+/// ESTAT.IS bits: timer and IPI.
+const IS_TIMER: u32 = 1 << 11;
+const IS_IPI: u32 = 1 << 12;
+/// Register numbers of the hypercall ABI (a0 = r4, a7 = r11).
+const A0: usize = 4;
+const A7: usize = 11;
+
+/// What the last exit needs from its completion.
+#[derive(Clone, Copy)]
+enum Pending {
+    None,
+    /// A hypercall: the result goes to a0.
+    Hypercall,
+    /// An emulated load: the result goes to `rd`, extended as the instruction says.
+    Load(MemAccess),
+}
+
+/// One vCPU of a partition under the deprivileged backend.
+pub struct DeprivilegedVcpu {
+    partition: &'static Partition,
+    ctx: GuestContext,
+    pending: Pending,
+}
+
+impl DeprivilegedVcpu {
+    pub fn new(partition: &'static Partition, boot: GuestBoot) -> Self {
+        let mut ctx = GuestContext::new(boot.entry, PRMD_GUEST);
+        ctx.regs[A0..A0 + 5].copy_from_slice(&boot.args);
+        // The image was just copied in by this CPU: make its fetches see it.
+        arch_loongarch::instr::ibar();
+        Self {
+            partition,
+            ctx,
+            pending: Pending::None,
+        }
+    }
+
+    fn owned(&self, gpa: u64) -> bool {
+        self.partition.config.translate(gpa).is_some()
+    }
+
+    /// A page-invalid load or store: guest memory (a tracking fault) or a device access.
+    fn invalid(&mut self, gpa: u64, access: Access) -> VmExit {
+        if self.owned(gpa) {
+            return VmExit::StageTwoFault { gpa, access };
+        }
+        match decode::mem_access(self.ctx.badi as u32) {
+            Some(m) if m.store => VmExit::MmioWrite {
+                gpa,
+                size: m.size,
+                value: self.ctx.regs[m.rd] & m.size.mask(),
+            },
+            Some(m) => {
+                self.pending = Pending::Load(m);
+                VmExit::MmioRead { gpa, size: m.size }
+            }
+            None => VmExit::StageTwoFault { gpa, access },
+        }
+    }
+
+    fn interrupt(&mut self, estat: Estat) -> VmExit {
+        let is = estat.is();
+        if is & IPI_BITS != 0 {
+            let pending = iocsr::read32(iocsr::IPI_STATUS);
+            // SAFETY: writing the pending bits to IPI_CLEAR only acknowledges this CPU's IPIs.
+            unsafe { iocsr::write32(iocsr::IPI_CLEAR, pending) };
+            return VmExit::ExternalInterrupt { vector: 12 };
+        }
+        if is & IS_TIMER != 0 {
+            // SAFETY: acknowledging the timer only clears its pending bit.
+            unsafe { csr::write::<{ csr::TICLR }>(1) };
+            return VmExit::ExternalInterrupt { vector: 11 };
+        }
+        VmExit::ExternalInterrupt { vector: is }
+    }
+
+    fn decode(&mut self) -> VmExit {
+        let estat = Estat(self.ctx.estat);
+        let badv = self.ctx.badv;
+        match estat.ecode() {
+            0x0 => self.interrupt(estat),
+            0x1 => self.invalid(badv, Access::Read),
+            0x2 => self.invalid(badv, Access::Write),
+            0x3 => VmExit::StageTwoFault {
+                gpa: self.ctx.era,
+                access: Access::Execute,
+            },
+            0x4 => VmExit::StageTwoFault {
+                gpa: badv,
+                access: Access::Write,
+            },
+            0x5 | 0x7 => VmExit::StageTwoFault {
+                gpa: badv,
+                access: Access::Read,
+            },
+            0x6 => VmExit::StageTwoFault {
+                gpa: self.ctx.era,
+                access: Access::Execute,
+            },
+            // An address no translation can cover (the hypervisor's windows, beyond VALEN).
+            0x8 => VmExit::StageTwoFault {
+                gpa: badv,
+                access: if estat.esubcode() == 0 {
+                    Access::Execute
+                } else {
+                    Access::Read
+                },
+            },
+            0xb => {
+                self.pending = Pending::Hypercall;
+                let r = &self.ctx.regs;
+                VmExit::Hypercall {
+                    code: 0,
+                    nr: r[A7],
+                    args: [r[A0], r[A0 + 1], r[A0 + 2], r[A0 + 3], r[A0 + 4], r[A0 + 5]],
+                }
+            }
+            0xd | 0xe => VmExit::ForbiddenInstruction {
+                pc: self.ctx.era,
+                raw: self.ctx.badi as u32,
+            },
+            other => VmExit::Unknown {
+                raw: u64::from(other),
+            },
+        }
+    }
+}
+
+const IPI_BITS: u32 = IS_IPI;
+
+impl ArchVcpu for DeprivilegedVcpu {
+    fn run(&mut self) -> VmExit {
+        self.pending = Pending::None;
+        let root = self.partition.table().root().as_u64();
+        // SAFETY: PGDL gets the partition's GPA table (every empty slot leads to an invalid
+        // table, never to address 0) and ASID its own id, so the guest reaches only its memory;
+        // PRMD selects PLV3 and interrupts are off in the hypervisor, as `enter` requires.
+        unsafe {
+            csr::write::<{ csr::PGDL }>(root);
+            csr::write::<{ csr::ASID }>(super::partition::asid(self.partition.id));
+            world::enter(&mut self.ctx);
+        }
+        self.decode()
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        match completion {
+            Completion::Retry => {}
+            Completion::Skip | Completion::CpuId(_) => self.ctx.era += 4,
+            Completion::Value(v) => {
+                match self.pending {
+                    Pending::Hypercall => self.ctx.regs[A0] = v,
+                    Pending::Load(m) if m.rd != 0 => {
+                        self.ctx.regs[m.rd] = decode::load_result(&m, v)
+                    }
+                    _ => {}
+                }
+                self.ctx.era += 4;
+            }
+        }
+        self.pending = Pending::None;
+    }
+}

@@ -1,0 +1,144 @@
+//! The exit handler every partition's vCPU runs (`vcpu::ExitHandler`), whatever the backend:
+//! requests from other CPUs first (a flush, a stop), then the exit itself — hypercalls to
+//! `hypercall`, device accesses to the partition's buses, stage-2 faults to `mmu`'s fast fix
+//! (dirty and young tracking), and anything the partition may not do to a stop with a reason.
+//! Nothing a guest does here can stop another partition or the hypervisor.
+
+use super::arch::{PartitionArch, VirtualUartAt};
+use super::devices::VirtualUart;
+use super::{hypercall, remote, Partition};
+use crate::arch::Current;
+use alloc::boxed::Box;
+use core::sync::atomic::Ordering;
+use mmu::{FastFix, Gpa};
+use vcpu::{
+    Access, Action, BusError, Completion, ExitHandler, ExitKind, IoBus, ShutdownKind, StopReason,
+    VmExit,
+};
+
+/// The handler of one vCPU of one partition on one CPU.
+pub struct Handler {
+    partition: &'static Partition,
+    cpu: usize,
+    mmio: IoBus,
+    ports: IoBus,
+}
+
+fn violation(what: &'static str, addr: u64) -> Action {
+    Action::Stop(StopReason::Violation { what, addr })
+}
+
+impl Handler {
+    pub fn new(partition: &'static Partition, cpu: usize) -> Self {
+        let (mut mmio, mut ports) = (IoBus::new(), IoBus::new());
+        if partition.config.console == board_config::PartitionConsole::Virtual {
+            let uart = Box::new(VirtualUart::new(partition.name()));
+            // A fresh bus cannot refuse its first device.
+            let _ = match <Current as PartitionArch>::VIRTUAL_UART {
+                VirtualUartAt::Mmio(base) => mmio.register(base, 8, "virtual uart", uart),
+                VirtualUartAt::Port(base) => {
+                    ports.register(u64::from(base), 8, "virtual uart", uart)
+                }
+            };
+        }
+        Self {
+            partition,
+            cpu,
+            mmio,
+            ports,
+        }
+    }
+
+    fn bus_error(e: BusError, write: bool) -> Action {
+        match e {
+            BusError::Device { addr, .. } => violation("device refused the access at", addr),
+            BusError::Unclaimed { addr, .. } if write => {
+                violation("write to unowned address", addr)
+            }
+            BusError::Unclaimed { addr, .. } => violation("read of unowned address", addr),
+            _ => violation("bad device access", 0),
+        }
+    }
+
+    /// A fault on guest memory: the fast fix makes the page young (and dirty on a write) if the
+    /// region allows the access; otherwise the access was not the partition's to make.
+    fn stage_two_fault(&mut self, gpa: u64, access: Access) -> Action {
+        let p = self.partition;
+        let mmu_access = match access {
+            Access::Read => mmu::Access::Read,
+            Access::Write => mmu::Access::Write,
+            Access::Execute => mmu::Access::Exec,
+        };
+        match p.table().fast_fix(Gpa(gpa), mmu_access) {
+            FastFix::Fixed { flush, .. } | FastFix::Spurious { flush } => {
+                // Only this CPU cached the entry that faulted.
+                Current::flush_local(p.id, flush);
+                Action::Resume(Completion::Retry)
+            }
+            FastFix::Retry => Action::Resume(Completion::Retry),
+            FastFix::Slow => {
+                let owned = p.config.translate(gpa).is_some();
+                let what = match (owned, access) {
+                    (true, Access::Read) => "read not permitted at",
+                    (true, Access::Write) => "write not permitted at",
+                    (true, Access::Execute) => "execute not permitted at",
+                    (false, Access::Read) => "read of unowned address",
+                    (false, Access::Write) => "write to unowned address",
+                    (false, Access::Execute) => "fetch from unowned address",
+                };
+                violation(what, gpa)
+            }
+        }
+    }
+}
+
+impl ExitHandler for Handler {
+    fn handle(&mut self, exit: &VmExit) -> Action {
+        let p = self.partition;
+        p.count_exit(ExitKind::of(exit));
+        remote::service(self.cpu, p.id);
+        if p.stop_requested.load(Ordering::SeqCst) {
+            return Action::Stop(StopReason::Stopped);
+        }
+        match *exit {
+            VmExit::Hypercall { nr, args, .. } => hypercall::handle(p, nr, args),
+            VmExit::MmioRead { gpa, size } => match self.mmio.read(gpa, size) {
+                Ok(v) => Action::Resume(Completion::Value(v)),
+                Err(e) => Self::bus_error(e, false),
+            },
+            VmExit::MmioWrite { gpa, size, value } => match self.mmio.write(gpa, size, value) {
+                Ok(()) => Action::Resume(Completion::Skip),
+                Err(e) => Self::bus_error(e, true),
+            },
+            VmExit::PortIn { port, size } => match self.ports.read(u64::from(port), size) {
+                Ok(v) => Action::Resume(Completion::Value(v)),
+                Err(e) => Self::bus_error(e, false),
+            },
+            VmExit::PortOut { port, size, value } => {
+                match self.ports.write(u64::from(port), size, u64::from(value)) {
+                    Ok(()) => Action::Resume(Completion::Skip),
+                    Err(e) => Self::bus_error(e, true),
+                }
+            }
+            VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
+            VmExit::ExternalInterrupt { .. } => Action::Resume(Completion::Retry),
+            // Nothing to wait for: the CPU is the partition's alone, so `idle` just continues.
+            VmExit::Halt => Action::Resume(Completion::Skip),
+            VmExit::CpuId { .. } => Action::Resume(Completion::CpuId([0; 4])),
+            VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
+            VmExit::MsrRead { msr } | VmExit::MsrWrite { msr, .. } => {
+                violation("MSR access", u64::from(msr))
+            }
+            VmExit::CsrRead { csr } | VmExit::CsrWrite { csr, .. } => {
+                violation("CSR access", u64::from(csr))
+            }
+            VmExit::Shutdown {
+                kind: ShutdownKind::PowerOff,
+            } => Action::Stop(StopReason::PowerOff { code: 0 }),
+            VmExit::Shutdown { .. } => Action::Stop(StopReason::Reset),
+            VmExit::ForbiddenInstruction { pc, .. } => violation("privileged instruction at", pc),
+            VmExit::InvalidState { raw } => Action::Stop(StopReason::InvalidState { raw }),
+            VmExit::Unknown { raw } => violation("unexpected exception, cause", raw),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Hypercalls, as `vcpu/README.md` defines them: decoded and argument-checked by
+//! `vcpu::Hypercall::decode`, then checked here against the partition table (only the manager may
+//! make management calls: -3; buffers must lie in the caller's memory: -6; the target must exist:
+//! -4, and be in a state that allows the request: -5) before anything is done.
+
+use super::{guest_mem, manage, Partition, State};
+use vcpu::hypercall::{encode_result, ABI_VERSION};
+use vcpu::{Action, Completion, Hypercall, HypercallError, StopReason};
+
+type Result = core::result::Result<u64, HypercallError>;
+
+fn reply(r: Result) -> Action {
+    Action::Resume(Completion::Value(encode_result(r)))
+}
+
+/// The partition a management call names.
+pub fn target(id: vcpu::PartitionId) -> core::result::Result<&'static Partition, HypercallError> {
+    super::get(id).ok_or(HypercallError::NoPartition)
+}
+
+fn console_write(p: &Partition, gpa: u64, len: u64) -> Result {
+    let bytes = guest_mem::host_slice(p, gpa, len, false).ok_or(HypercallError::BadAddress)?;
+    let text = core::str::from_utf8(bytes).unwrap_or("<not UTF-8>");
+    for line in text.trim_end_matches('\n').split('\n') {
+        if !text.is_empty() {
+            crate::println!("[{}] {}", p.name(), line);
+        }
+    }
+    Ok(len)
+}
+
+fn stop(caller: &Partition, id: vcpu::PartitionId) -> Result {
+    let t = target(id)?;
+    if t.id == caller.id || t.state() != State::Running {
+        return Err(HypercallError::BadState);
+    }
+    super::request_stop(t);
+    Ok(0)
+}
+
+fn start(id: vcpu::PartitionId) -> Result {
+    let t = target(id)?;
+    if !matches!(t.state(), State::Stopped | State::Finished) {
+        return Err(HypercallError::BadState);
+    }
+    super::request_start(t);
+    Ok(0)
+}
+
+/// Handles hypercall `nr` with `args` from partition `p`.
+pub fn handle(p: &'static Partition, nr: u64, args: [u64; 6]) -> Action {
+    let call = match Hypercall::decode(nr, args) {
+        Ok(c) => c,
+        Err(e) => return reply(Err(e)),
+    };
+    if call.needs_manager() && !p.config.manager {
+        return reply(Err(HypercallError::Permission));
+    }
+    let r = match call {
+        Hypercall::Version => Ok(ABI_VERSION),
+        Hypercall::ConsoleWrite { gpa, len } => console_write(p, gpa, len),
+        Hypercall::SelfId => Ok(u64::from(p.id)),
+        Hypercall::PowerOff { code } => return Action::Stop(StopReason::PowerOff { code }),
+        Hypercall::PartitionCount => Ok(super::all().len() as u64),
+        Hypercall::PartitionState { id } => target(id).map(|t| t.state() as u64),
+        Hypercall::PartitionStop { id } => stop(p, id),
+        Hypercall::PartitionStart { id } => start(id),
+        Hypercall::DirtyLogStart { id } => manage::dirty_log_start(id),
+        Hypercall::DirtyLogStop { id } => manage::dirty_log_stop(id),
+        Hypercall::DirtyHarvest {
+            id,
+            bitmap_gpa,
+            bytes,
+        } => manage::dirty_harvest(p, id, bitmap_gpa, bytes),
+        Hypercall::AgeStart { id } => manage::age_start(id),
+        Hypercall::AgeHarvest { id } => manage::age_harvest(id),
+        Hypercall::ExitCounters { id, gpa, bytes } => manage::exit_counters(p, id, gpa, bytes),
+    };
+    reply(r)
+}
