@@ -26,6 +26,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             0,
             range.start.as_u64(),
             end.as_u64(),
+            &|_| true,
             &mut |level, _e, v, slot| {
                 let t = Translation {
                     hpa: fmt.leaf_hpa(v, level),

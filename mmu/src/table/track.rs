@@ -99,55 +99,100 @@ impl<'a> Harvest<'a> {
 }
 
 impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<F, A, T, M> {
-    /// Call `f(level, entry, value, slot_gpa)` on every present leaf overlapping `[start, end)`.
-    /// Returns `false` if `f` stopped the walk.
+    /// Call `f(level, entry, value, slot_gpa)` on every present leaf overlapping `[start, end)`
+    /// for which `pre(value)` holds. Returns `false` if `f` stopped the walk.
+    ///
+    /// `pre` is a cheap filter on the raw value (e.g. "young bit set"); it may accept entries that
+    /// are not leaves, but must never reject one `f` would act on. At level 0 it runs in a tight
+    /// loop so a range with nothing to do costs little more than reading it.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub(crate) fn visit_leaves<V>(
+    pub(crate) fn visit_leaves<P, V>(
         &self,
         level: usize,
         table: Hpa,
         base: u64,
         start: u64,
         end: u64,
+        pre: &P,
         f: &mut V,
     ) -> bool
     where
+        P: Fn(u64) -> bool,
         V: FnMut(usize, &AtomicU64, u64, u64) -> Visit,
     {
         let ents = self.entries(table);
         let size = F::level_size(level);
         let first = Self::index(start, level);
         let last = Self::index(end - 1, level);
-        let none = self.none(level);
+        if level == 0 {
+            for (i, e) in ents[first..=last].iter().enumerate() {
+                let v = e.load(Ordering::Relaxed);
+                if !pre(v) {
+                    continue;
+                }
+                let slot = base + (first + i) as u64 * size;
+                if !self.visit_entry(0, e, slot, start, end, pre, f) {
+                    return false;
+                }
+            }
+            return true;
+        }
         for (i, e) in ents.iter().enumerate().take(last + 1).skip(first) {
             let slot = base + i as u64 * size;
-            loop {
-                let v = e.load(Ordering::Acquire);
-                if v == none {
-                    break;
-                }
-                match self.classify(v, level) {
-                    Slot::Empty | Slot::Frozen => break,
-                    Slot::Table => {
-                        let (s, t) = (start.max(slot), end.min(slot + size));
-                        if !self.visit_leaves(level - 1, self.format.table_hpa(v), slot, s, t, f) {
-                            return false;
-                        }
-                        break;
-                    }
-                    Slot::Leaf => match f(level, e, v, slot) {
-                        Visit::Next => break,
-                        Visit::Retry => continue,
-                        Visit::Stop => return false,
-                    },
-                }
+            if !self.visit_entry(level, e, slot, start, end, pre, f) {
+                return false;
             }
         }
         true
     }
 
-    fn visit_range<V>(&self, range: &GpaRange, f: &mut V) -> bool
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn visit_entry<P, V>(
+        &self,
+        level: usize,
+        e: &AtomicU64,
+        slot: u64,
+        start: u64,
+        end: u64,
+        pre: &P,
+        f: &mut V,
+    ) -> bool
     where
+        P: Fn(u64) -> bool,
+        V: FnMut(usize, &AtomicU64, u64, u64) -> Visit,
+    {
+        let size = F::level_size(level);
+        loop {
+            let v = e.load(Ordering::Acquire);
+            match self.classify(v, level) {
+                Slot::Empty | Slot::Frozen => return true,
+                Slot::Table => {
+                    let (s, t) = (start.max(slot), end.min(slot + size));
+                    return self.visit_leaves(
+                        level - 1,
+                        self.format.table_hpa(v),
+                        slot,
+                        s,
+                        t,
+                        pre,
+                        f,
+                    );
+                }
+                Slot::Leaf if !pre(v) => return true,
+                Slot::Leaf => match f(level, e, v, slot) {
+                    Visit::Next => return true,
+                    Visit::Retry => continue,
+                    Visit::Stop => return false,
+                },
+            }
+        }
+    }
+
+    fn visit_range<P, V>(&self, range: &GpaRange, pre: &P, f: &mut V) -> bool
+    where
+        P: Fn(u64) -> bool,
         V: FnMut(usize, &AtomicU64, u64, u64) -> Visit,
     {
         if range.is_empty() {
@@ -159,6 +204,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             0,
             range.start.as_u64(),
             range.end.as_u64(),
+            pre,
             f,
         )
     }
@@ -189,7 +235,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         let (rs, re) = (range.start.as_u64(), range.end.as_u64());
         let fmt = &self.format;
         let mut h = Harvest::new(young);
-        self.visit_range(&range, &mut |level, e, v, slot| {
+        self.visit_range(&range, &|v| fmt.is_young(v), &mut |level, e, v, slot| {
             if !fmt.is_young(v) {
                 return Visit::Next;
             }
@@ -209,13 +255,17 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
     pub fn test_age(&self, range: GpaRange) -> Result<bool> {
         self.check_range(&range)?;
         let fmt = &self.format;
-        let finished = self.visit_range(&range, &mut |level, _e, v, slot| {
-            if fmt.is_young(v) || self.pinned(slot, level) {
-                Visit::Stop
-            } else {
-                Visit::Next
-            }
-        });
+        let finished = self.visit_range(
+            &range,
+            &|v| M::ENABLED || fmt.is_young(v),
+            &mut |level, _e, v, slot| {
+                if fmt.is_young(v) || self.pinned(slot, level) {
+                    Visit::Stop
+                } else {
+                    Visit::Next
+                }
+            },
+        );
         Ok(!finished)
     }
 
@@ -231,7 +281,9 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         self.check_log(&range, log)?;
         let (rs, re) = (range.start.as_u64(), range.end.as_u64());
         let mut h = Harvest::new(log);
-        self.visit_range(&range, &mut |level, e, v, slot| {
+        let fmt = &self.format;
+        let pre = |v| M::ENABLED || fmt.is_dirty(v);
+        self.visit_range(&range, &pre, &mut |level, e, v, slot| {
             self.harvest_dirty(&mut h, level, e, v, slot, rs, re)
         });
         Ok(h.finish(Some(batch)))
@@ -260,7 +312,9 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         self.check_log(&range, log)?;
         let mut h = Harvest::new(log);
         let mut in_mask = 0u64;
-        self.visit_range(&range, &mut |level, e, v, slot| {
+        let fmt = &self.format;
+        let pre = |v| M::ENABLED || fmt.is_dirty(v);
+        self.visit_range(&range, &pre, &mut |level, e, v, slot| {
             let g0 = slot >> F::PAGE_SHIFT;
             let n = F::level_size(level) >> F::PAGE_SHIFT;
             // Mask bits this leaf covers.
@@ -325,7 +379,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         }
         let fmt = &self.format;
         let (mut pages, mut lo, mut hi) = (0u64, u64::MAX, 0u64);
-        self.visit_range(&range, &mut |level, e, v, slot| {
+        self.visit_range(&range, &|v| fmt.is_writable(v), &mut |level, e, v, slot| {
             if !fmt.is_writable(v) {
                 return Visit::Next;
             }
