@@ -276,13 +276,19 @@ fn load_image(p: &Partition) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The boot arguments of a run (see [`GuestBoot::args`]).
+/// The boot arguments of a run (see [`GuestBoot::args`]). The shared region passed is the one
+/// shared with the manager (for the manager, its first shared region): that is the region the
+/// management scenario talks over; other links are the partitions' own business.
 fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
+    let manager = BOARD.manager().map(|m| m.name);
     let shared = p
         .config
         .memory
         .iter()
-        .find(|r| r.shared_with.is_some())
+        .find(|r| match r.shared_with {
+            Some(other) => p.config.manager || Some(other) == manager,
+            None => false,
+        })
         .map_or((0, 0), |r| (r.guest, r.size));
     GuestBoot {
         entry: p.config.entry,

@@ -18,6 +18,7 @@ mod flat;
 mod image;
 mod process;
 mod suite;
+mod uefi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

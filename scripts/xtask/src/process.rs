@@ -43,22 +43,44 @@ pub struct Bounded {
 
 /// Runs `cmd` with stdin closed and stdout+stderr written to `log`, killing it (and its process
 /// group) after `timeout`. Emulators can hang on a guest fault and ignore SIGTERM, so the kill is
-/// SIGKILL on the whole group.
-pub fn run_bounded(cmd: &mut Command, log: &Path, timeout: Duration) -> Result<Bounded, String> {
+/// SIGKILL on the whole group. The run also ends as soon as the log shows one of `ends` (text,
+/// status):
+/// a real-board image cannot power the emulator off, so it prints how the run ended and parks,
+/// and that line stands for the exit status the board would have given.
+pub fn run_bounded_until(
+    cmd: &mut Command,
+    log: &Path,
+    timeout: Duration,
+    ends: &[(&str, i32)],
+) -> Result<Bounded, String> {
     let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     std::os::unix::process::CommandExt::process_group(cmd, 0);
-    run_with_deadline(cmd, timeout)
+    let ended = || {
+        if ends.is_empty() {
+            return None;
+        }
+        let text = std::fs::read(log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        ends.iter()
+            .find(|(marker, _)| text.contains(marker))
+            .map(|&(_, status)| status)
+    };
+    run_with_deadline(cmd, timeout, ended)
 }
 
 /// Runs `cmd` with the terminal attached (for `cargo xtask run`), still bounded by `timeout`.
 pub fn run_attached(cmd: &mut Command, timeout: Duration) -> Result<Bounded, String> {
     eprintln!("+ {}", show(cmd));
-    run_with_deadline(cmd, timeout)
+    run_with_deadline(cmd, timeout, || None)
 }
 
-fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Result<Bounded, String> {
+fn run_with_deadline(
+    cmd: &mut Command,
+    timeout: Duration,
+    ended: impl Fn() -> Option<i32>,
+) -> Result<Bounded, String> {
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -70,7 +92,8 @@ fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Result<Bounded, St
                 elapsed: start.elapsed(),
             });
         }
-        if start.elapsed() >= timeout {
+        let verdict = ended();
+        if verdict.is_some() || start.elapsed() >= timeout {
             let pid = child.id() as i32;
             // The child leads its own process group (when started by run_bounded); kill it all.
             let _ = Command::new("kill")
@@ -79,7 +102,7 @@ fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Result<Bounded, St
             let _ = child.kill();
             let _ = child.wait();
             return Ok(Bounded {
-                status: None,
+                status: verdict,
                 elapsed: start.elapsed(),
             });
         }
