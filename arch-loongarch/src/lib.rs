@@ -15,4 +15,5 @@ pub mod estat;
 pub mod instr;
 pub mod iocsr;
 pub mod ipi;
+pub mod lvz;
 pub mod stage2;
