@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use mmu::{
     Access, Ept, FastFix, Flush, FlushBatch, Gfn, GfnBitmap, Gpa, GpaRange, HeapFrameAllocator,
-    Hpa, HugePolicy, LeafAttrs, LoongArch16K, Perms, PteFormat, StageTwoTable, TlbFlush, UnmapMode,
+    Hpa, HugePolicy, LeafAttrs, LoongArch16K, Npt, Perms, PteFormat, StageTwoTable, TlbFlush,
+    UnmapMode,
 };
 
 const GIB: u64 = 1 << 30;
@@ -496,6 +497,7 @@ fn main() {
         );
         let mut rows = Vec::new();
         bench_format::<Ept>(size, &fl, Some(&peers), &mut rows);
+        bench_format::<Npt>(size, &fl, Some(&peers), &mut rows);
         bench_format::<LoongArch16K>(size, &fl16, None, &mut rows);
         print_header();
         for r in &rows {

@@ -1,5 +1,5 @@
 //! Septum's stage-2 page-table engine: one generic GPA→HPA table over per-architecture entry
-//! formats (Intel EPT, LoongArch LVZ GPA tables).
+//! formats (Intel EPT, AMD nested paging, LoongArch LVZ GPA tables).
 //!
 //! The pieces: a [`PteFormat`] says how entries are encoded and how young/dirty are tracked; a
 //! [`FrameAllocator`] provides table pages and their phys→virt mapping; a [`TlbFlush`] backend
@@ -31,6 +31,7 @@ pub use bitmap::GfnBitmap;
 pub use flush::{Flush, FlushBatch, NoTlb, TlbFlush};
 pub use format::ept::{Ept, EptConfig, Eptp};
 pub use format::loongarch::{LoongArch, LoongArch16K, LoongArch4K};
+pub use format::npt::{ncr3, Npt, NptConfig};
 pub use format::{PteFormat, MAX_LEVELS};
 pub use frame::{FrameAllocator, HeapFrameAllocator};
 pub use mirror::{MirrorError, MirrorHook, NoMirror};

@@ -11,7 +11,7 @@ use std::thread;
 use common::CountingTlb;
 use mmu::{
     Access, Ept, EptConfig, FastFix, FlushBatch, Gfn, GfnBitmap, Gpa, GpaRange, HeapFrameAllocator,
-    Hpa, HugePolicy, LeafAttrs, LoongArch4K, Perms, PteFormat, StageTwoTable,
+    Hpa, HugePolicy, LeafAttrs, LoongArch4K, Npt, Perms, PteFormat, StageTwoTable,
 };
 
 type Table<F> = StageTwoTable<F, HeapFrameAllocator, CountingTlb>;
@@ -169,6 +169,11 @@ fn ept_without_ad_no_dirty_bit_lost() {
         ad: false,
         ..EptConfig::default()
     }));
+}
+
+#[test]
+fn npt_no_dirty_bit_lost() {
+    no_dirty_bit_lost(Npt::default());
 }
 
 #[test]

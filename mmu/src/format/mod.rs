@@ -1,5 +1,7 @@
 //! The `PteFormat` trait: how one architecture encodes stage-2 entries, level by level.
 //!
+//! Formats: Intel EPT (`ept`), AMD nested paging (`npt`), LoongArch LVZ GPA tables (`loongarch`).
+//!
 //! The table engine never looks at a bit directly; it asks the format. The format is also where the
 //! architecture's choice of young/dirty tracking lives: EPT with A/D enabled lets the hardware set
 //! accessed and dirty bits, while LoongArch (and EPT without A/D) removes a permission and restores
@@ -10,6 +12,7 @@
 
 pub mod ept;
 pub mod loongarch;
+pub mod npt;
 
 use crate::addr::Hpa;
 use crate::attrs::{Access, LeafAttrs, MemType, Perms};

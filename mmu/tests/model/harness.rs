@@ -1,126 +1,16 @@
-//! Property tests: random sequences of every operation, on every format, against a reference model
-//! (gfn -> frame, permissions, memory type, and lower bounds on young and dirty).
-//!
-//! After each step: translations agree both ways; every allocated table page is reachable, shared
-//! invalid, or waiting in the batch for its flush; stats agree with a recount; no present leaf
-//! changed frame within one operation; the mirror equals the model. Commits must issue exactly one
-//! flush before freeing anything.
-
-mod common;
+//! The reference model and the harness that runs one operation on both the table and the model,
+//! then checks them against each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::{Event, History, LoggingAlloc, LoggingTlb, MapMirror};
+use crate::common::{Event, History, LoggingAlloc, LoggingTlb};
+use crate::ops::{attrs_of, Op, WINDOW_HUGE};
 use mmu::{
-    Access, Ept, EptConfig, Error, FastFix, FlushBatch, Gfn, GfnBitmap, Gpa, GpaRange, Hpa,
-    HugePolicy, LeafAttrs, LoongArch16K, LoongArch4K, MemType, MirrorHook, NoMirror, Perms,
-    PteFormat, StageTwoTable, UnmapMode,
+    Access, Error, FastFix, FlushBatch, Gfn, GfnBitmap, Gpa, GpaRange, Hpa, HugePolicy, LeafAttrs,
+    MemType, MirrorHook, Perms, PteFormat, StageTwoTable, UnmapMode,
 };
-use proptest::prelude::*;
-
-#[derive(Clone, Debug)]
-enum Op {
-    MapRange {
-        win: bool,
-        page: u64,
-        pages: u64,
-        hpa: u8,
-        attrs: u8,
-        huge: bool,
-        budget: Option<u8>,
-    },
-    Map {
-        win: bool,
-        page: u64,
-        level: u8,
-        hpa: u8,
-        attrs: u8,
-    },
-    Unmap {
-        win: bool,
-        page: u64,
-        pages: u64,
-        free: bool,
-        budget: Option<u8>,
-    },
-    Age {
-        win: bool,
-        page: u64,
-        pages: u64,
-    },
-    TestAge {
-        win: bool,
-        page: u64,
-        pages: u64,
-    },
-    ClearDirty {
-        win: bool,
-        page: u64,
-        pages: u64,
-    },
-    ClearMasked {
-        win: bool,
-        page: u64,
-        mask: u64,
-    },
-    WriteProtect {
-        win: bool,
-        page: u64,
-        pages: u64,
-    },
-    Split {
-        win: bool,
-        page: u64,
-        pages: u64,
-        budget: Option<u8>,
-    },
-    Collapse {
-        win: bool,
-        page: u64,
-        pages: u64,
-    },
-    FastFix {
-        win: bool,
-        page: u64,
-        access: u8,
-    },
-    Commit,
-}
-
-/// Window size in huge pages (level-1 leaves).
-const WINDOW_HUGE: u64 = 4;
-
-fn op_strategy(huge_pages: u64) -> impl Strategy<Value = Op> {
-    let w = huge_pages * WINDOW_HUGE;
-    // Start pages: anywhere, or on a huge boundary (so huge leaves happen).
-    let page = prop_oneof![0..w, (0..WINDOW_HUGE).prop_map(move |k| k * huge_pages)];
-    let pages = prop_oneof![
-        1..8u64,
-        1..w,
-        (1..=WINDOW_HUGE).prop_map(move |k| k * huge_pages)
-    ];
-    let budget = prop_oneof![4 => Just(None), 1 => (0..4u8).prop_map(Some)];
-    prop_oneof![
-        6 => (any::<bool>(), page.clone(), pages.clone(), 0..4u8, 0..3u8, any::<bool>(), budget.clone())
-            .prop_map(|(win, page, pages, hpa, attrs, huge, budget)| Op::MapRange { win, page, pages, hpa, attrs, huge, budget }),
-        2 => (any::<bool>(), page.clone(), 0..2u8, 0..4u8, 0..3u8)
-            .prop_map(|(win, page, level, hpa, attrs)| Op::Map { win, page, level, hpa, attrs }),
-        3 => (any::<bool>(), page.clone(), pages.clone(), any::<bool>(), budget.clone())
-            .prop_map(|(win, page, pages, free, budget)| Op::Unmap { win, page, pages, free, budget }),
-        2 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::Age { win, page, pages }),
-        1 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::TestAge { win, page, pages }),
-        2 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::ClearDirty { win, page, pages }),
-        2 => (any::<bool>(), page.clone(), any::<u64>()).prop_map(|(win, page, mask)| Op::ClearMasked { win, page, mask }),
-        1 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::WriteProtect { win, page, pages }),
-        2 => (any::<bool>(), page.clone(), pages.clone(), budget)
-            .prop_map(|(win, page, pages, budget)| Op::Split { win, page, pages, budget }),
-        2 => (any::<bool>(), page.clone(), pages).prop_map(|(win, page, pages)| Op::Collapse { win, page, pages }),
-        4 => (any::<bool>(), page, 0..3u8).prop_map(|(win, page, access)| Op::FastFix { win, page, access }),
-        1 => Just(Op::Commit),
-    ]
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct MPage {
@@ -140,24 +30,6 @@ struct Harness<F: PteFormat, M: MirrorHook> {
     batch: FlushBatch,
     windows: [u64; 2],
     wsize: u64,
-}
-
-fn attrs_of(i: u8) -> LeafAttrs {
-    match i {
-        0 => LeafAttrs::ram(Perms::RWX),
-        1 => LeafAttrs {
-            perms: Perms::R | Perms::W,
-            mem: MemType::WriteBack,
-            young: false,
-            dirty: true,
-        },
-        _ => LeafAttrs {
-            perms: Perms::R,
-            mem: MemType::Uncached,
-            young: false,
-            dirty: false,
-        },
-    }
 }
 
 impl<F: PteFormat, M: MirrorHook> Harness<F, M> {
@@ -603,7 +475,7 @@ impl<F: PteFormat, M: MirrorHook> Harness<F, M> {
     }
 }
 
-fn run<F: PteFormat, M: MirrorHook>(
+pub fn run<F: PteFormat, M: MirrorHook>(
     fmt: F,
     mirror: M,
     ops: &[Op],
@@ -631,53 +503,4 @@ fn run<F: PteFormat, M: MirrorHook>(
         hist.live.lock().unwrap().is_empty(),
         "pages leaked after drop"
     );
-}
-
-fn cases() -> u32 {
-    std::env::var("MMU_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
-
-fn no_mirror(_: &NoMirror) -> Option<BTreeMap<u64, u64>> {
-    None
-}
-
-fn mirror_map(m: &MapMirror) -> Option<BTreeMap<u64, u64>> {
-    Some(m.map.lock().unwrap().clone())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
-
-    #[test]
-    fn ept_ad_matches_model(ops in prop::collection::vec(op_strategy(512), 1..40)) {
-        run(Ept::default(), NoMirror, &ops, no_mirror);
-    }
-
-    #[test]
-    fn ept_without_ad_matches_model(ops in prop::collection::vec(op_strategy(512), 1..40)) {
-        run(Ept::new(EptConfig { ad: false, ..EptConfig::default() }), NoMirror, &ops, no_mirror);
-    }
-
-    #[test]
-    fn loongarch_16k_matches_model(ops in prop::collection::vec(op_strategy(2048), 1..30)) {
-        run(LoongArch16K::default(), NoMirror, &ops, no_mirror);
-    }
-
-    #[test]
-    fn loongarch_4k_matches_model(ops in prop::collection::vec(op_strategy(512), 1..40)) {
-        run(LoongArch4K::default(), NoMirror, &ops, no_mirror);
-    }
-
-    #[test]
-    fn ept_with_mirror_matches_model(ops in prop::collection::vec(op_strategy(512), 1..30)) {
-        run(Ept::default(), MapMirror::new(4096), &ops, mirror_map);
-    }
-
-    #[test]
-    fn loongarch_with_mirror_matches_model(ops in prop::collection::vec(op_strategy(512), 1..30)) {
-        run(LoongArch4K::default(), MapMirror::new(4096), &ops, mirror_map);
-    }
 }
