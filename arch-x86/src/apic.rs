@@ -1,6 +1,7 @@
 //! The calling CPU's local APIC, in xAPIC (MMIO) or x2APIC (MSR) mode, whichever the firmware left
 //! enabled: its ID (to tell CPUs apart) and the inter-processor interrupts that start other CPUs
-//! (INIT, then STARTUP twice, as the Intel SDM's MP initialization protocol describes).
+//! (INIT, then STARTUP twice, as the Intel SDM's MP initialization protocol describes), plus the
+//! NMI that makes another CPU leave its guest and the end-of-interrupt for any interrupt that does.
 
 use crate::msr::{rdmsr, wrmsr, IA32_APIC_BASE};
 
@@ -10,6 +11,7 @@ const APIC_BASE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// xAPIC register offsets (bytes); the x2APIC MSR is `0x800 + offset / 16`.
 const REG_ID: usize = 0x20;
+const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
 const REG_ICR_LOW: usize = 0x300;
 const REG_ICR_HIGH: usize = 0x310;
@@ -18,6 +20,7 @@ const X2APIC_MSR_BASE: u32 = 0x800;
 const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 const ICR_TRIGGER_LEVEL: u32 = 1 << 15;
+const ICR_MODE_NMI: u32 = 0b100 << 8;
 const ICR_MODE_INIT: u32 = 0b101 << 8;
 const ICR_MODE_STARTUP: u32 = 0b110 << 8;
 const SVR_ENABLE: u32 = 1 << 8;
@@ -117,6 +120,16 @@ impl LocalApic {
                 true
             }
         }
+    }
+
+    /// Sends an NMI to `apic_id`.
+    pub fn send_nmi(&self, apic_id: u32) -> bool {
+        self.send_ipi(apic_id, ICR_MODE_NMI | ICR_LEVEL_ASSERT)
+    }
+
+    /// Signals the end of the interrupt being serviced (a no-op when none is in service).
+    pub fn eoi(&self) {
+        self.write(REG_EOI, 0);
     }
 
     /// Asserts INIT on `apic_id`: the target resets and waits for a STARTUP IPI.

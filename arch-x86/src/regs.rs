@@ -93,6 +93,14 @@ pub unsafe fn lidt(ptr: &DescriptorTablePointer) {
     unsafe { asm!("lidt [{}]", in(reg) ptr, options(readonly, nostack, preserves_flags)) };
 }
 
+/// The IDT register's base (what `lidt` loaded), for a VMCS's host state.
+pub fn sidt_base() -> u64 {
+    let mut ptr = DescriptorTablePointer { limit: 0, base: 0 };
+    // SAFETY: SIDT only stores the 10-byte register into `ptr`.
+    unsafe { asm!("sidt [{}]", in(reg) &mut ptr, options(nostack, preserves_flags)) };
+    ptr.base
+}
+
 /// Loads the task register with `selector`, marking that TSS descriptor busy.
 ///
 /// # Safety

@@ -1,7 +1,17 @@
-//! VMX on the calling CPU: reading the capability MSRs (decoded by [`caps`]) and entering and
-//! leaving VMX operation (VMXON/VMXOFF). VMCS handling and VM entry come later, on top of these.
+//! VMX on the calling CPU: reading the capability MSRs (decoded by [`caps`]), entering and
+//! leaving VMX operation (VMXON/VMXOFF), the VMCS instructions and field encodings ([`instr`],
+//! [`fields`]), the controls and bitmaps a partition's VMCS uses ([`controls`], [`bitmaps`]),
+//! VM entry with the guest's registers ([`enter`]), exit decoding ([`exit`]) and the CPUID a
+//! guest sees ([`guest_cpuid`]).
 
+pub mod bitmaps;
 pub mod caps;
+pub mod controls;
+pub mod enter;
+pub mod exit;
+pub mod fields;
+pub mod guest_cpuid;
+pub mod instr;
 
 pub use caps::{AllowedBits, FixedBits, VmxCapabilities, VmxMsrs};
 
