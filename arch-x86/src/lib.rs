@@ -17,4 +17,5 @@ pub mod cpuid;
 pub mod io;
 pub mod msr;
 pub mod regs;
+pub mod svm;
 pub mod vmx;
