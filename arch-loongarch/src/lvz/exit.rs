@@ -1,7 +1,8 @@
 //! LVZ exit decoding: the root exception state saved at a guest exit (ESTAT, ERA, BADV, BADI and
 //! the guest's registers) into a `vcpu::VmExit`. Stage-2 faults carry the GPA in BADV; a fault
 //! outside the partition's memory is a device access decoded from BADI; GSPR exits are decoded
-//! from BADI (`cpucfg`, CSR, IOCSR, `idle`, `cacop`); HVC carries its code in BADI[14:0].
+//! from BADI (`cpucfg`, CSR, IOCSR, `idle`, `cacop`); HVC carries its code in BADI[14:0]; a
+//! software-caused GCM is the guest CSR write in BADI, a hardware-caused one has no BADI.
 
 use crate::decode::{self, Sensitive};
 use crate::estat::Estat;
@@ -82,6 +83,17 @@ pub fn decode_exit(r: &ExitRegs, owned: &dyn Fn(u64) -> bool) -> VmExit {
             access: Access::Read,
         },
         0x16 => gspr(r),
+        // GCM, software-caused: the guest's CSR write (BADI) changed something root asked to
+        // see. Reported as the write; Septum's GCFG policy asks for none, so it is unexpected.
+        0x18 if estat.esubcode() == 0 => match decode::sensitive(r.badi) {
+            Some(Sensitive::CsrWrite { rd, csr }) | Some(Sensitive::CsrXchg { rd, csr, .. }) => {
+                VmExit::CsrWrite {
+                    csr,
+                    value: r.regs[rd],
+                }
+            }
+            _ => VmExit::Unknown { raw: 0x18 << 16 },
+        },
         0x17 => VmExit::Hypercall {
             code: (r.badi & 0x7fff) as u16,
             nr: r.regs[11],

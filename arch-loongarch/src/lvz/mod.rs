@@ -13,12 +13,18 @@
 //! deprivileged backend: only the exit vector differs.
 
 mod exit;
+mod guest;
+#[cfg(test)]
+mod guest_tests;
+#[cfg(test)]
+mod model;
 #[cfg(target_arch = "loongarch64")]
 pub mod real;
 #[cfg(test)]
 mod tests;
 
 pub use exit::{decode_exit, ExitRegs, IOCSR_FLAG};
+pub use guest::{LvzVcpu, LvzWorld, Trap, VcpuConfig, FLAG_HVCL};
 
 use crate::csr;
 use mmu::Flush;
@@ -100,12 +106,23 @@ pub fn gid_of(id: u32, gid_bits: u32) -> Option<u64> {
     (gid < 1u64 << gid_bits.min(8)).then_some(gid)
 }
 
+/// The implemented GID width, GSTAT.GIDBITS (read-only, 9:4).
+pub fn gid_bits<H: LvzHw>(hw: &mut H) -> u32 {
+    ((hw.csr_read(csr::GSTAT) >> gstat::GIDBITS_SHIFT) & 0x3f) as u32
+}
+
+/// Whether `partitions` partitions each get their own GID: ids 0..partitions map to GIDs
+/// 1..=partitions, distinct by construction, so the last one fitting is enough.
+pub fn gids_fit(partitions: u32, gid_bits: u32) -> bool {
+    partitions == 0 || gid_of(partitions - 1, gid_bits).is_some()
+}
+
 /// The per-CPU enable sequence: guest state cleared, the trap policy set (cache attributes from
 /// the root mapping, only secure cache operations trapping, where the CPU supports either; timer
 /// and privileged instructions left to the guest's own CSRs), every guest TLB entry dropped, and
 /// root TLB instructions switched to TGID. Returns the number of implemented GID bits.
 pub fn enable<H: LvzHw>(hw: &mut H) -> u32 {
-    let gid_bits = ((hw.csr_read(csr::GSTAT) >> gstat::GIDBITS_SHIFT) & 0x3f) as u32;
+    let gid_bits = gid_bits(hw);
     hw.csr_write(csr::GSTAT, 0);
     hw.csr_write(csr::GINTC, 0);
     let caps = hw.csr_read(csr::GCFG);

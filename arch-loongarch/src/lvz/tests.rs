@@ -2,59 +2,13 @@
 //! every access and TLB operation, checked for exit decoding, CSR programming, save/restore
 //! order and round trip, and flush selection.
 
+use super::model::{Model, Op};
 use super::*;
 use mmu::Gpa;
 use std::vec::Vec;
 use vcpu::{Access, AccessSize, VmExit};
 
 extern crate std;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    Rd(u16),
-    Wr(u16, u64),
-    GRd(u16),
-    GWr(u16, u64),
-    Inv(u32, u64, u64),
-}
-
-struct Model {
-    root: [u64; 0x200],
-    guest: [u64; 0x200],
-    log: Vec<Op>,
-}
-
-impl Model {
-    fn new() -> Self {
-        Self {
-            root: [0; 0x200],
-            guest: [0; 0x200],
-            log: Vec::new(),
-        }
-    }
-}
-
-impl LvzHw for Model {
-    fn csr_read(&mut self, csr: u16) -> u64 {
-        self.log.push(Op::Rd(csr));
-        self.root[csr as usize]
-    }
-    fn csr_write(&mut self, csr: u16, value: u64) {
-        self.log.push(Op::Wr(csr, value));
-        self.root[csr as usize] = value;
-    }
-    fn gcsr_read(&mut self, csr: u16) -> u64 {
-        self.log.push(Op::GRd(csr));
-        self.guest[csr as usize]
-    }
-    fn gcsr_write(&mut self, csr: u16, value: u64) {
-        self.log.push(Op::GWr(csr, value));
-        self.guest[csr as usize] = value;
-    }
-    fn invtlb(&mut self, op: u32, rj: u64, rk: u64) {
-        self.log.push(Op::Inv(op, rj, rk));
-    }
-}
 
 #[test]
 fn gids_are_never_zero_and_fit() {
@@ -279,4 +233,20 @@ fn exits_decode() {
         decode_exit(&int, &owned),
         VmExit::ExternalInterrupt { vector: 1 << 12 }
     );
+}
+
+#[test]
+fn gids_are_unique_per_partition_and_checked_against_the_implemented_width() {
+    let gids: Vec<u64> = (0..255).map(|id| gid_of(id, 8).unwrap()).collect();
+    let mut sorted = gids.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 255, "one GID per partition");
+    assert!(!gids.contains(&0));
+    assert!(gids_fit(255, 8));
+    assert!(!gids_fit(256, 8));
+    assert!(gids_fit(3, 2) && !gids_fit(4, 2));
+    assert!(gids_fit(0, 0));
+    let mut m = Model::new();
+    m.root[csr::GSTAT as usize] = 6 << gstat::GIDBITS_SHIFT | gstat::PVM;
+    assert_eq!(gid_bits(&mut m), 6);
 }

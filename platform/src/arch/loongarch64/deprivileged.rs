@@ -10,16 +10,13 @@
 use super::world::{self, GuestContext};
 use crate::partition::arch::GuestBoot;
 use crate::partition::Partition;
+use arch_loongarch::csr;
 use arch_loongarch::decode::{self, MemAccess};
 use arch_loongarch::estat::Estat;
-use arch_loongarch::{csr, iocsr};
 use vcpu::{Access, ArchVcpu, Completion, VmExit};
 
 /// PRMD for guest entry: PLV3, interrupts on (so an IPI kicks the guest out).
 const PRMD_GUEST: u64 = 0x7;
-/// ESTAT.IS bits: timer and IPI.
-const IS_TIMER: u32 = 1 << 11;
-const IS_IPI: u32 = 1 << 12;
 /// Register numbers of the hypercall ABI (a0 = r4, a7 = r11).
 const A0: usize = 4;
 const A7: usize = 11;
@@ -77,27 +74,13 @@ impl DeprivilegedVcpu {
         }
     }
 
-    fn interrupt(&mut self, estat: Estat) -> VmExit {
-        let is = estat.is();
-        if is & IPI_BITS != 0 {
-            let pending = iocsr::read32(iocsr::IPI_STATUS);
-            // SAFETY: writing the pending bits to IPI_CLEAR only acknowledges this CPU's IPIs.
-            unsafe { iocsr::write32(iocsr::IPI_CLEAR, pending) };
-            return VmExit::ExternalInterrupt { vector: 12 };
-        }
-        if is & IS_TIMER != 0 {
-            // SAFETY: acknowledging the timer only clears its pending bit.
-            unsafe { csr::write::<{ csr::TICLR }>(1) };
-            return VmExit::ExternalInterrupt { vector: 11 };
-        }
-        VmExit::ExternalInterrupt { vector: is }
-    }
-
     fn decode(&mut self) -> VmExit {
         let estat = Estat(self.ctx.estat);
         let badv = self.ctx.badv;
         match estat.ecode() {
-            0x0 => self.interrupt(estat),
+            0x0 => VmExit::ExternalInterrupt {
+                vector: super::partition::acknowledge_interrupts(estat.is()),
+            },
             0x1 => self.invalid(badv, Access::Read),
             0x2 => self.invalid(badv, Access::Write),
             0x3 => VmExit::StageTwoFault {
@@ -144,8 +127,6 @@ impl DeprivilegedVcpu {
         }
     }
 }
-
-const IPI_BITS: u32 = IS_IPI;
 
 impl ArchVcpu for DeprivilegedVcpu {
     fn run(&mut self) -> VmExit {

@@ -12,6 +12,7 @@ mod efi;
 mod entry;
 mod firmware;
 mod header;
+mod lvz_world;
 mod partition;
 mod power;
 mod smp;

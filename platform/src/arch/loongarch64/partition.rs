@@ -1,17 +1,28 @@
 //! LoongArch's side of the partition seam (`crate::partition::arch::PartitionArch`): the GPA-table
 //! format both backends share, per-CPU translation set-up (the page-walk geometry, an all-invalid
 //! high-half root, IPIs unmasked for kicks), local flushes by address-space id, kicks through the
-//! IPI mailbox, and the choice of backend: LVZ when CPUCFG2 reports it, the deprivileged backend
-//! otherwise.
+//! IPI mailbox, and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
+//! GID of its own, the deprivileged backend otherwise. Under LVZ the vCPU is
+//! `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are INVTLB by GID (and address), and
+//! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
 
 use super::deprivileged::DeprivilegedVcpu;
+use super::lvz_world::RealWorld;
 use super::Current;
+use crate::board::BOARD;
 use crate::partition::arch::{GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId, TableFrames};
+use alloc::format;
+use alloc::string::String;
+use arch_loongarch::cpucfg::{self, CpuCfg};
+use arch_loongarch::lvz::real::RealLvz;
+use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
 use arch_loongarch::{csr, instr, iocsr, ipi};
+use core::fmt::Write;
 use mmu::{Flush, NoTlb, StageTwoTable};
 use spin::Once;
+use vcpu::{ArchVcpu, Completion, VmExit};
 
 /// The IPI vector kicks use (any vector raises ESTAT.IS bit 12).
 const KICK_VECTOR: u32 = 1;
@@ -24,18 +35,112 @@ const RANGE_PAGES_MAX: u64 = 64;
 /// invalid tables and faults, never into physical address 0.
 static HIGH_ROOT: Once<StageTwoTable<GpaTable16K, TableFrames, NoTlb>> = Once::new();
 
+/// The backend decision, made once: `Some(GID bits)` for LVZ.
+static LVZ: Once<Option<u32>> = Once::new();
+/// The backend line for the log.
+static BACKEND: Once<String> = Once::new();
+
 /// The address-space id of partition `id` (0 is never used for a partition).
 pub fn asid(id: PartitionId) -> u64 {
     u64::from(id) + 1
 }
 
+/// Whether the CPU implements LVZ (CPUCFG2.LVZP).
+fn lvz_present() -> bool {
+    CpuCfg {
+        words: [0, 0, cpucfg::read(2), 0, 0, 0],
+    }
+    .lvz()
+    .is_some()
+}
+
+/// `Some(GID bits)` when partitions run under LVZ: the CPU has it and the implemented GID width
+/// gives every partition its own non-zero GID. All CPUs of a board are the same part, so the boot
+/// CPU's answer holds for all.
+fn lvz_gid_bits() -> Option<u32> {
+    *LVZ.call_once(|| {
+        if !lvz_present() {
+            return None;
+        }
+        let bits = lvz::gid_bits(&mut RealLvz);
+        lvz::gids_fit(BOARD.partitions.len() as u32, bits).then_some(bits)
+    })
+}
+
+/// Partition `id`'s GID; only called under LVZ, where the choice checked that every id has one.
+fn gid(id: PartitionId, bits: u32) -> u64 {
+    lvz::gid_of(id, bits).expect("the backend choice checked every partition's GID")
+}
+
+/// Acknowledges the host interrupts pending in `is` (ESTAT.IS) and returns the vector an exit
+/// reports: 12 for the IPI a kick sends, 11 for the timer, else the raw lines. Both backends'
+/// interrupt exits come here.
+pub fn acknowledge_interrupts(is: u32) -> u32 {
+    if is & IS_IPI != 0 {
+        let pending = iocsr::read32(iocsr::IPI_STATUS);
+        // SAFETY: writing the pending bits to IPI_CLEAR only acknowledges this CPU's IPIs.
+        unsafe { iocsr::write32(iocsr::IPI_CLEAR, pending) };
+        return 12;
+    }
+    if is & IS_TIMER != 0 {
+        // SAFETY: acknowledging the timer only clears its pending bit.
+        unsafe { csr::write::<{ csr::TICLR }>(1) };
+        return 11;
+    }
+    is
+}
+
+/// ESTAT.IS bits: timer and IPI.
+const IS_TIMER: u32 = 1 << 11;
+const IS_IPI: u32 = 1 << 12;
+
+/// A vCPU of either backend. The LVZ one carries its guest CSR image and is several times the
+/// other's size; one lives per CPU, on the run loop's stack, so the difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum LaVcpu {
+    Deprivileged(DeprivilegedVcpu),
+    Lvz(LvzVcpu<RealWorld>),
+}
+
+impl ArchVcpu for LaVcpu {
+    fn run(&mut self) -> VmExit {
+        match self {
+            Self::Deprivileged(v) => v.run(),
+            Self::Lvz(v) => v.run(),
+        }
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        match self {
+            Self::Deprivileged(v) => v.complete(completion),
+            Self::Lvz(v) => v.complete(completion),
+        }
+    }
+}
+
 impl PartitionArch for Current {
     type Format = GpaTable16K;
-    type Vcpu = DeprivilegedVcpu;
+    type Vcpu = LaVcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(0x1fe0_01e0);
 
     fn backend() -> &'static str {
-        "deprivileged (LVZ absent)"
+        BACKEND.call_once(|| match lvz_gid_bits() {
+            Some(bits) => {
+                let mut s = String::from("LVZ (");
+                for (i, p) in BOARD.partitions.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let _ = write!(s, "{sep}GID {} for {}", gid(i as PartitionId, bits), p.name);
+                }
+                s.push(')');
+                s
+            }
+            None if lvz_present() => format!(
+                "deprivileged (LVZ present, but {} partitions exceed its {} GID bits)",
+                BOARD.partitions.len(),
+                lvz::gid_bits(&mut RealLvz)
+            ),
+            None => String::from("deprivileged (LVZ absent)"),
+        })
     }
 
     fn prepare_cpu() {
@@ -60,13 +165,40 @@ impl PartitionArch for Current {
             iocsr::write32(iocsr::IPI_CLEAR, iocsr::read32(iocsr::IPI_STATUS));
         }
         instr::invtlb_all();
+        if lvz_gid_bits().is_some() {
+            // GCFG policy, guest state cleared, guest TLB flushed, root TLB ops by TGID.
+            lvz::enable(&mut RealLvz);
+        }
     }
 
     fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu {
-        DeprivilegedVcpu::new(partition, boot)
+        let Some(bits) = lvz_gid_bits() else {
+            return LaVcpu::Deprivileged(DeprivilegedVcpu::new(partition, boot));
+        };
+        // The image was just copied in by this CPU: make its fetches see it.
+        instr::ibar();
+        LaVcpu::Lvz(LvzVcpu::new(
+            RealWorld::new(partition),
+            VcpuConfig {
+                gid: gid(partition.id, bits),
+                root: partition.table().root().as_u64(),
+                entry: boot.entry,
+                args: boot.args,
+                // Only a partition's first vCPU runs for now (issue 9).
+                index: 0,
+                // The board file gives partitions PCH-PIC lines, which reach the CPUs through the
+                // EIOINTC the hypervisor keeps; no CPU HWI line is a partition's own yet.
+                pass_through: 0,
+                counter_offset: 0,
+            },
+        ))
     }
 
     fn flush_local(id: PartitionId, what: Flush) {
+        if let Some(bits) = lvz_gid_bits() {
+            lvz::flush(&mut RealLvz, gid(id, bits), what);
+            return;
+        }
         match what {
             Flush::None => {}
             Flush::Range { start, end }

@@ -1,7 +1,7 @@
 //! Exceptions the hypervisor does not expect are fatal; a partition's own exceptions go to the
-//! guest exit vector instead (`world.rs`), and its TLB misses are refilled here by walking its
-//! GPA table (PGDL) with `lddir`/`ldpte`, the Linux-style handler (3 levels of 16 KiB tables;
-//! `notes/plv3-facts.md`). Two vectors, both
+//! guest exit vector instead (`world.rs`, `lvz_world.rs` under LVZ), and its TLB misses are
+//! refilled here by walking its GPA table (PGDL) with `lddir`/`ldpte`, the Linux-style handler (3
+//! levels of 16 KiB tables; `notes/plv3-facts.md`). Two vectors, both
 //! 4 KiB aligned as the CSRs require: the general one (EENTRY, a virtual address; ECFG.VS = 0
 //! sends every exception and interrupt there) and the TLB-refill one (TLBRENTRY, a physical
 //! address: refill runs in direct-address mode, so it first jumps to the cached window and turns
