@@ -54,15 +54,30 @@ impl Default for EptConfig {
 }
 
 /// The EPT encoding.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Ept {
     cfg: EptConfig,
+    /// `is_young(e)` is `e & young_mask == young_want`: A set with A/D, not tracked without.
+    /// Kept as data so range scans test it without a branch on the configuration.
+    young_mask: u64,
+    young_want: u64,
+}
+
+impl Default for Ept {
+    fn default() -> Self {
+        Self::new(EptConfig::default())
+    }
 }
 
 impl Ept {
     /// An encoding with `cfg`.
     pub const fn new(cfg: EptConfig) -> Self {
-        Self { cfg }
+        let (young_mask, young_want) = if cfg.ad { (A, A) } else { (TRACKED, 0) };
+        Self {
+            cfg,
+            young_mask,
+            young_want,
+        }
     }
 
     /// The configuration.
@@ -89,6 +104,23 @@ impl Ept {
             0
         };
         (mt << MT_SHIFT) | ipat
+    }
+
+    /// Start access tracking (A/D disabled): RWX removed, R/X saved. Out of line, so the A/D
+    /// configuration's scans stay small.
+    #[inline(never)]
+    fn track(e: u64) -> u64 {
+        if e & TRACKED != 0 {
+            return e;
+        }
+        let mut n = (e & !RWX) | TRACKED;
+        if e & R != 0 {
+            n |= SAVED_R;
+        }
+        if e & X != 0 {
+            n |= SAVED_X;
+        }
+        n
     }
 
     /// Undo access tracking: the R/X saved at `mkold` come back; W only if already dirty, so the
@@ -231,29 +263,16 @@ impl PteFormat for Ept {
 
     #[inline(always)]
     fn is_young(&self, e: u64) -> bool {
-        if self.cfg.ad {
-            e & A != 0
-        } else {
-            e & TRACKED == 0
-        }
+        e & self.young_mask == self.young_want
     }
 
     #[inline(always)]
     fn mkold(&self, e: u64) -> u64 {
         if self.cfg.ad {
-            return e & !A;
+            e & !A
+        } else {
+            Self::track(e)
         }
-        if e & TRACKED != 0 {
-            return e;
-        }
-        let mut n = (e & !RWX) | TRACKED;
-        if e & R != 0 {
-            n |= SAVED_R;
-        }
-        if e & X != 0 {
-            n |= SAVED_X;
-        }
-        n
     }
 
     #[inline(always)]

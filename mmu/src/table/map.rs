@@ -145,21 +145,16 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
                 && stop - c.gpa >= size
                 && c.hpa & (size - 1) == 0;
             if fresh && !M::ENABLED && leaf_ok {
-                if level == 0 {
-                    // The bulk path: the rest of an unpublished table, one plain store per entry.
-                    let n = ((stop - c.gpa) >> F::PAGE_SHIFT) as usize;
-                    let (t, mut h) = (c.tmpl[0], c.hpa);
-                    for e in &ents[idx..idx + n] {
-                        e.store(t | h, Ordering::Relaxed);
-                        h += size;
-                    }
-                    c.delta.leaves[0] += n as i64;
-                    c.advance(n as u64 * size);
-                } else {
-                    ents[idx].store(c.tmpl[level] | c.hpa, Ordering::Relaxed);
-                    c.delta.leaves[level] += 1;
-                    c.advance(size);
+                // The bulk path: the rest of an unpublished table, one plain store per entry. Each
+                // later entry keeps the alignment of the first, so all of them are leaves.
+                let n = ((stop - c.gpa) / size) as usize;
+                let (t, mut h) = (c.tmpl[level], c.hpa);
+                for e in &ents[idx..idx + n] {
+                    e.store(t | h, Ordering::Relaxed);
+                    h += size;
                 }
+                c.delta.leaves[level] += n as i64;
+                c.advance(n as u64 * size);
                 continue;
             }
             let e = &ents[idx];
@@ -179,6 +174,27 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             }
         }
         Ok(())
+    }
+
+    /// Set to empty the entries of the fresh table page `pa` (entries of `level`) that a walk
+    /// from `from` to `to` did not write: those before `from`'s entry and from the first entry
+    /// `to` did not reach.
+    fn clear_unwritten(&self, pa: Hpa, level: usize, from: u64, to: u64) {
+        let size = F::level_size(level);
+        let (span_base, span_end) = Self::table_span(from, level);
+        let first = Self::index(from, level);
+        // An entry is written once the walk got past its start; `from` itself may lie inside the
+        // first entry, which then counts only if the walk moved at all.
+        let done = if to == from {
+            first
+        } else {
+            (to.min(span_end) - span_base).div_ceil(size) as usize
+        };
+        let none = self.none(level);
+        let ents = self.entries(pa);
+        for e in ents[..first].iter().chain(&ents[done..]) {
+            e.store(none, Ordering::Relaxed);
+        }
     }
 
     /// A present leaf covers `c.gpa`: fine if it already maps what we would, else refused.
@@ -251,9 +267,14 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         c: &mut Cursor,
         attrs: &LeafAttrs,
     ) -> Result<()> {
-        let child = self
-            .new_table(level - 1)
-            .ok_or(Error::OutOfMemory { at: Gpa(c.gpa) })?;
+        // Without a mirror the child is filled by the walk below, so only the entries it does
+        // not write are cleared afterwards (a fully covered table is written once, not twice).
+        let child = if M::ENABLED {
+            self.new_table(level - 1)
+        } else {
+            self.new_table_unfilled()
+        }
+        .ok_or(Error::OutOfMemory { at: Gpa(c.gpa) })?;
         let link = self.format.table_entry(child);
         if M::ENABLED {
             // The mirror must see each install with the entry frozen, so link an empty table and
@@ -269,6 +290,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         }
         let before = *c;
         let r = self.map_level(level - 1, child, true, c, attrs);
+        self.clear_unwritten(child, level - 1, before.gpa, c.gpa);
         if c.gpa == before.gpa {
             self.free_unpublished(child, level - 1);
             return r;
