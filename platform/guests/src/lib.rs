@@ -184,6 +184,10 @@ pub mod shared {
     /// Print the results and power off.
     pub const CMD_FINISH: u64 = 3;
 
+    /// Workload pages the worker fills at start; the dirty and aging checks count this window
+    /// only (on x86 the shared flag page follows the workload in bitmap order, and the guest's
+    /// page tables count as written at every page walk).
+    pub const WORKLOAD_PAGES: u64 = 64;
     /// Workload pages the worker writes in the dirty phase.
     pub const DIRTY_PAGES: u64 = 37;
     /// Workload pages the worker reads in the aging phase.
@@ -193,7 +197,9 @@ pub mod shared {
     pub const AGE_SLACK: u64 = 8;
 }
 
-/// Waits until `f` holds, polling at most `polls` times; returns whether it held.
+/// Waits until `f` holds, polling at most `polls` times; returns whether it held. Inlined, so a
+/// poll loop makes no calls: on x86 a call writes the stack, which dirty logging would see.
+#[inline(always)]
 pub fn wait_until(polls: u64, mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..polls {
         if f() {

@@ -11,7 +11,7 @@ use test_guests::shared::*;
 use test_guests::{println, read, rt, wait_until, write, BootArgs};
 
 /// Pages the start-up workload fills and checks.
-const WORK_PAGES: u64 = 64;
+const WORK_PAGES: u64 = WORKLOAD_PAGES;
 
 /// Where the workload pages are: the board's workload region when the manager drives the
 /// scenario (its layout is in `rt`), else 16 MiB into low RAM, which every test board gives.

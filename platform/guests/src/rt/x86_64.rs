@@ -1,7 +1,9 @@
-//! The x86_64 runtime of the test guests, for the VMX backend (issue 6): the entry point, the
-//! stack, `vmcall`, and the board-layout facts the scenarios rely on. The backend enters the
-//! guest in 64-bit mode with an identity map at the board file's `entry`, with the boot registers
-//! rdi = partition id, rsi = flags (0), rdx = times started before, rcx = first shared region's
+//! The x86_64 runtime of the test guests, for the VMX and SVM backends: the entry point, the
+//! stack, the hypercall instruction, and the board-layout facts the scenarios rely on. The
+//! backend enters the guest in 64-bit mode with an identity map at the board file's `entry`, with
+//! the boot registers rdi = partition id, rsi = flags (bit 0: make hypercalls with `vmmcall`, i.e.
+//! the SVM backend, where `vmcall` raises #UD; clear: `vmcall`, VMX), rdx = times started before,
+//! rcx = first shared region's
 //! guest-physical address (0 if none), r8 = its size. Hypercall: number in rax, arguments in rdi,
 //! rsi, rdx, r10, r8, r9, result in rax (`vcpu/README.md`).
 //!
@@ -10,6 +12,7 @@
 
 use crate::BootArgs;
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The stage-2 (EPT) base page: 4 KiB.
 pub const PAGE: u64 = 4096;
@@ -35,6 +38,8 @@ struct Stack([u8; STACK_SIZE]);
 #[no_mangle]
 static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
 
+static USE_VMMCALL: AtomicBool = AtomicBool::new(false);
+
 global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
@@ -57,6 +62,7 @@ global_asm!(
 );
 
 extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: u64) -> ! {
+    USE_VMMCALL.store(flags & 1 != 0, Ordering::Relaxed);
     crate::enter(BootArgs {
         id,
         flags,
@@ -69,18 +75,30 @@ extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: 
 /// Makes hypercall `nr` with `args`; returns rax.
 pub fn hypercall(nr: u64, args: [u64; 6]) -> i64 {
     let ret: u64;
-    // SAFETY: `vmcall` exits to the hypervisor, which reads the registers and writes rax.
-    unsafe {
-        asm!("vmcall", inlateout("rax") nr => ret, in("rdi") args[0], in("rsi") args[1],
-            in("rdx") args[2], in("r10") args[3], in("r8") args[4], in("r9") args[5],
-            options(nostack))
-    };
+    if USE_VMMCALL.load(Ordering::Relaxed) {
+        // SAFETY: `vmmcall` exits to the hypervisor (SVM), which reads the registers and
+        // writes rax.
+        unsafe {
+            asm!("vmmcall", inlateout("rax") nr => ret, in("rdi") args[0], in("rsi") args[1],
+                in("rdx") args[2], in("r10") args[3], in("r8") args[4], in("r9") args[5],
+                options(nostack))
+        };
+    } else {
+        // SAFETY: `vmcall` exits to the hypervisor (VMX), which reads the registers and writes
+        // rax.
+        unsafe {
+            asm!("vmcall", inlateout("rax") nr => ret, in("rdi") args[0], in("rsi") args[1],
+                in("rdx") args[2], in("r10") args[3], in("r8") args[4], in("r9") args[5],
+                options(nostack))
+        };
+    }
     ret as i64
 }
 
 /// Executes an instruction only the hypervisor may use (`vmxon`'s neighbour: `invd`).
 pub fn privileged_instruction() {
-    // SAFETY: in a VMX guest `invd` always exits; it never reaches the caches.
+    // SAFETY: `invd` always exits in a VMX guest and is intercepted in an SVM one; it never
+    // reaches the caches.
     unsafe { asm!("invd", options(nomem, nostack)) };
 }
 
@@ -90,7 +108,26 @@ pub fn jump(addr: u64) -> ! {
     unsafe { asm!("jmp {0}", in(reg) addr, options(noreturn, nostack)) }
 }
 
-/// Spins a little: lets other CPUs make progress between polls.
+/// The mean round trip of `calls` VERSION hypercalls, in TSC ticks (under an emulator, its
+/// clock: a proxy for the world-switch cost, not a hardware figure).
+pub fn hypercall_round_trip(calls: u64) -> u64 {
+    let start = tsc();
+    for _ in 0..calls {
+        hypercall(crate::nr::VERSION, [0; 6]);
+    }
+    (tsc() - start) / calls.max(1)
+}
+
+fn tsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: `rdtsc` only reads the time-stamp counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Spins a little: lets other CPUs make progress between polls (inlined: no call, no stack
+/// write, in poll loops).
+#[inline(always)]
 pub fn relax() {
     for _ in 0..64 {
         core::hint::spin_loop();
