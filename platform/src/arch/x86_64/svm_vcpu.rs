@@ -1,0 +1,236 @@
+//! The x86 vCPU on AMD SVM: one VMCB with the partition's intercepts, permission maps and nested
+//! table, the guest's general-purpose registers, and the `vcpu::ArchVcpu` loop steps. `run`
+//! applies a pending TLB flush through the VMCB's TLB control, enters the guest and turns the
+//! #VMEXIT into a `VmExit` (`arch_x86::svm::exit::decode`); `complete` writes back what the
+//! handler decided. The guest starts exactly as under VMX (64-bit mode on the identity tables
+//! `vmcs::write_guest_page_tables` put in its memory, no IDT, boot arguments in rdi, rsi, rdx,
+//! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
+//! hypercalls with VMMCALL.
+
+use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
+use super::svm;
+use super::vmcs::GUEST_PML4;
+use alloc::boxed::Box;
+use arch_x86::svm::bitmaps::{Iopm, Msrpm};
+use arch_x86::svm::enter::{enter, GuestRegs};
+use arch_x86::svm::exit::{self, ExitInfo};
+use arch_x86::svm::vmcb::{self, misc1, misc2, off, Segment, Vmcb};
+use arch_x86::svm::{SvmFeatures, EFER_SVME};
+use vcpu::{ArchVcpu, Completion, VmExit};
+
+/// Boot-argument flag (rsi bit 0) telling the test guests to use VMMCALL for hypercalls.
+pub const FLAG_VMMCALL: u64 = 1 << 0;
+/// `InvalidState` raw value when the vCPU could not be created (no VMRUN happened).
+pub const NOT_CREATED: u64 = 1 << 32;
+
+/// The power-on PAT value (WB, WT, UC-, UC repeated).
+const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+/// CR0: PE, ET, NE, PG.
+const GUEST_CR0: u64 = (1 << 0) | (1 << 4) | (1 << 5) | (1 << 31);
+/// CR4: PAE.
+const GUEST_CR4: u64 = 1 << 5;
+/// EXITINTINFO / EVENTINJ valid bit.
+const EVENT_VALID: u64 = 1 << 31;
+
+/// Everything the creation of a vCPU needs from the partition layer.
+pub struct SvmSetup {
+    /// The nested CR3: the partition's table root.
+    pub ncr3: u64,
+    /// First instruction.
+    pub entry: u64,
+    /// rdi, rsi, rdx, rcx, r8 at entry (the test guests' boot arguments).
+    pub args: [u64; 5],
+    /// The ports the partition owns, which do not exit.
+    pub ports: &'static [board_config::PortRange],
+}
+
+/// One vCPU, bound to the CPU that created it.
+pub struct SvmVcpu {
+    vmcb: Box<Vmcb>,
+    regs: GuestRegs,
+    last: ExitInfo,
+    features: SvmFeatures,
+    /// Kept alive (and at a fixed address) for as long as the VMCB points at them.
+    _iopm: Box<Iopm>,
+    _msrpm: Box<Msrpm>,
+    /// Set when the vCPU cannot run; `run` reports it as the first exit.
+    broken: Option<&'static str>,
+}
+
+/// A heap address as the physical address the VMCB needs (the heap is identity-mapped).
+fn pa<T>(b: &T) -> u64 {
+    b as *const T as u64
+}
+
+impl SvmVcpu {
+    /// Creates the vCPU on the calling CPU (which must have SVM on).
+    pub fn new(setup: &SvmSetup) -> Self {
+        let mut iopm = Box::new(Iopm::all_exit());
+        for r in setup.ports {
+            iopm.allow(r.start, r.size);
+        }
+        let msrpm = Box::new(Msrpm::for_partition());
+        let [rdi, rsi, rdx, rcx, r8] = setup.args;
+        let mut v = Self {
+            vmcb: Box::new(Vmcb::new()),
+            regs: GuestRegs {
+                rdi,
+                rsi: rsi | FLAG_VMMCALL,
+                rdx,
+                rcx,
+                r8,
+                ..GuestRegs::default()
+            },
+            last: ExitInfo::default(),
+            features: svm::features(),
+            _iopm: iopm,
+            _msrpm: msrpm,
+            broken: None,
+        };
+        if svm::on() {
+            v.fill(setup);
+            // The ASID tagged the previous run's translations on this CPU.
+            svm::request_flush();
+        } else {
+            v.broken = Some("SVM is not on on this CPU");
+        }
+        v
+    }
+
+    /// A vCPU that cannot run; its first `run` reports why as an invalid state.
+    pub fn unavailable(why: &'static str) -> Self {
+        Self {
+            vmcb: Box::new(Vmcb::new()),
+            regs: GuestRegs::default(),
+            last: ExitInfo::default(),
+            features: SvmFeatures::default(),
+            _iopm: Box::new(Iopm::all_exit()),
+            _msrpm: Box::new(Msrpm::all_exit()),
+            broken: Some(why),
+        }
+    }
+
+    /// The control area: what exits, the maps, the ASID and nested paging.
+    fn fill(&mut self, setup: &SvmSetup) {
+        let iopm = pa(&*self._iopm);
+        let msrpm = pa(&*self._msrpm);
+        let v = &mut *self.vmcb;
+        v.write32(
+            off::INTERCEPT_MISC1,
+            misc1::INTR
+                | misc1::NMI
+                | misc1::CPUID
+                | misc1::INVD
+                | misc1::HLT
+                | misc1::INVLPGA
+                | misc1::IOIO_PROT
+                | misc1::MSR_PROT
+                | misc1::SHUTDOWN,
+        );
+        v.write32(
+            off::INTERCEPT_MISC2,
+            misc2::VMRUN
+                | misc2::VMMCALL
+                | misc2::VMLOAD
+                | misc2::VMSAVE
+                | misc2::STGI
+                | misc2::CLGI
+                | misc2::SKINIT
+                | misc2::XSETBV,
+        );
+        v.write64(off::IOPM_BASE, iopm);
+        v.write64(off::MSRPM_BASE, msrpm);
+        v.write32(off::ASID, svm::asid());
+        v.write64(off::V_INTR, vmcb::V_INTR_MASKING);
+        v.write64(off::NP_CONTROL, vmcb::NP_ENABLE);
+        v.write64(off::N_CR3, setup.ncr3);
+        fill_guest(v, setup.entry);
+    }
+}
+
+/// The guest's start state: 64-bit mode, flat segments, paging on the identity tables at
+/// [`GUEST_PML4`], interrupts off, no IDT (an exception becomes a shutdown, which stops this
+/// partition alone). EFER.SVME must be set in the guest too, or VMRUN refuses the VMCB.
+fn fill_guest(v: &mut Vmcb, entry: u64) {
+    let data = Segment::flat(KERNEL_DS, Segment::DATA_ATTRIB);
+    for at in [off::ES, off::SS, off::DS, off::FS, off::GS] {
+        v.set_segment(at, data);
+    }
+    v.set_segment(off::CS, Segment::flat(KERNEL_CS, Segment::CODE64_ATTRIB));
+    v.set_segment(
+        off::TR,
+        Segment {
+            selector: KERNEL_TSS,
+            attrib: Segment::TSS_ATTRIB,
+            limit: 0x67,
+            base: 0,
+        },
+    );
+    v.set_segment(off::LDTR, Segment::default());
+    v.set_segment(off::GDTR, Segment::default());
+    v.set_segment(off::IDTR, Segment::default());
+    v.write8(off::CPL, 0);
+    v.write64(off::EFER, EFER_SVME | EFER_LME | EFER_LMA);
+    v.write64(off::CR0, GUEST_CR0);
+    v.write64(off::CR3, GUEST_PML4);
+    v.write64(off::CR4, GUEST_CR4);
+    v.write64(off::DR7, 0x400);
+    v.write64(off::DR6, 0xffff_0ff0);
+    v.write64(off::RFLAGS, 0x2);
+    v.write64(off::RSP, 0);
+    v.set_rip(entry);
+    v.write64(off::G_PAT, PAT_DEFAULT);
+}
+
+impl ArchVcpu for SvmVcpu {
+    fn run(&mut self) -> VmExit {
+        if let Some(why) = self.broken {
+            log::error!("svm: cannot enter the guest: {why}");
+            return VmExit::InvalidState { raw: NOT_CREATED };
+        }
+        let control = svm::take_tlb_control();
+        self.vmcb.write8(off::TLB_CONTROL, control);
+        let vmcb_pa = pa(&*self.vmcb);
+        // SAFETY: SVM is on on this CPU (checked at creation; vCPUs never move) with its host
+        // save area; the VMCB is complete (VMRUN intercepted, ASID non-zero) and its permission
+        // maps and nested table live as long as this vCPU and its partition; the host-state page
+        // is this CPU's.
+        unsafe {
+            enter(
+                &mut self.regs,
+                &mut self.vmcb,
+                vmcb_pa,
+                svm::host_state_pa(),
+            )
+        };
+        let v = &*self.vmcb;
+        self.last = ExitInfo {
+            code: v.read64(off::EXITCODE),
+            info1: v.read64(off::EXITINFO1),
+            info2: v.read64(off::EXITINFO2),
+            int_info: v.read64(off::EXITINTINFO),
+            rip: v.rip(),
+            nrip: if self.features.nrip_save {
+                v.read64(off::NRIP)
+            } else {
+                0
+            },
+        };
+        exit::decode(&self.last, &self.regs)
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let rip = exit::complete(&self.last, completion, &mut self.regs);
+        self.vmcb.set_rip(rip);
+        // An event the exit interrupted (e.g. a nested page fault while the CPU delivered an
+        // exception) is delivered again, or the guest would lose it.
+        let again = if self.last.int_info & EVENT_VALID != 0 {
+            self.last.int_info
+        } else {
+            0
+        };
+        self.vmcb.write64(off::EVENTINJ, again);
+    }
+}
