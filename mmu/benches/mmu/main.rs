@@ -270,5 +270,5 @@ fn main() {
         }
     }
     println!("\nvs floor: ns/entry divided by the floor named. vs peer: our time divided by theirs (below 1 = faster).");
-    println!("target: age/clear_dirty <= 2x floor, map_range base and split <= 3x fill, map_range >= 2x faster than each peer, <= 1 flush.");
+    println!("target: age/clear_dirty <= 2x floor, map_range base and split <= 3x fill, map_range 4K/2M >= 2x faster than each peer (1G shown only), <= 1 flush.");
 }

@@ -96,7 +96,9 @@ fn map_rows<F: PteFormat + Default>(size: u64, peers: Option<&Peers>, r: &mut Ro
         });
         let (t, _, fl) = map_once::<F, ArenaFrames>(size, hpa, level);
         assert_eq!(t.stats().leaves[level], size / F::level_size(level));
-        let target = if peer.is_some() {
+        // A 1 GiB row is one table page and one entry per GiB: both sides mostly allocate and
+        // clear a page, so it is shown, not held to the 2x target (which the 4K and 2M rows are).
+        let target = if peer.is_some() && kind == PageKind::Mid {
             Target::Peers
         } else {
             Target::None
