@@ -159,18 +159,17 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         while i < ents.len() {
             let n = LINE.min(ents.len() - i);
             let line = &ents[i..i + n];
-            let mut vals = [0u64; LINE];
-            for (x, e) in vals.iter_mut().zip(line) {
-                *x = e.load(Ordering::Relaxed);
-            }
-            // Non-short-circuit OR, so the compiler can test the line without branches.
-            if !vals[..n].iter().fold(false, |any, &x| any | pre(x)) {
-                i += n;
-                continue;
+            if n == LINE {
+                let v: [u64; LINE] = core::array::from_fn(|k| line[k].load(Ordering::Relaxed));
+                // Non-short-circuit OR, so the compiler can test the line without branches.
+                if !v.iter().fold(false, |any, &x| any | pre(x)) {
+                    i += LINE;
+                    continue;
+                }
             }
             for (k, e) in line.iter().enumerate() {
                 let slot = first_slot + (i + k) as u64 * size;
-                let mut v = vals[k];
+                let mut v = e.load(Ordering::Relaxed);
                 loop {
                     if !pre(v) || self.classify(v, 0) != Slot::Leaf {
                         break;
