@@ -81,7 +81,7 @@ fn main() {
     // Architectures whose `Current` implements `partition::arch::PartitionArch` run partitions;
     // the others boot and stop at "boot complete". Add an arch here when its backend lands.
     println!("cargo::rustc-check-cfg=cfg(septum_partitions)");
-    if arch == "loongarch64" {
+    if arch == "loongarch64" || arch == "x86_64" {
         println!("cargo:rustc-cfg=septum_partitions");
     }
     let script = manifest.join("src/arch").join(&arch).join("linker.ld");

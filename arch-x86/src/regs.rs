@@ -138,6 +138,45 @@ pub unsafe fn reload_segments(code: u16, data: u16) {
     };
 }
 
+/// Executes an IRETQ to the next instruction, on the same stack with the same flags. Its only
+/// effect is the one every IRET has: it ends NMI blocking. After a VM exit caused by an NMI the
+/// host stays NMI-blocked until an IRET (Bochs 2.7 does not lift it at the next VM entry), so
+/// without this every later NMI would stay pending.
+pub fn unblock_nmi() {
+    // SAFETY: builds a 64-bit interrupt frame that returns to the label below with the current
+    // SS, RSP, RFLAGS and CS, so control flow, stack and flags are as before.
+    unsafe {
+        asm!(
+            "mov {tmp}, rsp",
+            "push {ss}",
+            "push {tmp}",
+            "pushfq",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "iretq",
+            "2:",
+            tmp = out(reg) _,
+            ss = in(reg) read_segment_ss(),
+            cs = in(reg) read_segment_cs(),
+        )
+    };
+}
+
+fn read_segment_ss() -> u64 {
+    let v: u64;
+    // SAFETY: reading a segment selector has no side effect.
+    unsafe { asm!("mov {0:x}, ss", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & 0xffff
+}
+
+fn read_segment_cs() -> u64 {
+    let v: u64;
+    // SAFETY: reading a segment selector has no side effect.
+    unsafe { asm!("mov {0:x}, cs", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & 0xffff
+}
+
 /// Disables interrupts and halts forever; NMIs and SMIs return into the loop.
 pub fn halt_forever() -> ! {
     loop {

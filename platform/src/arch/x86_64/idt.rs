@@ -3,7 +3,9 @@
 //! the run as a failure. Nothing in the hypervisor expects an exception yet, so any one is a bug
 //! worth stopping for. Vectors 32 and up are not present: a stray interrupt shows up as #GP with
 //! the IDT index in the error code. One table is shared by all CPUs; #DF runs on each CPU's IST1
-//! stack so a stack overflow still gets reported.
+//! stack so a stack overflow still gets reported. The one exception is the NMI (vector 2): the
+//! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
+//! nothing left to do, so its stub just returns.
 
 use super::percpu::KERNEL_CS;
 use crate::arch::{Current, Machine, Outcome};
@@ -18,7 +20,9 @@ global_asm!(
     r#"
     .section .text.septum_exceptions, "ax"
     /* Vectors without an error code push a zero so every frame has the same layout. */
-    .irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+septum_exc_2:
+    iretq
+    .irp v, 0,1,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
 septum_exc_\v:
     push 0
     push \v

@@ -1,19 +1,29 @@
 //! x86_64: one ELF64 image, linked at 1 MiB and identity-mapped, that boots from QEMU `-kernel`
 //! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules are the boot stub and the
 //! loader's information (`entry`, `multiboot`), per-CPU tables and exceptions (`percpu`, `idt`),
-//! the other CPUs (`acpi`, `delay`, `smp`), VMX (`virt`), the console (`uart`) and the end of a run
-//! (`power`). The instructions themselves come from the `arch-x86` crate.
+//! the other CPUs (`acpi`, `delay`, `smp`), hardware virtualization (`virt`: VMX on, or `svm`),
+//! partitions (`guests`: the partition seam; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
+//! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: an SVM vCPU), the console (`uart`)
+//! and the end of a run (`power`). The instructions themselves come from the `arch-x86` crate.
 
 mod acpi;
+mod backend;
 mod delay;
 mod entry;
+#[cfg(septum_partitions)]
+mod guests;
 mod idt;
 mod multiboot;
 mod percpu;
 mod power;
 mod smp;
+mod stage2;
+mod svm;
+mod svm_vcpu;
 mod uart;
 mod virt;
+mod vmcs;
+mod vmx_vcpu;
 
 use crate::arch::{Machine, Outcome};
 use board_config::UartAccess;

@@ -111,3 +111,22 @@ pub fn current() -> *mut PerCpu {
     // SAFETY: only the address is taken; the caller touches only its own CPU's slot.
     unsafe { addr_of_mut!(PERCPU[cpu]) }
 }
+
+/// The APIC ID CPU `cpu` recorded when it started.
+pub fn apic_id_of(cpu: usize) -> u32 {
+    assert!(cpu < MAX_CPUS);
+    // SAFETY: a plain read of a field each CPU writes once at start, before it is announced.
+    unsafe { (*addr_of_mut!(PERCPU[cpu])).apic_id }
+}
+
+/// The calling CPU's GDT and TSS addresses, for a VMCS's host state.
+pub fn host_tables() -> (u64, u64) {
+    let slot = current();
+    // SAFETY: only the addresses of this CPU's own slot are taken.
+    unsafe {
+        (
+            addr_of_mut!((*slot).gdt) as u64,
+            addr_of_mut!((*slot).tss) as u64,
+        )
+    }
+}

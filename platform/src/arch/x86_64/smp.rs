@@ -111,7 +111,8 @@ extern "C" {
 }
 
 /// The local APIC of the calling CPU.
-fn local_apic() -> LocalApic {
+/// The calling CPU's local APIC.
+pub(super) fn local_apic() -> LocalApic {
     // SAFETY: the xAPIC page is below 4 GiB, identity-mapped, and used for nothing else.
     unsafe { LocalApic::new(Current::phys_to_virt(xapic_base_phys())) }
 }

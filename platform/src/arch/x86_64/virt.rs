@@ -1,5 +1,5 @@
-//! Hardware virtualization on x86: what the CPU offers (reported at boot) and turning VMX on per
-//! CPU. Intel VMX is what Septum uses; AMD SVM with nested paging is only reported for now.
+//! Hardware virtualization on x86: what the CPU offers (reported at boot) and turning it on per
+//! CPU: Intel VMX (VMXON) where the CPU has it, else AMD SVM with nested paging (`svm`).
 
 use super::{multiboot, percpu};
 use arch_x86::cpuid::CpuSummary;
@@ -17,7 +17,7 @@ fn yes(b: bool) -> &'static str {
 }
 
 /// Reads and decodes this CPU's VMX capability MSRs.
-fn capabilities() -> VmxCapabilities {
+pub(super) fn capabilities() -> VmxCapabilities {
     // SAFETY: only called after CPUID reported VMX, so the MSRs exist.
     VmxCapabilities::decode(&unsafe { vmx::read_msrs() })
 }
@@ -64,6 +64,9 @@ pub fn report_features() {
                 "virt: AMD SVM present, nested paging {}",
                 yes(cpu.nested_paging)
             );
+            if super::svm::usable() {
+                super::svm::report();
+            }
         } else {
             log::info!("virt: no AMD SVM either");
         }
@@ -79,9 +82,10 @@ pub fn report_features() {
 }
 
 /// Enters VMX root operation on the calling CPU when it has VMX.
-pub fn enable(_cpu: usize) -> Result<Option<&'static str>, &'static str> {
+/// Without VMX, AMD SVM with nested paging is turned on instead where the CPU has it.
+pub fn enable(cpu: usize) -> Result<Option<&'static str>, &'static str> {
     if !CpuSummary::read().vmx {
-        return Ok(None);
+        return super::svm::enable(cpu);
     }
     let caps = capabilities();
     if !caps.feature_control.vmxon_possible() {

@@ -1,0 +1,119 @@
+//! x86's side of the partition seam (`crate::partition::arch::PartitionArch`), over whichever
+//! backend CPUID chose (`backend`): Intel VMX with EPT, or AMD SVM with nested paging. Under VMX a
+//! partition's EPT pointer comes from its table's root with A/D enabled (hardware young/dirty
+//! tracking for aging and dirty logging), its vCPU gets VPID = CPU index + 1 (unique: a CPU runs
+//! one vCPU at a time), a flush is INVEPT single-context, and a kick is an NMI (no guest state
+//! masks it, and it needs no end-of-interrupt). Under SVM the same roles are played by the nested
+//! CR3, the per-CPU ASID, the VMCB's TLB control and the same NMI.
+
+use super::backend::{self, Backend, X86Vcpu};
+use super::stage2::X86Stage2;
+use super::svm_vcpu::{SvmSetup, SvmVcpu};
+use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
+use super::{percpu, smp, svm, virt, Current};
+use crate::partition::arch::{GuestBoot, PartitionArch, VirtualUartAt};
+use crate::partition::{Partition, PartitionId};
+use arch_x86::vmx::instr::{invept, InvType};
+use mmu::Flush;
+
+/// Whether the calling CPU is in VMX operation (VMXON succeeded at boot).
+fn vmx_on() -> bool {
+    // SAFETY: reading this CPU's own slot.
+    unsafe { (*percpu::current()).vmxon_region != 0 }
+}
+
+/// Whether the calling CPU can run a guest with the chosen backend.
+fn ready() -> bool {
+    match backend::chosen() {
+        Backend::Vmx => vmx_on(),
+        Backend::Svm => svm::on(),
+        Backend::None => false,
+    }
+}
+
+fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot) -> VmxVcpu {
+    if !vmx_on() {
+        return VmxVcpu::unavailable("VMX is not on on this CPU");
+    }
+    VmxVcpu::new(&VcpuConfig {
+        eptp: partition.table().format().eptp(partition.table().root()),
+        vpid: (percpu::cpu_index() + 1) as u16,
+        entry: boot.entry,
+        args: boot.args,
+        ports: partition.config.ports,
+    })
+}
+
+impl PartitionArch for Current {
+    type Format = X86Stage2;
+    type Vcpu = X86Vcpu;
+    const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
+
+    fn backend() -> &'static str {
+        match (backend::chosen(), ready()) {
+            (Backend::Vmx, true) => {
+                "VMX: EPT with A/D, VPID, unrestricted guest, I/O and MSR bitmaps"
+            }
+            (Backend::Svm, true) => "SVM: nested paging, ASID per CPU, I/O and MSR permission maps",
+            _ => "none (neither VMX nor SVM with nested paging is on: partitions cannot run)",
+        }
+    }
+
+    fn prepare_cpu() {
+        // The APIC sends the kicks; some implementations send IPIs only when software-enabled.
+        smp::local_apic().software_enable();
+    }
+
+    fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> X86Vcpu {
+        // Both backends start the guest in 64-bit mode on these page tables.
+        let tables = super::vmcs::write_guest_page_tables(partition.config);
+        match backend::chosen() {
+            Backend::Svm => X86Vcpu::Svm(match tables {
+                Err(e) => SvmVcpu::unavailable(e),
+                Ok(()) => SvmVcpu::new(&SvmSetup {
+                    ncr3: partition.table().format().ncr3(partition.table().root()),
+                    entry: boot.entry,
+                    args: boot.args,
+                    ports: partition.config.ports,
+                }),
+            }),
+            Backend::Vmx => X86Vcpu::Vmx(match tables {
+                Err(e) => VmxVcpu::unavailable(e),
+                Ok(()) => vmx_vcpu(partition, &boot),
+            }),
+            Backend::None => X86Vcpu::Vmx(VmxVcpu::unavailable(
+                "this CPU has neither VMX nor SVM with nested paging",
+            )),
+        }
+    }
+
+    fn flush_local(id: PartitionId, what: Flush) {
+        if what.is_none() || !ready() {
+            return;
+        }
+        if backend::chosen() == Backend::Svm {
+            // Done through the VMCB's TLB control at the next VMRUN on this CPU.
+            svm::request_flush();
+            return;
+        }
+        let Some(p) = crate::partition::get(id) else {
+            return;
+        };
+        // EPT has no range invalidation: any flush drops every translation of this EPTP
+        // (guest-physical and combined), which is what a range flush must at least do.
+        let kind = if virt::capabilities().invept_single() {
+            InvType::SingleContext
+        } else {
+            InvType::AllContexts
+        };
+        let eptp = p.table().format().eptp(p.table().root());
+        // SAFETY: VMX operation (checked), INVEPT of a type the CPU reports.
+        if unsafe { invept(kind, eptp) }.is_err() {
+            log::warn!("vmx: INVEPT failed for partition {id}");
+        }
+    }
+
+    fn kick(cpu: usize) {
+        smp::local_apic().send_nmi(percpu::apic_id_of(cpu));
+    }
+}

@@ -1,0 +1,233 @@
+//! The x86 vCPU: one VMCS on the calling CPU, the guest's general-purpose registers, and the
+//! `vcpu::ArchVcpu` loop steps. `run` enters the guest and turns the exit into a `VmExit`
+//! (`arch_x86::vmx::exit::decode`); `complete` writes back what the handler decided. A kick (an
+//! NMI) and any stray external interrupt (acknowledged by the exit, ended here) both reach the
+//! handler as `ExternalInterrupt`.
+
+use super::vmcs::{self, VcpuSetup};
+use super::{smp, virt};
+use crate::memory;
+use alloc::boxed::Box;
+use arch_x86::vmx::bitmaps::{IoBitmap, MsrBitmap};
+use arch_x86::vmx::enter::{enter, GuestRegs};
+use arch_x86::vmx::exit::{self, ExitInfo};
+use arch_x86::vmx::fields::{w32, w64, wn};
+use arch_x86::vmx::instr::{invvpid, vmclear, vmptrld, vmread, vmwrite, InvType};
+use arch_x86::vmx::VmFail;
+use vcpu::{ArchVcpu, Completion, VmExit};
+
+/// `InvalidState` raw values for failures before the guest ran: bit 32 marks "VMLAUNCH/VMRESUME
+/// failed", the low bits carry the VM-instruction error number (SDM Vol. 3C §31.4).
+pub const ENTRY_INSTRUCTION_FAILED: u64 = 1 << 32;
+
+/// Guest interruptibility state, bit 3: blocking by NMI.
+const INTERRUPTIBILITY_NMI_BLOCKED: u64 = 1 << 3;
+
+/// Everything the creation of a vCPU needs from the partition layer.
+pub struct VcpuConfig {
+    /// The partition's EPT pointer.
+    pub eptp: u64,
+    /// The vCPU's VPID.
+    pub vpid: u16,
+    /// First instruction.
+    pub entry: u64,
+    /// rdi, rsi, rdx, rcx, r8 at entry (the test guests' boot arguments).
+    pub args: [u64; 5],
+    /// The ports the partition owns, which do not exit.
+    pub ports: &'static [board_config::PortRange],
+}
+
+/// One vCPU, bound to the CPU that created it.
+pub struct VmxVcpu {
+    vmcs: u64,
+    launched: bool,
+    regs: GuestRegs,
+    last: ExitInfo,
+    /// Kept alive (and at a fixed address) for as long as the VMCS points at them.
+    _io: Box<IoBitmap>,
+    _msr: Box<MsrBitmap>,
+    /// Set when the vCPU could not be created; `run` reports it as the first exit.
+    broken: Option<&'static str>,
+}
+
+fn read(field: u32) -> u64 {
+    // SAFETY: only called with this vCPU's VMCS current on this CPU.
+    unsafe { vmread(field) }.unwrap_or(0)
+}
+
+impl VmxVcpu {
+    /// Creates the vCPU on the calling CPU (which must be in VMX operation).
+    pub fn new(cfg: &VcpuConfig) -> Self {
+        let mut io = Box::new(IoBitmap::all_exit());
+        for r in cfg.ports {
+            io.allow(r.start, r.size);
+        }
+        let msr = Box::new(MsrBitmap::for_partition());
+        let [rdi, rsi, rdx, rcx, r8] = cfg.args;
+        let regs = GuestRegs {
+            rdi,
+            rsi,
+            rdx,
+            rcx,
+            r8,
+            ..GuestRegs::default()
+        };
+        let mut v = Self {
+            vmcs: 0,
+            launched: false,
+            regs,
+            last: ExitInfo::default(),
+            broken: None,
+            _io: io,
+            _msr: msr,
+        };
+        if let Err(e) = v.setup(cfg) {
+            log::error!("vmx: vCPU not created: {e}");
+            v.broken = Some(e);
+        }
+        v
+    }
+
+    /// A vCPU that cannot run; its first `run` reports why as an invalid state.
+    pub fn unavailable(why: &'static str) -> Self {
+        Self {
+            vmcs: 0,
+            launched: false,
+            regs: GuestRegs::default(),
+            last: ExitInfo::default(),
+            _io: Box::new(IoBitmap::all_exit()),
+            _msr: Box::new(MsrBitmap::all_exit()),
+            broken: Some(why),
+        }
+    }
+
+    fn setup(&mut self, cfg: &VcpuConfig) -> Result<(), &'static str> {
+        let caps = virt::capabilities();
+        self.vmcs = memory::alloc_frame().ok_or("no free frame for the VMCS")?;
+        let ptr = super::Current::phys_to_virt_ptr(self.vmcs) as *mut u32;
+        // SAFETY: the frame was just allocated for this VMCS alone and is mapped.
+        unsafe {
+            core::ptr::write_bytes(ptr as *mut u8, 0, memory::FRAME_SIZE as usize);
+            ptr.write_volatile(caps.basic.revision_id);
+        }
+        // SAFETY: the CPU is in VMX operation (prepare_cpu) and the region holds the revision id.
+        unsafe { vmclear(self.vmcs) }.map_err(|_| "VMCLEAR failed")?;
+        // SAFETY: as above; the region was just cleared and is current on no other CPU.
+        unsafe { vmptrld(self.vmcs) }.map_err(|_| "VMPTRLD failed")?;
+        vmcs::fill(
+            &caps,
+            &VcpuSetup {
+                eptp: cfg.eptp,
+                vpid: cfg.vpid,
+                io_bitmap: &*self._io as *const IoBitmap as u64,
+                msr_bitmap: &*self._msr as *const MsrBitmap as u64,
+                entry: cfg.entry,
+            },
+        )?;
+        // This VPID tagged the previous run's translations on this CPU: they must not survive
+        // into a fresh start (the same holds when a vCPU moves to another CPU).
+        if caps.vpid() {
+            // SAFETY: VMX operation, VPID supported, the VPID is non-zero.
+            let _ = unsafe { invvpid(InvType::SingleContext, cfg.vpid, 0) };
+        }
+        Ok(())
+    }
+
+    fn entry_failed(&self, e: VmFail) -> VmExit {
+        let error = match e {
+            VmFail::Valid => read(w32::VM_INSTRUCTION_ERROR),
+            VmFail::Invalid => 0,
+        };
+        VmExit::InvalidState {
+            raw: ENTRY_INSTRUCTION_FAILED | error,
+        }
+    }
+}
+
+impl ArchVcpu for VmxVcpu {
+    /// Enters the guest until an exit the partition layer must see. CPUID is answered here, with
+    /// the filtered host values (`arch_x86::vmx::guest_cpuid`): what a guest may know of its CPU
+    /// is the backend's business, and the arch-neutral handler has no CPUID table of its own.
+    fn run(&mut self) -> VmExit {
+        loop {
+            match self.run_once() {
+                VmExit::CpuId { leaf, subleaf } => {
+                    let abi = vcpu::hypercall::ABI_VERSION as u32;
+                    let values = arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi);
+                    self.complete(Completion::CpuId(values));
+                }
+                exit => return exit,
+            }
+        }
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let rip = exit::complete(&self.last, completion, &mut self.regs);
+        if rip != self.last.rip {
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe { vmwrite(wn::GUEST_RIP, rip) };
+        }
+    }
+}
+
+impl VmxVcpu {
+    /// One entry and the exit that ends it.
+    fn run_once(&mut self) -> VmExit {
+        if let Some(why) = self.broken {
+            log::error!("vmx: cannot enter the guest: {why}");
+            return VmExit::InvalidState {
+                raw: ENTRY_INSTRUCTION_FAILED,
+            };
+        }
+        // SAFETY: this vCPU's VMCS is current on this CPU (loaded in `setup`, and vCPUs never
+        // move), filled completely; `launched` tracks VMLAUNCH since the VMCLEAR.
+        if let Err(e) = unsafe { enter(&mut self.regs, self.launched) } {
+            return self.entry_failed(e);
+        }
+        self.launched = true;
+        self.last = ExitInfo {
+            reason: read(w32::EXIT_REASON) as u32,
+            qualification: read(wn::EXIT_QUALIFICATION),
+            guest_physical: read(w64::GUEST_PHYSICAL_ADDRESS),
+            instruction_len: read(w32::EXIT_INSTRUCTION_LEN) as u32,
+            interruption_info: read(w32::EXIT_INTERRUPTION_INFO) as u32,
+            rip: read(wn::GUEST_RIP),
+        };
+        let exit = exit::decode(&self.last, &self.regs);
+        if let VmExit::ExternalInterrupt { vector: 2 } = exit {
+            // The host is NMI-blocked after an NMI exit until an IRET; lift that here, or later
+            // kicks would stay pending while this CPU runs its guest.
+            arch_x86::regs::unblock_nmi();
+            // A kick. The exit saved the guest as "blocked by NMI" (the NMI being handled), and
+            // the next entry would restore that blocking, so every later kick would stay pending
+            // and never make this CPU leave its guest. The guest never had the NMI: unblock.
+            let state = read(w32::GUEST_INTERRUPTIBILITY);
+            if state & INTERRUPTIBILITY_NMI_BLOCKED != 0 {
+                // SAFETY: this vCPU's VMCS is current on this CPU.
+                let _ = unsafe {
+                    vmwrite(
+                        w32::GUEST_INTERRUPTIBILITY,
+                        state & !INTERRUPTIBILITY_NMI_BLOCKED,
+                    )
+                };
+            }
+        }
+        if self.last.basic() == exit::reason::EXTERNAL_INTERRUPT {
+            // Acknowledged by the exit (the "acknowledge interrupt on exit" control): end it.
+            // A kick is an NMI, which has no end-of-interrupt.
+            smp::local_apic().eoi();
+        }
+        exit
+    }
+}
+
+impl Drop for VmxVcpu {
+    fn drop(&mut self) {
+        if self.vmcs != 0 {
+            // SAFETY: the VMCS is this vCPU's; clearing it makes it inactive before the frame
+            // goes back to the allocator.
+            let _ = unsafe { vmclear(self.vmcs) };
+            memory::free_frame(self.vmcs);
+        }
+    }
+}
