@@ -150,13 +150,15 @@ pub fn grub_iso(out: &Path, elf: &Path, args: &str) -> Result<PathBuf, String> {
     let iso = out.join("septum.iso");
     let modules = "multiboot2 normal serial terminal configfile iso9660 biosdisk";
     let mut cmd = Command::new("grub-mkrescue");
-    cmd.arg(format!("--install-modules={modules}"))
+    // Only the BIOS platform: with grub-efi-amd64-bin also installed, grub-mkrescue would add an
+    // EFI image too and look for these BIOS-only modules (biosdisk) there.
+    cmd.args(["-d", "/usr/lib/grub/i386-pc"])
+        .arg(format!("--install-modules={modules}"))
         .arg(format!("--modules={modules}"))
         .args(["--locales=", "--fonts=", "--themes=", "-o"])
         .arg(&iso)
-        .arg(&tree)
-        .stderr(std::process::Stdio::null());
-    process::run(&mut cmd)?;
+        .arg(&tree);
+    process::run_quiet(&mut cmd)?;
     Ok(iso)
 }
 

@@ -41,6 +41,25 @@ pub struct Bounded {
     pub elapsed: Duration,
 }
 
+/// Runs `cmd` with its output captured, showing it only when the command fails (tools such as
+/// grub-mkrescue are chatty on success and terse about the one line that matters on failure).
+pub fn run_quiet(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("+ {}", show(cmd));
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`{}` failed with {}:\n{}{}",
+        show(cmd),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
 /// Runs `cmd` with stdin closed and stdout+stderr written to `log`, killing it (and its process
 /// group) after `timeout`. Emulators can hang on a guest fault and ignore SIGTERM, so the kill is
 /// SIGKILL on the whole group. The run also ends as soon as the log shows one of `ends` (text,
