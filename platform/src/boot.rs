@@ -153,6 +153,13 @@ fn run_partitions() {
     if BOARD.partitions.is_empty() {
         return;
     }
+    if !partitions_can_run() {
+        log::info!(
+            "partitions: skipped, {} built but none can run on this machine",
+            BOARD.partitions.len()
+        );
+        return;
+    }
     crate::partition::run_cpu(0, || false);
     let mut spins = 0u64;
     while !crate::partition::all_ended() && spins < 4_000_000_000 {
@@ -165,12 +172,20 @@ fn run_partitions() {
     log::info!("partitions: all ended as expected");
 }
 
+/// Whether the machine has the hardware the partition backend needs (`PartitionArch::available`).
+#[cfg(septum_partitions)]
+fn partitions_can_run() -> bool {
+    <Current as crate::partition::arch::PartitionArch>::available()
+}
+
 /// A secondary CPU's Rust entry, on the stack from [`cpu_stack_top`].
 pub fn secondary_main(cpu: usize) -> ! {
     log::info!("smp: cpu{cpu} online");
     enable_virtualization(cpu);
     ONLINE.fetch_add(1, Ordering::SeqCst);
     #[cfg(septum_partitions)]
-    crate::partition::run_cpu(cpu, || true);
+    if partitions_can_run() {
+        crate::partition::run_cpu(cpu, || true);
+    }
     Current::park()
 }

@@ -17,8 +17,11 @@ pub trait ArchVcpu {
 pub enum StopReason {
     /// The guest powered off with this code.
     PowerOff { code: u64 },
-    /// The guest asked to reboot, or triple-faulted.
+    /// The guest asked to reboot.
     Reset,
+    /// x86: the guest raised an exception it could not deliver (VMX exit 2, SVM SHUTDOWN); the
+    /// hardware would reset, so the partition stops.
+    TripleFault,
     /// The manager (or the board's policy) stopped it.
     Stopped,
     /// The guest did something its partition may not do; `what` says what, at `addr`.
@@ -145,7 +148,7 @@ mod tests {
                 VmExit::Halt => Action::Resume(Completion::Skip),
                 VmExit::Shutdown {
                     kind: ShutdownKind::TripleFault,
-                } => Action::Stop(StopReason::Reset),
+                } => Action::Stop(StopReason::TripleFault),
                 VmExit::ForbiddenInstruction { pc, .. } => Action::Stop(StopReason::Violation {
                     what: "forbidden instruction",
                     addr: pc,

@@ -1,5 +1,5 @@
-//! What CPUID tells a partition: the host's answer, filtered. VMX is hidden (a partition cannot
-//! nest), the "running under a hypervisor" bit is set, and the hypervisor leaves at 0x4000_0000
+//! What CPUID tells a partition, under VMX or SVM: the host's answer, filtered. VMX and SVM are
+//! hidden (a partition cannot nest: both backends intercept the instructions), the "running under a hypervisor" bit is set, and the hypervisor leaves at 0x4000_0000
 //! name Septum and its hypercall ABI version. Everything else is the real CPU: a partition owns
 //! its cores, so there is nothing to hide about them.
 
@@ -10,6 +10,10 @@ pub const MAX_HYPERVISOR_LEAF: u32 = 0x4000_0001;
 
 const LEAF1_ECX_VMX: u32 = 1 << 5;
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID 8000_0001 ECX bit 2: AMD SVM.
+const EXT1_ECX_SVM: u32 = 1 << 2;
+/// The SVM feature leaf, meaningless once SVM is hidden.
+const SVM_LEAF: u32 = 0x8000_000a;
 
 /// Filters the host's CPUID result `raw` for `leaf`; `abi_version` goes into leaf 0x4000_0001.
 pub fn filter(leaf: u32, raw: [u32; 4], abi_version: u32) -> [u32; 4] {
@@ -22,6 +26,11 @@ pub fn filter(leaf: u32, raw: [u32; 4], abi_version: u32) -> [u32; 4] {
         0x4000_0000 => [MAX_HYPERVISOR_LEAF, word(0), word(1), word(2)],
         0x4000_0001 => [abi_version, 0, 0, 0],
         0x4000_0002..=0x4000_00ff => [0; 4],
+        0x8000_0001 => {
+            let [a, b, c, d] = raw;
+            [a, b, c & !EXT1_ECX_SVM, d]
+        }
+        SVM_LEAF => [0; 4],
         _ => raw,
     }
 }
@@ -50,5 +59,12 @@ mod tests {
         assert_eq!(&sig, SIGNATURE);
         assert_eq!(filter(0x4000_0001, [9; 4], 0x10000), [0x10000, 0, 0, 0]);
         assert_eq!(filter(7, [1, 2, 3, 4], 0), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn svm_hidden() {
+        let ext = filter(0x8000_0001, [1, 2, EXT1_ECX_SVM | 1, 4], 0);
+        assert_eq!(ext, [1, 2, 1, 4]);
+        assert_eq!(filter(SVM_LEAF, [1, 16, 0, 0xff], 0), [0; 4]);
     }
 }

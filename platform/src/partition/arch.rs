@@ -16,7 +16,11 @@
 //!   ([`PartitionArch::flush_local`]; the layer reaches other CPUs itself through
 //!   [`PartitionArch::kick`]);
 //! * make another CPU leave its guest soon ([`PartitionArch::kick`], an IPI whose exit the vCPU
-//!   reports as `ExternalInterrupt`).
+//!   reports as `ExternalInterrupt`);
+//! * say whether the machine can run partitions at all ([`PartitionArch::available`]) and, where
+//!   the architecture has CPUID, what a guest's CPUID returns ([`PartitionArch::cpuid`]). The
+//!   vCPU reports every CPUID as `VmExit::CpuId`, so the exit is counted like any other; the
+//!   answer is the arch's, since what a guest may know of its CPU is an arch fact.
 
 use super::{Partition, PartitionId};
 use mmu::{Flush, PteFormat};
@@ -63,4 +67,16 @@ pub trait PartitionArch {
     fn flush_local(id: PartitionId, what: Flush);
     /// Makes CPU `cpu` leave its guest soon, so it services its requests.
     fn kick(cpu: usize);
+
+    /// Whether this machine has what the backend needs to run any partition (x86: VMX, or SVM
+    /// with nested paging). When it has not, the partitions are built (the board file is still
+    /// checked) but none runs, and the boot says so and ends normally.
+    fn available() -> bool {
+        true
+    }
+    /// The four CPUID registers (eax, ebx, ecx, edx) a guest sees for `leaf`/`subleaf`. The
+    /// default, for architectures without CPUID, is never asked.
+    fn cpuid(_leaf: u32, _subleaf: u32) -> [u32; 4] {
+        [0; 4]
+    }
 }

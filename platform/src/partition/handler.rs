@@ -60,6 +60,16 @@ impl Handler {
         }
     }
 
+    /// As [`Self::bus_error`] for the x86 port space, so the reason names a port, not memory.
+    fn port_error(e: BusError, write: bool) -> Action {
+        match e {
+            BusError::Device { addr, .. } => violation("device refused the access at port", addr),
+            BusError::Unclaimed { addr, .. } if write => violation("write to unowned port", addr),
+            BusError::Unclaimed { addr, .. } => violation("read of unowned port", addr),
+            _ => violation("bad port access", 0),
+        }
+    }
+
     /// A fault on guest memory: the fast fix makes the page young (and dirty on a write) if the
     /// region allows the access; otherwise the access was not the partition's to make.
     fn stage_two_fault(&mut self, gpa: u64, access: Access) -> Action {
@@ -112,30 +122,38 @@ impl ExitHandler for Handler {
             },
             VmExit::PortIn { port, size } => match self.ports.read(u64::from(port), size) {
                 Ok(v) => Action::Resume(Completion::Value(v)),
-                Err(e) => Self::bus_error(e, false),
+                Err(e) => Self::port_error(e, false),
             },
             VmExit::PortOut { port, size, value } => {
                 match self.ports.write(u64::from(port), size, u64::from(value)) {
                     Ok(()) => Action::Resume(Completion::Skip),
-                    Err(e) => Self::bus_error(e, true),
+                    Err(e) => Self::port_error(e, true),
                 }
             }
             VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
             VmExit::ExternalInterrupt { .. } => Action::Resume(Completion::Retry),
             // Nothing to wait for: the CPU is the partition's alone, so `idle` just continues.
             VmExit::Halt => Action::Resume(Completion::Skip),
-            VmExit::CpuId { .. } => Action::Resume(Completion::CpuId([0; 4])),
-            VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
-            VmExit::MsrRead { msr } | VmExit::MsrWrite { msr, .. } => {
-                violation("MSR access", u64::from(msr))
+            VmExit::CpuId { leaf, subleaf } => {
+                Action::Resume(Completion::CpuId(Current::cpuid(leaf, subleaf)))
             }
+            VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
+            // The MSRs a partition owns never exit (the backends' MSR maps); any other would
+            // reach state the hypervisor or another partition depends on.
+            VmExit::MsrRead { msr } => violation("read of MSR", u64::from(msr)),
+            VmExit::MsrWrite { msr, .. } => violation("write to MSR", u64::from(msr)),
             VmExit::CsrRead { csr } | VmExit::CsrWrite { csr, .. } => {
                 violation("CSR access", u64::from(csr))
             }
             VmExit::Shutdown {
                 kind: ShutdownKind::PowerOff,
             } => Action::Stop(StopReason::PowerOff { code: 0 }),
-            VmExit::Shutdown { .. } => Action::Stop(StopReason::Reset),
+            VmExit::Shutdown {
+                kind: ShutdownKind::TripleFault,
+            } => Action::Stop(StopReason::TripleFault),
+            VmExit::Shutdown {
+                kind: ShutdownKind::Reboot,
+            } => Action::Stop(StopReason::Reset),
             VmExit::ForbiddenInstruction { pc, .. } => violation("privileged instruction at", pc),
             VmExit::InvalidState { raw } => Action::Stop(StopReason::InvalidState { raw }),
             VmExit::Unknown { raw } => violation("unexpected exception, cause", raw),

@@ -337,6 +337,10 @@ fn run_once(p: &'static Partition, cpu: usize) {
             crate::println!("partition {} stopped: reset requested", p.name());
             p.set_state(State::Stopped);
         }
+        StopReason::TripleFault => {
+            crate::println!("partition {} stopped: triple fault", p.name());
+            p.set_state(State::Stopped);
+        }
         StopReason::Violation { what, addr } => {
             crate::println!("partition {} stopped: {what} {addr:#x}", p.name());
             p.set_state(State::Stopped);

@@ -2,7 +2,8 @@
 //! hypervisor passes the run number at entry). Run 0 first sends malformed and forbidden
 //! hypercalls, which must be refused with error codes, then reads another partition's memory;
 //! later runs write outside their memory, touch a device they do not own, execute a privileged
-//! instruction, and finally jump into unmapped memory. Every attack must stop this partition
+//! instruction, on x86 write an I/O port and an MSR they were not given, and finally jump into
+//! unmapped memory (`test_guests::HOSTILE_ATTACKS` runs in all). Every attack must stop this partition
 //! alone, with a reason on the hypervisor console; a line saying an attack succeeded is a failure.
 #![no_std]
 #![no_main]
@@ -48,6 +49,18 @@ fn guest_main(args: BootArgs) -> ! {
             println!("hostile: executing a privileged instruction");
             rt::privileged_instruction();
             println!("hostile: ATTACK SUCCEEDED: privileged instruction ran");
+        }
+        #[cfg(target_arch = "x86_64")]
+        4 => {
+            println!("hostile: writing port {:#x}", rt::FOREIGN_PORT);
+            rt::port_write(rt::FOREIGN_PORT, 0x8000_0000);
+            println!("hostile: ATTACK SUCCEEDED: port write");
+        }
+        #[cfg(target_arch = "x86_64")]
+        5 => {
+            println!("hostile: writing MSR {:#x}", rt::FOREIGN_MSR);
+            rt::msr_write(rt::FOREIGN_MSR, 0);
+            println!("hostile: ATTACK SUCCEEDED: MSR write");
         }
         _ => {
             println!(

@@ -28,6 +28,12 @@ pub const OUTSIDE: u64 = 0x400_0000;
 pub const FOREIGN_DEVICE: u64 = 0xfec0_0000;
 /// A guest-physical address nothing maps, to jump to.
 pub const UNMAPPED_CODE: u64 = 0x10_0000_0000;
+/// An I/O port no test partition owns: the PCI configuration address register, through which a
+/// partition could reach every host PCI function.
+pub const FOREIGN_PORT: u16 = 0xcf8;
+/// An MSR no partition owns: IA32_APIC_BASE, which would move or disable the local APIC the
+/// hypervisor sends its kicks through.
+pub const FOREIGN_MSR: u32 = 0x1b;
 
 const STACK_SIZE: usize = 64 * 1024;
 
@@ -100,6 +106,28 @@ pub fn privileged_instruction() {
     // SAFETY: `invd` always exits in a VMX guest and is intercepted in an SVM one; it never
     // reaches the caches.
     unsafe { asm!("invd", options(nomem, nostack)) };
+}
+
+/// Writes `value` to I/O port `port` (32 bits).
+pub fn port_write(port: u16, value: u32) {
+    // SAFETY: a port write touches no guest memory; a port the partition does not own exits.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack)) };
+}
+
+/// Writes `value` to model-specific register `msr`.
+pub fn msr_write(msr: u32, value: u64) {
+    // SAFETY: `wrmsr` touches no guest memory; an MSR the partition does not own exits.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+            options(nomem, nostack))
+    };
+}
+
+/// CPUID leaf `leaf` (subleaf 0): eax, ebx, ecx, edx. In a partition it always exits, and the
+/// hypervisor answers.
+pub fn cpuid(leaf: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    [r.eax, r.ebx, r.ecx, r.edx]
 }
 
 /// Jumps to `addr` (never comes back when the address is unmapped).

@@ -116,4 +116,15 @@ impl PartitionArch for Current {
     fn kick(cpu: usize) {
         smp::local_apic().send_nmi(percpu::apic_id_of(cpu));
     }
+
+    fn available() -> bool {
+        backend::chosen() != Backend::None
+    }
+
+    /// The host's values, filtered (`arch_x86::vmx::guest_cpuid`): VMX and SVM hidden, the
+    /// hypervisor leaves naming Septum and its hypercall ABI. Both backends ask here.
+    fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+        let abi = vcpu::hypercall::ABI_VERSION as u32;
+        arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi)
+    }
 }

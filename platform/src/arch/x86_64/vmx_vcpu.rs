@@ -2,7 +2,8 @@
 //! `vcpu::ArchVcpu` loop steps. `run` enters the guest and turns the exit into a `VmExit`
 //! (`arch_x86::vmx::exit::decode`); `complete` writes back what the handler decided. A kick (an
 //! NMI) and any stray external interrupt (acknowledged by the exit, ended here) both reach the
-//! handler as `ExternalInterrupt`.
+//! handler as `ExternalInterrupt`. CPUID, too, goes to the handler (and is counted there); the
+//! answer comes back as `Completion::CpuId` from the arch's filter (`guests.rs`).
 
 use super::vmcs::{self, VcpuSetup};
 use super::{smp, virt};
@@ -145,20 +146,8 @@ impl VmxVcpu {
 }
 
 impl ArchVcpu for VmxVcpu {
-    /// Enters the guest until an exit the partition layer must see. CPUID is answered here, with
-    /// the filtered host values (`arch_x86::vmx::guest_cpuid`): what a guest may know of its CPU
-    /// is the backend's business, and the arch-neutral handler has no CPUID table of its own.
     fn run(&mut self) -> VmExit {
-        loop {
-            match self.run_once() {
-                VmExit::CpuId { leaf, subleaf } => {
-                    let abi = vcpu::hypercall::ABI_VERSION as u32;
-                    let values = arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi);
-                    self.complete(Completion::CpuId(values));
-                }
-                exit => return exit,
-            }
-        }
+        self.run_once()
     }
 
     fn complete(&mut self, completion: Completion) {
