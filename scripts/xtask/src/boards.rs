@@ -49,28 +49,36 @@ pub struct Board {
 
 impl Board {
     pub fn emulator_name(&self) -> &'static str {
-        match self.emulator {
-            Some(Emulator::QemuLoongArch) => "qemu-system-loongarch64",
-            Some(Emulator::QemuX86) => "qemu-system-x86_64",
-            Some(Emulator::Bochs) => "bochs",
-            None => "no emulator",
+        match self.test_emulator() {
+            Emulator::QemuLoongArch => "qemu-system-loongarch64",
+            Emulator::QemuX86 => "qemu-system-x86_64",
+            Emulator::Bochs => "bochs",
         }
+    }
+
+    /// The emulator a boot test runs the board in: the board file's, or for a real board QEMU of
+    /// its architecture under UEFI firmware (`emulator.rs`).
+    pub fn test_emulator(&self) -> Emulator {
+        self.emulator.unwrap_or(match self.arch {
+            Arch::LoongArch64 => Emulator::QemuLoongArch,
+            Arch::X86_64 => Emulator::QemuX86,
+        })
     }
 
     /// The emulator's exit status for a run the image ended with success: QEMU loongarch powers
     /// off through GED (0), QEMU x86 writes 0x10 to isa-debug-exit ((0x10 << 1) | 1 = 33, since 0
     /// is what a triple fault gives), Bochs stops at the magic breakpoint and quits (0).
     pub fn success_status(&self) -> i32 {
-        match self.emulator {
-            Some(Emulator::QemuX86) => 33,
+        match self.test_emulator() {
+            Emulator::QemuX86 => 33,
             _ => 0,
         }
     }
 
     /// The status for a run the image ended with a failure (panic, exception, failed check).
     pub fn failure_status(&self) -> i32 {
-        match self.emulator {
-            Some(Emulator::QemuX86) => 35,
+        match self.test_emulator() {
+            Emulator::QemuX86 => 35,
             _ => 1,
         }
     }

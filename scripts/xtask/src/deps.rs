@@ -3,7 +3,7 @@
 //! bookworm, since its own QEMU 7.2 has no usable loongarch64 virt and conflicts with the image's
 //! qemu-utils), and otherwise the exact install command is printed and the step fails.
 
-use crate::boards::{Board, Boot, Emulator};
+use crate::boards::{Arch, Board, Boot, Emulator};
 use crate::process;
 use std::path::Path;
 use std::process::Command;
@@ -72,12 +72,32 @@ const GRUB_ISO: &[Need] = &[
     },
 ];
 
+/// A real x86 GRUB board's boot test: OVMF, and GRUB's x86_64 EFI platform for the EFI ISO
+/// (`grub-mkrescue` and `xorriso` come with [`GRUB_ISO`]).
+const UEFI_X86: &[Need] = &[
+    Need {
+        path: "/usr/share/ovmf/OVMF.fd",
+        package: "ovmf",
+        backports: false,
+    },
+    Need {
+        path: "/usr/lib/grub/x86_64-efi/multiboot2.mod",
+        package: "grub-efi-amd64-bin",
+        backports: false,
+    },
+];
+
 fn needs(board: &Board) -> Vec<&'static Need> {
     let mut v: Vec<&Need> = Vec::new();
     match board.emulator {
         Some(Emulator::QemuLoongArch) => v.extend(QEMU_LA),
         Some(Emulator::QemuX86) => v.extend(QEMU_X86),
         Some(Emulator::Bochs) => v.extend(BOCHS),
+        // A real x86 board is tested in QEMU under UEFI (`emulator.rs`).
+        None if board.arch == Arch::X86_64 && board.boot == Boot::Grub => {
+            v.extend(QEMU_X86);
+            v.extend(UEFI_X86);
+        }
         None => {}
     }
     if board.boot == Boot::Grub {
@@ -93,7 +113,7 @@ pub fn ensure(board: &Board) -> Result<(), String> {
 
 /// Installs everything any shipped board needs (`cargo xtask setup`, and the start of `test`).
 pub fn ensure_all() -> Result<(), String> {
-    let all: Vec<&Need> = [QEMU_LA, QEMU_X86, BOCHS, GRUB_ISO]
+    let all: Vec<&Need> = [QEMU_LA, QEMU_X86, BOCHS, GRUB_ISO, UEFI_X86]
         .into_iter()
         .flatten()
         .collect();

@@ -121,6 +121,34 @@ fn qemu_x86(board: &Board, elf: &Path, args: &str) -> Command {
     cmd
 }
 
+/// OVMF from Debian's `ovmf` package: code and variables in one image, for `-bios`.
+const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// A real x86 GRUB board (no emulator in its file) booted the way a UEFI PC boots it: OVMF starts
+/// GRUB's EFI image from a CD (`image::GrubFirmware::Uefi`), and GRUB loads the ELF with
+/// multiboot2 from the same ISO, command line `args`. TCG's `-cpu max` has no VMX, so the image
+/// runs its partitions under SVM; the memory is the board file's 2 GiB of RAM, and the image ends
+/// the run through isa-debug-exit as on the QEMU board.
+fn qemu_x86_uefi(board: &Board, elf: &Path, args: &str, dir: &Path) -> Result<Command, String> {
+    let iso = image::grub_iso_for(image::GrubFirmware::Uefi, dir, elf, args)?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "2G", "-smp"])
+        .arg(board.cpus.to_string())
+        .args(["-nic", "none", "-bios", OVMF, "-cdrom"])
+        .arg(iso)
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
+    Ok(cmd)
+}
+
 /// Bochs wants a config file, a debugger script (the Debian build has the debugger, and without a
 /// script it stops at the first instruction) and an ISO carrying the command line in grub.cfg.
 fn bochs(
@@ -192,6 +220,10 @@ fn invocation(
         Some(Emulator::Bochs) => bochs(board, artifacts, args, dir, serial),
         None if board.boot == Boot::Uefi && board.arch == Arch::LoongArch64 => Ok(Invocation {
             cmd: qemu_loongarch_uefi(board, artifacts)?,
+            serial_file: None,
+        }),
+        None if board.boot == Boot::Grub && board.arch == Arch::X86_64 => Ok(Invocation {
+            cmd: qemu_x86_uefi(board, &artifacts.elf, args, dir)?,
             serial_file: None,
         }),
         None => Err(format!(

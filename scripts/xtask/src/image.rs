@@ -135,9 +135,58 @@ pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
     Ok(artifacts)
 }
 
+/// The firmware a GRUB ISO is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrubFirmware {
+    /// PC BIOS (`grub-pc-bin`): what Bochs and GRUB boards boot.
+    Bios,
+    /// x86_64 UEFI (`grub-efi-amd64-bin`): the ISO's El Torito EFI image holds GRUB as
+    /// `/efi/boot/bootx64.efi`, which OVMF starts from the CD.
+    Uefi,
+}
+
+impl GrubFirmware {
+    /// GRUB's platform directory. Naming it makes `grub-mkrescue` build for this firmware alone
+    /// (by default it builds for every platform installed, and the module lists differ).
+    fn dir(self) -> &'static str {
+        match self {
+            GrubFirmware::Bios => "/usr/lib/grub/i386-pc",
+            GrubFirmware::Uefi => "/usr/lib/grub/x86_64-efi",
+        }
+    }
+
+    /// The modules built into GRUB's core image.
+    fn modules(self) -> &'static str {
+        match self {
+            GrubFirmware::Bios => "multiboot2 normal serial terminal configfile iso9660 biosdisk",
+            GrubFirmware::Uefi => "multiboot2 normal serial terminal configfile iso9660 part_msdos",
+        }
+    }
+
+    /// The modules copied onto the ISO: for BIOS only those the boot needs (an ISO near 2 MB
+    /// instead of 10); for UEFI all of them, since the EFI image's own start-up script loads
+    /// every partition-map module and prints an error for each one missing.
+    fn installed(self) -> Option<&'static str> {
+        match self {
+            GrubFirmware::Bios => Some(self.modules()),
+            GrubFirmware::Uefi => None,
+        }
+    }
+}
+
 /// A BIOS GRUB ISO in `out` that boots the ELF with multiboot2, command line `args`, and the
-/// console on COM1. Only the modules the boot needs are put in (an ISO near 2 MB instead of 10).
+/// console on COM1.
 pub fn grub_iso(out: &Path, elf: &Path, args: &str) -> Result<PathBuf, String> {
+    grub_iso_for(GrubFirmware::Bios, out, elf, args)
+}
+
+/// A GRUB ISO for `firmware` in `out`, booting the ELF as [`grub_iso`] says.
+pub fn grub_iso_for(
+    firmware: GrubFirmware,
+    out: &Path,
+    elf: &Path,
+    args: &str,
+) -> Result<PathBuf, String> {
     let tree = out.join("iso");
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(tree.join("boot/grub")).map_err(|e| e.to_string())?;
@@ -147,14 +196,16 @@ pub fn grub_iso(out: &Path, elf: &Path, args: &str) -> Result<PathBuf, String> {
          terminal_output serial\nmenuentry \"Septum\" {{\n  multiboot2 /boot/septum.elf {args}\n  boot\n}}\n"
     );
     std::fs::write(tree.join("boot/grub/grub.cfg"), cfg).map_err(|e| e.to_string())?;
-    let iso = out.join("septum.iso");
-    let modules = "multiboot2 normal serial terminal configfile iso9660 biosdisk";
+    let iso = out.join(match firmware {
+        GrubFirmware::Bios => "septum.iso",
+        GrubFirmware::Uefi => "septum-uefi.iso",
+    });
     let mut cmd = Command::new("grub-mkrescue");
-    // Only the BIOS platform: with grub-efi-amd64-bin also installed, grub-mkrescue would add an
-    // EFI image too and look for these BIOS-only modules (biosdisk) there.
-    cmd.args(["-d", "/usr/lib/grub/i386-pc"])
-        .arg(format!("--install-modules={modules}"))
-        .arg(format!("--modules={modules}"))
+    cmd.args(["-d", firmware.dir()]);
+    if let Some(installed) = firmware.installed() {
+        cmd.arg(format!("--install-modules={installed}"));
+    }
+    cmd.arg(format!("--modules={}", firmware.modules()))
         .args(["--locales=", "--fonts=", "--themes=", "-o"])
         .arg(&iso)
         .arg(&tree);
