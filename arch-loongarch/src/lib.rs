@@ -17,3 +17,4 @@ pub mod iocsr;
 pub mod ipi;
 pub mod lvz;
 pub mod stage2;
+pub mod timer;

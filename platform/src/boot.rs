@@ -83,8 +83,20 @@ fn enable_virtualization(cpu: usize) {
     }
 }
 
+/// The kernel command line, for switches read after boot (e.g. `smp-test=1`).
+static CMDLINE: spin::Once<&'static str> = spin::Once::new();
+
+/// Whether the command line has the word `word`.
+#[allow(dead_code)]
+pub fn cmdline_has(word: &str) -> bool {
+    CMDLINE
+        .get()
+        .is_some_and(|c| c.split_ascii_whitespace().any(|w| w == word))
+}
+
 /// The boot CPU's Rust entry.
 pub fn primary_main(info: BootInfo) -> ! {
+    CMDLINE.call_once(|| info.cmdline);
     crate::console::init();
     crate::logger::init(info.cmdline);
     log::info!(

@@ -4,8 +4,9 @@
 //! checks everything that can be checked without the partition table, so handlers see only
 //! well-formed requests and a malformed call costs the guest an error code, never the hypervisor.
 
-/// The ABI version reported by [`Hypercall::Version`]: major in bits 31:16, minor in 15:0.
-pub const ABI_VERSION: u64 = 1 << 16;
+/// The ABI version reported by [`Hypercall::Version`]: major in bits 31:16, minor in 15:0 (1.1
+/// added the vCPU, timer, IPI, upcall and IRQ-routing calls).
+pub const ABI_VERSION: u64 = 1 << 16 | 1;
 
 /// The most bytes one console write may carry.
 pub const CONSOLE_WRITE_MAX: u64 = 256;
@@ -18,6 +19,14 @@ pub mod nr {
     pub const CONSOLE_WRITE: u64 = 0x01;
     pub const SELF_ID: u64 = 0x02;
     pub const POWER_OFF: u64 = 0x03;
+    pub const VCPU_ID: u64 = 0x04;
+    pub const VCPU_COUNT: u64 = 0x05;
+    pub const VCPU_START: u64 = 0x06;
+    pub const SEND_IPI: u64 = 0x07;
+    pub const TIMER_SET: u64 = 0x08;
+    pub const UPCALL_SET: u64 = 0x09;
+    pub const UPCALL_RETURN: u64 = 0x0a;
+    pub const IRQ_ROUTE: u64 = 0x0b;
     pub const PARTITION_COUNT: u64 = 0x10;
     pub const PARTITION_STATE: u64 = 0x11;
     pub const PARTITION_STOP: u64 = 0x12;
@@ -28,7 +37,14 @@ pub mod nr {
     pub const AGE_START: u64 = 0x30;
     pub const AGE_HARVEST: u64 = 0x31;
     pub const EXIT_COUNTERS: u64 = 0x40;
+    pub const VCPU_INFO: u64 = 0x41;
 }
+
+/// Words per vCPU in a `VCPU_INFO` record: physical CPU, state, exits, timer, IPI and device
+/// interrupts delivered, upcalls entered, IPIs sent.
+pub const VCPU_INFO_WORDS: u64 = 8;
+/// The longest timer period or delay `TIMER_SET` accepts: 1000 s.
+pub const TIMER_MAX_NS: u64 = 1_000_000_000_000;
 
 /// A partition index as the board file orders partitions.
 pub type PartitionId = u32;
@@ -44,6 +60,25 @@ pub enum Hypercall {
     SelfId,
     /// Stops the caller with exit `code`.
     PowerOff { code: u64 },
+    /// Returns the calling vCPU's index inside its partition (0 = the boot vCPU).
+    VcpuId,
+    /// Returns how many vCPUs the caller's partition has.
+    VcpuCount,
+    /// Starts vCPU `index` of the caller's own partition at `entry`, with `arg` in its first
+    /// argument register and its index in the second. Indices name vCPUs of the caller's
+    /// partition only, so no other CPU can even be named.
+    VcpuStart { index: u32, entry: u64, arg: u64 },
+    /// Sends a virtual IPI to vCPU `index` of the caller's partition.
+    SendIpi { index: u32 },
+    /// Arms the calling vCPU's timer `ns` nanoseconds from now (0 disarms), again every `ns`
+    /// when `periodic`.
+    TimerSet { ns: u64, periodic: bool },
+    /// Registers the calling vCPU's upcall handler (`crate::upcall`); entry 0 disables upcalls.
+    UpcallSet { entry: u64, stack: u64 },
+    /// Returns from the current upcall to the context it interrupted.
+    UpcallReturn,
+    /// Routes device line `line` (one the board file gives the caller) to vCPU `index`.
+    IrqRoute { line: u32, index: u32 },
     /// Manager: how many partitions the board has.
     PartitionCount,
     /// Manager: a partition's state (see `PartitionState` in the platform).
@@ -70,6 +105,13 @@ pub enum Hypercall {
     AgeHarvest { id: PartitionId },
     /// Manager: writes the partition's exit counters (u64 each, `ExitKind` order) to `gpa`.
     ExitCounters {
+        id: PartitionId,
+        gpa: u64,
+        bytes: u64,
+    },
+    /// Manager: writes one [`VCPU_INFO_WORDS`]-word record per vCPU of partition `id` to `gpa`;
+    /// returns how many records were written.
+    VcpuInfo {
         id: PartitionId,
         gpa: u64,
         bytes: u64,
@@ -132,6 +174,19 @@ fn id(arg: u64) -> Result<PartitionId, HypercallError> {
     PartitionId::try_from(arg).map_err(|_| HypercallError::InvalidArgument)
 }
 
+/// A vCPU index or device line: a u32 (whether the partition has it is checked later).
+fn index(arg: u64) -> Result<u32, HypercallError> {
+    u32::try_from(arg).map_err(|_| HypercallError::InvalidArgument)
+}
+
+/// A buffer of u64 words, 1..=4096 bytes.
+fn words(gpa: u64, bytes: u64) -> Result<(), HypercallError> {
+    if bytes == 0 || !bytes.is_multiple_of(8) || bytes > 4096 || gpa.checked_add(bytes).is_none() {
+        return Err(HypercallError::InvalidArgument);
+    }
+    Ok(())
+}
+
 /// Arguments past those a call takes must be zero, so they can gain a meaning later.
 fn unused(args: &[u64]) -> Result<(), HypercallError> {
     if args.iter().all(|&a| a == 0) {
@@ -155,6 +210,54 @@ impl Hypercall {
             }
             nr::SELF_ID => (Self::SelfId, 0),
             nr::POWER_OFF => (Self::PowerOff { code: args[0] }, 1),
+            nr::VCPU_ID => (Self::VcpuId, 0),
+            nr::VCPU_COUNT => (Self::VcpuCount, 0),
+            nr::VCPU_START => (
+                Self::VcpuStart {
+                    index: index(args[0])?,
+                    entry: args[1],
+                    arg: args[2],
+                },
+                3,
+            ),
+            nr::SEND_IPI => (
+                Self::SendIpi {
+                    index: index(args[0])?,
+                },
+                1,
+            ),
+            nr::TIMER_SET => {
+                if args[0] > TIMER_MAX_NS || args[1] > 1 {
+                    return Err(HypercallError::InvalidArgument);
+                }
+                (
+                    Self::TimerSet {
+                        ns: args[0],
+                        periodic: args[1] == 1,
+                    },
+                    2,
+                )
+            }
+            nr::UPCALL_SET => {
+                if args[0] != 0 && args[1] == 0 {
+                    return Err(HypercallError::InvalidArgument);
+                }
+                (
+                    Self::UpcallSet {
+                        entry: args[0],
+                        stack: args[1],
+                    },
+                    2,
+                )
+            }
+            nr::UPCALL_RETURN => (Self::UpcallReturn, 0),
+            nr::IRQ_ROUTE => (
+                Self::IrqRoute {
+                    line: index(args[0])?,
+                    index: index(args[1])?,
+                },
+                2,
+            ),
             nr::PARTITION_COUNT => (Self::PartitionCount, 0),
             nr::PARTITION_STATE => (Self::PartitionState { id: id(args[0])? }, 1),
             nr::PARTITION_STOP => (Self::PartitionStop { id: id(args[0])? }, 1),
@@ -180,12 +283,21 @@ impl Hypercall {
             nr::AGE_HARVEST => (Self::AgeHarvest { id: id(args[0])? }, 1),
             nr::EXIT_COUNTERS => {
                 let (gpa, bytes) = (args[1], args[2]);
-                if bytes == 0 || bytes % 8 != 0 || bytes > 4096 || gpa.checked_add(bytes).is_none()
-                {
-                    return Err(HypercallError::InvalidArgument);
-                }
+                words(gpa, bytes)?;
                 (
                     Self::ExitCounters {
+                        id: id(args[0])?,
+                        gpa,
+                        bytes,
+                    },
+                    3,
+                )
+            }
+            nr::VCPU_INFO => {
+                let (gpa, bytes) = (args[1], args[2]);
+                words(gpa, bytes)?;
+                (
+                    Self::VcpuInfo {
                         id: id(args[0])?,
                         gpa,
                         bytes,
@@ -203,7 +315,18 @@ impl Hypercall {
     pub const fn needs_manager(&self) -> bool {
         !matches!(
             self,
-            Self::Version | Self::ConsoleWrite { .. } | Self::SelfId | Self::PowerOff { .. }
+            Self::Version
+                | Self::ConsoleWrite { .. }
+                | Self::SelfId
+                | Self::PowerOff { .. }
+                | Self::VcpuId
+                | Self::VcpuCount
+                | Self::VcpuStart { .. }
+                | Self::SendIpi { .. }
+                | Self::TimerSet { .. }
+                | Self::UpcallSet { .. }
+                | Self::UpcallReturn
+                | Self::IrqRoute { .. }
         )
     }
 }
@@ -229,6 +352,53 @@ mod tests {
                 nr::POWER_OFF,
                 [7, 0, 0, 0, 0, 0],
                 Hypercall::PowerOff { code: 7 },
+            ),
+            (nr::VCPU_ID, [0; 6], Hypercall::VcpuId),
+            (nr::VCPU_COUNT, [0; 6], Hypercall::VcpuCount),
+            (
+                nr::VCPU_START,
+                [1, 0x20_0000, 0x30_0000, 0, 0, 0],
+                Hypercall::VcpuStart {
+                    index: 1,
+                    entry: 0x20_0000,
+                    arg: 0x30_0000,
+                },
+            ),
+            (
+                nr::SEND_IPI,
+                [1, 0, 0, 0, 0, 0],
+                Hypercall::SendIpi { index: 1 },
+            ),
+            (
+                nr::TIMER_SET,
+                [1_000_000, 1, 0, 0, 0, 0],
+                Hypercall::TimerSet {
+                    ns: 1_000_000,
+                    periodic: true,
+                },
+            ),
+            (
+                nr::UPCALL_SET,
+                [0x20_1000, 0x30_0000, 0, 0, 0, 0],
+                Hypercall::UpcallSet {
+                    entry: 0x20_1000,
+                    stack: 0x30_0000,
+                },
+            ),
+            (nr::UPCALL_RETURN, [0; 6], Hypercall::UpcallReturn),
+            (
+                nr::IRQ_ROUTE,
+                [3, 1, 0, 0, 0, 0],
+                Hypercall::IrqRoute { line: 3, index: 1 },
+            ),
+            (
+                nr::VCPU_INFO,
+                [1, 0x9000, 128, 0, 0, 0],
+                Hypercall::VcpuInfo {
+                    id: 1,
+                    gpa: 0x9000,
+                    bytes: 128,
+                },
             ),
             (nr::PARTITION_COUNT, [0; 6], Hypercall::PartitionCount),
             (
@@ -319,6 +489,17 @@ mod tests {
             ),
             (nr::EXIT_COUNTERS, [1, 0x9000, 12, 0, 0, 0], InvalidArgument),
             (nr::AGE_HARVEST, [1, 0, 0, 0, 0, 9], InvalidArgument),
+            (nr::VCPU_START, [1 << 32, 0, 0, 0, 0, 0], InvalidArgument),
+            (nr::SEND_IPI, [u64::MAX, 0, 0, 0, 0, 0], InvalidArgument),
+            (
+                nr::TIMER_SET,
+                [TIMER_MAX_NS + 1, 0, 0, 0, 0, 0],
+                InvalidArgument,
+            ),
+            (nr::TIMER_SET, [1000, 2, 0, 0, 0, 0], InvalidArgument),
+            (nr::UPCALL_SET, [0x1000, 0, 0, 0, 0, 0], InvalidArgument),
+            (nr::UPCALL_RETURN, [1, 0, 0, 0, 0, 0], InvalidArgument),
+            (nr::VCPU_INFO, [1, 0x9000, 12, 0, 0, 0], InvalidArgument),
         ];
         for (n, args, want) in bad {
             assert_eq!(
@@ -351,6 +532,14 @@ mod tests {
     fn only_management_calls_need_the_manager() {
         assert!(!Hypercall::Version.needs_manager());
         assert!(!Hypercall::PowerOff { code: 0 }.needs_manager());
+        assert!(!Hypercall::SendIpi { index: 1 }.needs_manager());
+        assert!(!Hypercall::IrqRoute { line: 3, index: 0 }.needs_manager());
+        assert!(Hypercall::VcpuInfo {
+            id: 0,
+            gpa: 0,
+            bytes: 8
+        }
+        .needs_manager());
         assert!(Hypercall::PartitionStop { id: 0 }.needs_manager());
         assert!(Hypercall::DirtyHarvest {
             id: 0,

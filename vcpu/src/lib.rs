@@ -11,6 +11,7 @@ pub mod bus;
 pub mod exit;
 pub mod hypercall;
 pub mod run_loop;
+pub mod upcall;
 
 pub use bus::{BusError, Device, DeviceError, IoBus};
 pub use exit::{Access, AccessSize, Completion, ShutdownKind, VmExit};
@@ -18,3 +19,4 @@ pub use hypercall::{Hypercall, HypercallError, PartitionId};
 pub use run_loop::{
     run_until_stopped, Action, ArchVcpu, ExitCounters, ExitHandler, ExitKind, StopReason,
 };
+pub use upcall::{Delivery, Upcall, VirtualIrq};

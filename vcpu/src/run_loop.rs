@@ -3,6 +3,7 @@
 //! stops the vCPU. Exit counts are kept here so the management interface can read them per kind.
 
 use crate::exit::{Completion, VmExit};
+use crate::upcall::Delivery;
 
 /// What an architecture backend offers the run loop.
 pub trait ArchVcpu {
@@ -10,6 +11,14 @@ pub trait ArchVcpu {
     fn run(&mut self) -> VmExit;
     /// Applies the handler's decision before the next entry (advance the PC, set a register).
     fn complete(&mut self, completion: Completion);
+    /// Enters the upcall handler before the next entry (`crate::upcall`): saves the whole
+    /// guest context in the vCPU, sets PC, stack pointer and the two argument registers. Returns
+    /// false if this backend cannot (the interrupt then stays pending).
+    fn deliver_upcall(&mut self, _delivery: Delivery) -> bool {
+        false
+    }
+    /// Restores the context saved by the last [`ArchVcpu::deliver_upcall`] (`UPCALL_RETURN`).
+    fn return_from_upcall(&mut self) {}
 }
 
 /// Why a vCPU stopped for good.
@@ -35,11 +44,21 @@ pub enum StopReason {
 pub enum Action {
     Resume(Completion),
     Stop(StopReason),
+    /// Resume the context the current upcall interrupted (`UPCALL_RETURN`); only returned when
+    /// the handler knows an upcall is in progress.
+    ReturnFromUpcall,
 }
 
 /// Decides what each exit means for the partition.
 pub trait ExitHandler {
     fn handle(&mut self, exit: &VmExit) -> Action;
+    /// Before each entry: the virtual interrupt to deliver now, if one is pending and the vCPU can
+    /// take it. The handler treats it as delivered unless [`ExitHandler::undelivered`] follows.
+    fn next_upcall(&mut self) -> Option<Delivery> {
+        None
+    }
+    /// The backend could not deliver `delivery`: keep it pending.
+    fn undelivered(&mut self, _delivery: Delivery) {}
 }
 
 /// Exit kinds for counting; the order is the ABI of the exit-counters hypercall.
@@ -113,7 +132,13 @@ pub fn run_until_stopped(
         counters.counts[ExitKind::of(&exit) as usize] += 1;
         match handler.handle(&exit) {
             Action::Resume(completion) => vcpu.complete(completion),
+            Action::ReturnFromUpcall => vcpu.return_from_upcall(),
             Action::Stop(reason) => return reason,
+        }
+        if let Some(d) = handler.next_upcall() {
+            if !vcpu.deliver_upcall(d) {
+                handler.undelivered(d);
+            }
         }
     }
 }
@@ -190,6 +215,76 @@ mod tests {
         assert_eq!(counters.get(ExitKind::Mmio), 1);
         assert_eq!(counters.get(ExitKind::Forbidden), 1);
         assert_eq!(counters.total(), 4);
+    }
+
+    /// A vCPU that takes upcalls: records deliveries and returns.
+    #[derive(Default)]
+    struct Upcalls {
+        left: u32,
+        delivered: Vec<Delivery>,
+        returns: u32,
+    }
+
+    impl ArchVcpu for Upcalls {
+        fn run(&mut self) -> VmExit {
+            self.left -= 1;
+            if self.left == 0 {
+                VmExit::Halt
+            } else {
+                VmExit::ExternalInterrupt { vector: 0 }
+            }
+        }
+        fn complete(&mut self, _: Completion) {}
+        fn deliver_upcall(&mut self, d: Delivery) -> bool {
+            self.delivered.push(d);
+            true
+        }
+        fn return_from_upcall(&mut self) {
+            self.returns += 1;
+        }
+    }
+
+    /// One timer pending; the second exit is the guest's return from its handler.
+    struct OneTimer {
+        pending: bool,
+        exits: u32,
+    }
+
+    impl ExitHandler for OneTimer {
+        fn handle(&mut self, exit: &VmExit) -> Action {
+            self.exits += 1;
+            match (exit, self.exits) {
+                (VmExit::Halt, _) => Action::Stop(StopReason::PowerOff { code: 0 }),
+                (_, 2) => Action::ReturnFromUpcall,
+                _ => Action::Resume(Completion::Retry),
+            }
+        }
+        fn next_upcall(&mut self) -> Option<Delivery> {
+            core::mem::take(&mut self.pending).then_some(Delivery {
+                upcall: crate::upcall::Upcall {
+                    entry: 0x1000,
+                    stack: 0x2000,
+                },
+                irq: crate::upcall::VirtualIrq::Timer,
+                detail: 0,
+            })
+        }
+    }
+
+    #[test]
+    fn upcalls_are_delivered_before_entry_and_returned_from() {
+        let mut vcpu = Upcalls {
+            left: 3,
+            ..Default::default()
+        };
+        let mut h = OneTimer {
+            pending: true,
+            exits: 0,
+        };
+        let why = run_until_stopped(&mut vcpu, &mut h, &mut ExitCounters::default());
+        assert_eq!(why, StopReason::PowerOff { code: 0 });
+        assert_eq!(vcpu.delivered.len(), 1);
+        assert_eq!(vcpu.returns, 1);
     }
 
     #[test]

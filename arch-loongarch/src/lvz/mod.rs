@@ -16,6 +16,7 @@ mod exit;
 mod guest;
 #[cfg(test)]
 mod guest_tests;
+pub mod irq;
 #[cfg(test)]
 mod model;
 #[cfg(target_arch = "loongarch64")]

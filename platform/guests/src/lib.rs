@@ -14,13 +14,14 @@ use core::fmt;
 #[cfg_attr(target_arch = "loongarch64", path = "rt/loongarch64.rs")]
 #[cfg_attr(target_arch = "x86_64", path = "rt/x86_64.rs")]
 pub mod rt;
+pub mod smp;
 
 /// What the hypervisor tells a guest at entry (the boot registers, see `rt`).
 #[derive(Clone, Copy, Debug)]
 pub struct BootArgs {
     /// This partition's id (board-file order).
     pub id: u64,
-    /// Backend flags (LoongArch bit 0: hypercalls use `hvcl`).
+    /// Flags (LoongArch bit 0: hypercalls use `hvcl`; bit 1: run the multi-vCPU scenario).
     pub flags: u64,
     /// How many times this partition was started before this run.
     pub starts: u64,
@@ -52,6 +53,14 @@ pub mod nr {
     pub const CONSOLE_WRITE: u64 = 0x01;
     pub const SELF_ID: u64 = 0x02;
     pub const POWER_OFF: u64 = 0x03;
+    pub const VCPU_ID: u64 = 0x04;
+    pub const VCPU_COUNT: u64 = 0x05;
+    pub const VCPU_START: u64 = 0x06;
+    pub const SEND_IPI: u64 = 0x07;
+    pub const TIMER_SET: u64 = 0x08;
+    pub const UPCALL_SET: u64 = 0x09;
+    pub const UPCALL_RETURN: u64 = 0x0a;
+    pub const IRQ_ROUTE: u64 = 0x0b;
     pub const PARTITION_COUNT: u64 = 0x10;
     pub const PARTITION_STATE: u64 = 0x11;
     pub const PARTITION_STOP: u64 = 0x12;
@@ -62,6 +71,7 @@ pub mod nr {
     pub const AGE_START: u64 = 0x30;
     pub const AGE_HARVEST: u64 = 0x31;
     pub const EXIT_COUNTERS: u64 = 0x40;
+    pub const VCPU_INFO: u64 = 0x41;
 }
 
 /// Partition states as `PARTITION_STATE` reports them.
@@ -188,6 +198,25 @@ pub mod shared {
     pub const CMD_AGE: u64 = 2;
     /// Print the results and power off.
     pub const CMD_FINISH: u64 = 3;
+    /// Multi-vCPU dirty phase: every vCPU writes its own pages, over and over, recording the
+    /// harvest epoch it saw before each write, until the manager sets [`SMP_STOP`].
+    pub const CMD_DIRTY_SMP: u64 = 4;
+
+    /// The manager's harvest epoch: set to h before harvest h starts (after h - 1 returned).
+    pub const EPOCH: u64 = 32;
+    /// The manager sets this to 1 to end the multi-vCPU dirty phase.
+    pub const SMP_STOP: u64 = 40;
+    /// How many vCPUs wrote in the multi-vCPU dirty phase.
+    pub const SMP_WRITERS: u64 = 48;
+    /// Byte offset of the per-page records of the multi-vCPU dirty phase: vCPU v's page i at
+    /// `SMP_RECORDS + (v * SMP_PAGES + i) * 8` holds 1 + the epoch it read before its last write
+    /// to that page (0: never written).
+    pub const SMP_RECORDS: u64 = 0x1000;
+    /// Pages each vCPU writes in that phase, and the first workload page of vCPU v's set.
+    pub const SMP_PAGES: u64 = 48;
+    pub const fn smp_first_page(v: u64) -> u64 {
+        100 + v * 100
+    }
 
     /// Workload pages the worker fills at start; the dirty and aging checks count this window
     /// only (on x86 the shared flag page follows the workload in bitmap order, and the guest's

@@ -21,6 +21,30 @@
 //!   the architecture has CPUID, what a guest's CPUID returns ([`PartitionArch::cpuid`]). The
 //!   vCPU reports every CPUID as `VmExit::CpuId`, so the exit is counted like any other; the
 //!   answer is the arch's, since what a guest may know of its CPU is an arch fact.
+//!
+//! Issue 9 (multi-vCPU partitions, virtual timers and IPIs, flush shootdown) added five methods,
+//! all with defaults so a backend keeps compiling before it implements them:
+//! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown (default: [`kick`]). The
+//!   target needs no interrupt handler of its own: the IPI makes its guest exit, and the
+//!   arch-neutral exit handler services the posted flush (`remote::service`) before anything else;
+//!   a backend that can take the IPI in the hypervisor too (interrupts on in root mode) calls
+//!   `remote::service` from that handler.
+//! * [`PartitionArch::now`] and [`PartitionArch::counter_hz`]: a free-running per-CPU counter,
+//!   for virtual timer deadlines and the cost figures (x86: TSC and its rate; default 0 = none,
+//!   timers never fire and costs read 0).
+//! * [`PartitionArch::arm_timer`]: make the calling CPU's guest exit (`ExternalInterrupt`, any
+//!   vector) at or soon after a counter value, or never (x86: the local APIC timer, one-shot or
+//!   TSC-deadline; LoongArch deprivileged: TCFG one-shot). The layer decides which virtual timers
+//!   are due by comparing [`PartitionArch::now`] with their deadlines, so a spurious or early exit
+//!   costs nothing.
+//! * [`PartitionArch::wait`]: a short halt of a CPU that waits for a start (default: a spin).
+//!
+//! And, on the vCPU side (`vcpu::ArchVcpu`, also defaulted): `deliver_upcall` and
+//! `return_from_upcall`, the context switch into and out of a guest's virtual-interrupt handler
+//! (`vcpu::upcall`), and [`GuestBoot::vcpu`], the index a vCPU's identity register shows (LVZ
+//! guest CPUID, x86 APIC ID as the board file says).
+//!
+//! [`kick`]: PartitionArch::kick
 
 use super::{Partition, PartitionId};
 use mmu::{Flush, PteFormat};
@@ -42,10 +66,14 @@ pub enum VirtualUartAt {
 pub struct GuestBoot {
     /// Guest-physical address of the first instruction.
     pub entry: u64,
-    /// The guest's first five argument registers: partition id, backend flags (the backend may
-    /// set bits, e.g. LoongArch bit 0 = "hypercalls use hvcl"), times started before, the first
-    /// shared region's guest-physical address (0 if none) and its size.
+    /// The guest's first five argument registers: partition id, flags (the backend may set bit
+    /// 0, LoongArch: "hypercalls use hvcl"; bit 1 asks the test guests for their multi-vCPU
+    /// scenario, from `smp-test=1` on the command line), times started before, the first
+    /// shared region's guest-physical address (0 if none) and its size. A secondary vCPU
+    /// (started with `VCPU_START`) gets the caller's `arg`, its own index, then zeros.
     pub args: [u64; 5],
+    /// This vCPU's index inside its partition (0 = the boot vCPU).
+    pub vcpu: u32,
 }
 
 /// What one architecture provides to run partitions.
@@ -68,6 +96,28 @@ pub trait PartitionArch {
     /// Makes CPU `cpu` leave its guest soon, so it services its requests.
     fn kick(cpu: usize);
 
+    /// Sends the flush-shootdown IPI to `cpu`: it must leave its guest (or, if it is in the
+    /// hypervisor, reach an exit or a `remote::service` call) soon.
+    fn send_flush_ipi(cpu: usize) {
+        Self::kick(cpu)
+    }
+    /// The calling CPU's free-running counter (0 when the backend has none).
+    fn now() -> u64 {
+        0
+    }
+    /// The counter's frequency in Hz (0: none; virtual timers then never fire).
+    fn counter_hz() -> u64 {
+        0
+    }
+    /// Arms the calling CPU's timer so its guest exits at or after counter value `deadline`
+    /// (`None`: disarm). Called only by the CPU running the vCPU.
+    fn arm_timer(_deadline: Option<u64>) {}
+    /// Waits a little, on a CPU that runs no vCPU, for another CPU to ask for something (a start
+    /// request comes with a kick). An emulator runs faster when waiting CPUs halt instead of
+    /// spinning; the default spins.
+    fn wait() {
+        core::hint::spin_loop();
+    }
     /// Whether this machine has what the backend needs to run any partition (x86: VMX, or SVM
     /// with nested paging). When it has not, the partitions are built (the board file is still
     /// checked) but none runs, and the boot says so and ends normally.

@@ -1,27 +1,33 @@
 //! The exit handler every partition's vCPU runs (`vcpu::ExitHandler`), whatever the backend:
-//! requests from other CPUs first (a flush, a stop), then the exit itself — hypercalls to
+//! requests from other CPUs first (a posted flush, a stop), then the exit itself — hypercalls to
 //! `hypercall`, device accesses to the partition's buses, stage-2 faults to `mmu`'s fast fix
-//! (dirty and young tracking), and anything the partition may not do to a stop with a reason.
-//! Nothing a guest does here can stop another partition or the hypervisor.
+//! (dirty and young tracking), interrupts to the vCPU's virtual timer (`vintr`), and anything the
+//! partition may not do to a stop with a reason. Before each entry it hands the run loop the
+//! virtual interrupt to deliver, if any. Nothing a guest does here can stop another partition or
+//! the hypervisor.
 
 use super::arch::{PartitionArch, VirtualUartAt};
 use super::devices::VirtualUart;
+use super::vintr::VirtualInterrupts;
 use super::{hypercall, remote, Partition};
 use crate::arch::Current;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 use mmu::{FastFix, Gpa};
 use vcpu::{
-    Access, Action, BusError, Completion, ExitHandler, ExitKind, IoBus, ShutdownKind, StopReason,
-    VmExit,
+    Access, Action, BusError, Completion, Delivery, ExitHandler, ExitKind, IoBus, ShutdownKind,
+    StopReason, VmExit,
 };
 
 /// The handler of one vCPU of one partition on one CPU.
 pub struct Handler {
     partition: &'static Partition,
     cpu: usize,
+    /// The vCPU's index in its partition.
+    index: u32,
     mmio: IoBus,
     ports: IoBus,
+    irqs: VirtualInterrupts,
 }
 
 fn violation(what: &'static str, addr: u64) -> Action {
@@ -29,7 +35,7 @@ fn violation(what: &'static str, addr: u64) -> Action {
 }
 
 impl Handler {
-    pub fn new(partition: &'static Partition, cpu: usize) -> Self {
+    pub fn new(partition: &'static Partition, cpu: usize, index: u32) -> Self {
         let (mut mmio, mut ports) = (IoBus::new(), IoBus::new());
         if partition.config.console == board_config::PartitionConsole::Virtual {
             let uart = Box::new(VirtualUart::new(partition.name()));
@@ -44,9 +50,16 @@ impl Handler {
         Self {
             partition,
             cpu,
+            index,
             mmio,
             ports,
+            irqs: VirtualInterrupts::new(partition, index),
         }
+    }
+
+    /// The vCPU's run is over: its timer stops.
+    pub fn stop(&mut self) {
+        self.irqs.stop();
     }
 
     fn bus_error(e: BusError, write: bool) -> Action {
@@ -105,13 +118,15 @@ impl Handler {
 impl ExitHandler for Handler {
     fn handle(&mut self, exit: &VmExit) -> Action {
         let p = self.partition;
-        p.count_exit(ExitKind::of(exit));
+        p.count_exit(self.index as usize, ExitKind::of(exit));
         remote::service(self.cpu, p.id);
         if p.stop_requested.load(Ordering::SeqCst) {
             return Action::Stop(StopReason::Stopped);
         }
         match *exit {
-            VmExit::Hypercall { nr, args, .. } => hypercall::handle(p, nr, args),
+            VmExit::Hypercall { nr, args, .. } => {
+                hypercall::handle(p, self.index, &mut self.irqs, nr, args)
+            }
             VmExit::MmioRead { gpa, size } => match self.mmio.read(gpa, size) {
                 Ok(v) => Action::Resume(Completion::Value(v)),
                 Err(e) => Self::bus_error(e, false),
@@ -131,7 +146,10 @@ impl ExitHandler for Handler {
                 }
             }
             VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
-            VmExit::ExternalInterrupt { .. } => Action::Resume(Completion::Retry),
+            VmExit::ExternalInterrupt { .. } => {
+                self.irqs.on_interrupt();
+                Action::Resume(Completion::Retry)
+            }
             // Nothing to wait for: the CPU is the partition's alone, so `idle` just continues.
             VmExit::Halt => Action::Resume(Completion::Skip),
             VmExit::CpuId { leaf, subleaf } => {
@@ -158,5 +176,13 @@ impl ExitHandler for Handler {
             VmExit::InvalidState { raw } => Action::Stop(StopReason::InvalidState { raw }),
             VmExit::Unknown { raw } => violation("unexpected exception, cause", raw),
         }
+    }
+
+    fn next_upcall(&mut self) -> Option<Delivery> {
+        self.irqs.next()
+    }
+
+    fn undelivered(&mut self, d: Delivery) {
+        self.irqs.undelivered(d);
     }
 }

@@ -1,9 +1,12 @@
 //! Hypercalls, as `vcpu/README.md` defines them: decoded and argument-checked by
 //! `vcpu::Hypercall::decode`, then checked here against the partition table (only the manager may
 //! make management calls: -3; buffers must lie in the caller's memory: -6; the target must exist:
-//! -4, and be in a state that allows the request: -5) before anything is done.
+//! -4, and be in a state that allows the request: -5) before anything is done. The vCPU calls
+//! (identity, start, IPI, timer, upcalls, IRQ routing) act on the caller's own partition only and
+//! go to `vintr`.
 
-use super::{guest_mem, manage, Partition, State};
+use super::vintr::{self, VirtualInterrupts};
+use super::{guest_mem, manage, run, Partition, State};
 use vcpu::hypercall::{encode_result, ABI_VERSION};
 use vcpu::{Action, Completion, Hypercall, HypercallError, StopReason};
 
@@ -34,7 +37,7 @@ fn stop(caller: &Partition, id: vcpu::PartitionId) -> Result {
     if t.id == caller.id || t.state() != State::Running {
         return Err(HypercallError::BadState);
     }
-    super::request_stop(t);
+    run::request_stop(t);
     Ok(0)
 }
 
@@ -43,12 +46,22 @@ fn start(id: vcpu::PartitionId) -> Result {
     if !matches!(t.state(), State::Stopped | State::Finished) {
         return Err(HypercallError::BadState);
     }
-    super::request_start(t);
+    run::request_start(t);
+    if let Some(v) = t.vcpus.first().filter(|v| v.joined()) {
+        super::remote::kick(v.cpu);
+    }
     Ok(0)
 }
 
-/// Handles hypercall `nr` with `args` from partition `p`.
-pub fn handle(p: &'static Partition, nr: u64, args: [u64; 6]) -> Action {
+/// Handles hypercall `nr` with `args` from vCPU `vcpu` of partition `p`, whose interrupt state is
+/// `irqs`.
+pub fn handle(
+    p: &'static Partition,
+    vcpu: u32,
+    irqs: &mut VirtualInterrupts,
+    nr: u64,
+    args: [u64; 6],
+) -> Action {
     let call = match Hypercall::decode(nr, args) {
         Ok(c) => c,
         Err(e) => return reply(Err(e)),
@@ -61,6 +74,19 @@ pub fn handle(p: &'static Partition, nr: u64, args: [u64; 6]) -> Action {
         Hypercall::ConsoleWrite { gpa, len } => console_write(p, gpa, len),
         Hypercall::SelfId => Ok(u64::from(p.id)),
         Hypercall::PowerOff { code } => return Action::Stop(StopReason::PowerOff { code }),
+        Hypercall::VcpuId => Ok(u64::from(vcpu)),
+        Hypercall::VcpuCount => Ok(p.vcpus.len() as u64),
+        Hypercall::VcpuStart { index, entry, arg } => vintr::vcpu_start(p, vcpu, index, entry, arg),
+        Hypercall::SendIpi { index } => vintr::send_ipi(p, vcpu, index),
+        Hypercall::TimerSet { ns, periodic } => irqs.timer_set(ns, periodic),
+        Hypercall::UpcallSet { entry, stack } => irqs.upcall_set(entry, stack),
+        Hypercall::UpcallReturn => {
+            if irqs.upcall_return() {
+                return Action::ReturnFromUpcall;
+            }
+            Err(HypercallError::BadState)
+        }
+        Hypercall::IrqRoute { line, index } => vintr::irq_route(p, line, index),
         Hypercall::PartitionCount => Ok(super::all().len() as u64),
         Hypercall::PartitionState { id } => target(id).map(|t| t.state() as u64),
         Hypercall::PartitionStop { id } => stop(p, id),
@@ -75,6 +101,7 @@ pub fn handle(p: &'static Partition, nr: u64, args: [u64; 6]) -> Action {
         Hypercall::AgeStart { id } => manage::age_start(id),
         Hypercall::AgeHarvest { id } => manage::age_harvest(id),
         Hypercall::ExitCounters { id, gpa, bytes } => manage::exit_counters(p, id, gpa, bytes),
+        Hypercall::VcpuInfo { id, gpa, bytes } => manage::vcpu_info(p, id, gpa, bytes),
     };
     reply(r)
 }

@@ -1,7 +1,7 @@
 //! The manager's view into other partitions: dirty logging and aging over their stage-2 tables
 //! with `mmu` (`split` to base pages so harvests are per page, `clear_dirty` and `age`/`test_age`
 //! per region, each change committed through the partition's flush, which reaches the CPU the
-//! target runs on), and its exit counters. All of it runs in `mmu`'s shared mode, beside the
+//! target runs on), its exit counters, and its per-vCPU records. All of it runs in `mmu`'s shared mode, beside the
 //! target's own fault fixes, so the target keeps running while it is harvested.
 //!
 //! Units: harvest bitmaps and young counts are in 4 KiB pages of the target's memory, regions
@@ -13,6 +13,7 @@ use super::{guest_mem, Partition};
 use alloc::vec;
 use core::sync::atomic::Ordering;
 use mmu::{Flush, FlushBatch, Gfn, GfnBitmap, GpaRange, TlbFlush};
+use vcpu::hypercall::VCPU_INFO_WORDS;
 use vcpu::{HypercallError, PartitionId};
 
 type Result = core::result::Result<u64, HypercallError>;
@@ -137,4 +138,30 @@ pub fn exit_counters(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) 
         chunk.copy_from_slice(&c.to_le_bytes());
     }
     Ok(n as u64)
+}
+
+/// One `VCPU_INFO` record per vCPU of `id` (`vcpu/README.md`): physical CPU, state, exits, timer,
+/// IPI and device interrupts delivered, upcalls, IPIs sent.
+pub fn vcpu_info(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> Result {
+    let t = target(id)?;
+    let out = guest_mem::host_slice(caller, gpa, bytes, true).ok_or(HypercallError::BadAddress)?;
+    let record = (VCPU_INFO_WORDS * 8) as usize;
+    let mut n = 0;
+    for (chunk, v) in out.chunks_exact_mut(record).zip(&t.vcpus) {
+        let words = [
+            v.cpu as u64,
+            v.state() as u64,
+            v.exits_total(),
+            v.timer_irqs.load(Ordering::Relaxed),
+            v.ipi_irqs.load(Ordering::Relaxed),
+            v.device_irqs.load(Ordering::Relaxed),
+            v.upcalls.load(Ordering::Relaxed),
+            v.ipis_sent.load(Ordering::Relaxed),
+        ];
+        for (w, value) in chunk.chunks_exact_mut(8).zip(words) {
+            w.copy_from_slice(&value.to_le_bytes());
+        }
+        n += 1;
+    }
+    Ok(n)
 }

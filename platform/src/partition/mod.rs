@@ -7,8 +7,10 @@
 //! The architecture plugs in through [`arch::PartitionArch`] (the only seam); the exit handling
 //! (`handler`), hypercalls (`hypercall`), management calls (`manage`), virtual devices
 //! (`devices`), guest memory access (`guest_mem`), table pages (`frames`) and cross-CPU requests
-//! (`remote`) are written once here. Multi-vCPU partitions run only their first vCPU for now
-//! (issue 9); their other CPUs say so and idle.
+//! (the flush shootdown in `remote`), the run of a partition's vCPUs (`run`), per-vCPU state
+//! (`vcpus`), virtual timers, IPIs and upcalls (`vintr`) and the console's final table (`report`)
+//! are written once here. A partition owns every CPU the board file lists; vCPU k runs on the
+//! k-th, the first starts with the partition, the others when vCPU 0 asks (`VCPU_START`).
 
 pub mod arch;
 mod devices;
@@ -18,12 +20,16 @@ mod handler;
 mod hypercall;
 mod manage;
 mod remote;
+mod report;
+mod run;
+mod vcpus;
+mod vintr;
 
 use crate::arch::Current;
 use crate::board::BOARD;
 use alloc::vec::Vec;
-use arch::{GuestBoot, PartitionArch};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use arch::PartitionArch;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use mmu::{FlushBatch, Gpa, GpaRange, Hpa, HugePolicy, LeafAttrs, MemType, Perms, StageTwoTable};
 use spin::{Mutex, Once};
 use vcpu::{ExitCounters, ExitKind, StopReason};
@@ -32,6 +38,8 @@ use vcpu::{ExitCounters, ExitKind, StopReason};
 #[allow(unused_imports)]
 pub use frames::TableFrames;
 pub use remote::PartitionFlush;
+pub use report::summary;
+pub use run::{all_ended, run_cpu};
 pub use vcpu::PartitionId;
 
 /// The stage-2 table type of this architecture.
@@ -81,6 +89,12 @@ pub struct Partition {
     last_end: Mutex<Option<StopReason>>,
     /// Dirty logging is on.
     dirty_logging: AtomicBool,
+    /// One slot per vCPU, in board-file CPU order.
+    vcpus: Vec<vcpus::VcpuSlot>,
+    /// Set by the first vCPU whose end ends the current run (the others are then stopped).
+    run_ended: AtomicBool,
+    /// The vCPU each of the partition's device lines (`config.irqs`, same order) is routed to.
+    irq_routes: Vec<AtomicU32>,
 }
 
 impl Partition {
@@ -117,8 +131,9 @@ impl Partition {
         c
     }
 
-    fn count_exit(&self, kind: ExitKind) {
+    fn count_exit(&self, vcpu: usize, kind: ExitKind) {
         self.exits[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.vcpus[vcpu].count_exit(kind);
     }
 
     /// Every region of guest memory, in board-file order, as guest-physical ranges.
@@ -217,6 +232,13 @@ fn build(
         exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
         last_end: Mutex::new(None),
         dirty_logging: AtomicBool::new(false),
+        vcpus: config
+            .cpus
+            .iter()
+            .map(|&c| vcpus::VcpuSlot::new(c as usize))
+            .collect(),
+        run_ended: AtomicBool::new(false),
+        irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
     })
 }
 
@@ -255,186 +277,4 @@ pub fn of_cpu(cpu: usize) -> Option<(&'static Partition, usize)> {
             .position(|&c| c as usize == cpu)
             .map(|v| (p, v))
     })
-}
-
-/// Copies the partition's image to its memory at the load address.
-fn load_image(p: &Partition) -> Result<(), &'static str> {
-    let bytes: &[u8] = match p.config.image {
-        board_config::Image::File { bytes, .. } => bytes,
-        board_config::Image::Guest(g) => match g {
-            board_config::TestGuest::Worker => crate::guests::WORKER,
-            board_config::TestGuest::Manager => crate::guests::MANAGER,
-            board_config::TestGuest::Hostile => crate::guests::HOSTILE,
-        },
-    };
-    if bytes.is_empty() {
-        return Err("the image is empty (test guests not built in)");
-    }
-    let dst = guest_mem::host_slice(p, p.config.load, bytes.len() as u64, false)
-        .ok_or("the image does not fit in the memory at its load address")?;
-    dst.copy_from_slice(bytes);
-    Ok(())
-}
-
-/// The boot arguments of a run (see [`GuestBoot::args`]). The shared region passed is the one
-/// shared with the manager (for the manager, its first shared region): that is the region the
-/// management scenario talks over; other links are the partitions' own business.
-fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
-    let manager = BOARD.manager().map(|m| m.name);
-    let shared = p
-        .config
-        .memory
-        .iter()
-        .find(|r| match r.shared_with {
-            Some(other) => p.config.manager || Some(other) == manager,
-            None => false,
-        })
-        .map_or((0, 0), |r| (r.guest, r.size));
-    GuestBoot {
-        entry: p.config.entry,
-        args: [u64::from(p.id), 0, starts, shared.0, shared.1],
-    }
-}
-
-/// Runs partition `p`'s first vCPU once on the calling CPU, from a fresh copy of its image until
-/// it stops; records and prints how it ended.
-fn run_once(p: &'static Partition, cpu: usize) {
-    let starts = p.starts.fetch_add(1, Ordering::SeqCst);
-    p.stop_requested.store(false, Ordering::SeqCst);
-    *p.last_end.lock() = None;
-    p.set_state(State::Running);
-    if let Err(e) = load_image(p) {
-        log::error!("partition {}: {e}", p.name());
-        *p.last_end.lock() = Some(StopReason::Violation {
-            what: "image could not be loaded",
-            addr: p.config.load,
-        });
-        p.set_state(State::Stopped);
-        return;
-    }
-    remote::begin_run(cpu, p.id);
-    crate::println!(
-        "partition {}: vCPU 0 starts on cpu{cpu} at {:#x} (run {starts})",
-        p.name(),
-        p.config.entry
-    );
-    let mut vcpu = Current::create_vcpu(p, boot_args(p, starts));
-    let mut handler = handler::Handler::new(p, cpu);
-    let mut counters = ExitCounters::default();
-    let why = vcpu::run_until_stopped(&mut vcpu, &mut handler, &mut counters);
-    remote::end_run(cpu);
-    *p.last_end.lock() = Some(why);
-    match why {
-        StopReason::PowerOff { code } => {
-            crate::println!("partition {} finished (code {code})", p.name());
-            p.set_state(State::Finished);
-        }
-        StopReason::Stopped => {
-            crate::println!("partition {} stopped: by the manager", p.name());
-            p.set_state(State::Stopped);
-        }
-        StopReason::Reset => {
-            crate::println!("partition {} stopped: reset requested", p.name());
-            p.set_state(State::Stopped);
-        }
-        StopReason::TripleFault => {
-            crate::println!("partition {} stopped: triple fault", p.name());
-            p.set_state(State::Stopped);
-        }
-        StopReason::Violation { what, addr } => {
-            crate::println!("partition {} stopped: {what} {addr:#x}", p.name());
-            p.set_state(State::Stopped);
-        }
-        StopReason::InvalidState { raw } => {
-            crate::println!(
-                "partition {} stopped: invalid guest state {raw:#x}",
-                p.name()
-            );
-            p.set_state(State::Stopped);
-        }
-    }
-}
-
-/// What a CPU does with its partition: the first vCPU runs it, and again each time the manager
-/// starts it, while `keep_going` holds; other vCPUs idle (multi-vCPU partitions are issue 9).
-pub fn run_cpu(cpu: usize, keep_going: impl Fn() -> bool) {
-    let Some((p, vcpu)) = of_cpu(cpu) else {
-        crate::println!("smp: cpu{cpu} has no partition, idle");
-        return;
-    };
-    crate::println!("smp: cpu{cpu} joins partition {} as vCPU {vcpu}", p.name());
-    if vcpu != 0 {
-        crate::println!(
-            "smp: cpu{cpu} idles: partition {} runs its first vCPU only (multi-vCPU is issue 9)",
-            p.name()
-        );
-        return;
-    }
-    Current::prepare_cpu();
-    run_once(p, cpu);
-    while keep_going() {
-        if p.start_requested.swap(false, Ordering::SeqCst) {
-            run_once(p, cpu);
-        }
-        core::hint::spin_loop();
-    }
-}
-
-/// Whether every partition has ended (finished, or stopped with no start pending).
-pub fn all_ended() -> bool {
-    all().iter().all(|p| {
-        matches!(p.state(), State::Finished | State::Stopped)
-            && !p.start_requested.load(Ordering::SeqCst)
-    })
-}
-
-/// Stops partition `p` from another CPU: asks, and kicks its CPU so it sees the request.
-pub fn request_stop(p: &Partition) {
-    p.stop_requested.store(true, Ordering::SeqCst);
-    for cpu in remote::cpus_running(p.id) {
-        remote::kick(cpu, false);
-    }
-}
-
-/// Starts a stopped or finished partition again on its CPU.
-pub fn request_start(p: &Partition) {
-    p.set_state(State::Running);
-    p.start_requested.store(true, Ordering::SeqCst);
-}
-
-/// One line per partition on how it ended; true when they ended as the test scenarios expect:
-/// every partition finished with code 0, except the hostile test guest, which must be stopped.
-pub fn summary() -> bool {
-    let mut ok = true;
-    for p in all() {
-        let end = p.last_end();
-        let runs = p.starts.load(Ordering::SeqCst);
-        let exits = p.exit_counters().total();
-        match end {
-            Some(StopReason::PowerOff { code }) => {
-                ok &= code == 0;
-                crate::println!(
-                    "summary: {} finished with code {code} after {runs} runs, {exits} exits",
-                    p.name()
-                );
-            }
-            Some(r) => {
-                ok &=
-                    p.config.image == board_config::Image::Guest(board_config::TestGuest::Hostile);
-                crate::println!(
-                    "summary: {} stopped ({r:?}) after {runs} runs, {exits} exits",
-                    p.name()
-                );
-            }
-            None => {
-                ok &= p
-                    .config
-                    .cpus
-                    .first()
-                    .is_none_or(|&c| c as usize >= crate::boot::MAX_CPUS);
-                crate::println!("summary: {} never ended ({:?})", p.name(), p.state());
-            }
-        }
-    }
-    ok
 }

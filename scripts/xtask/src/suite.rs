@@ -28,7 +28,7 @@ const PARTITION_FAULTS: &[&str] = &[
 /// The manager's CPUID check on x86: the exit reached the hypervisor, was counted, and got the
 /// filtered answer.
 const CPUID_OK: &str =
-    "[manager] manager: cpuid SeptumSeptum ABI 1.0, VMX and SVM hidden yes, 4 exits counted (expected 4) ok";
+    "[manager] manager: cpuid SeptumSeptum ABI 1.1, VMX and SVM hidden yes, 4 exits counted (expected 4) ok";
 /// The hostile guest's seven runs on an x86 test board (the same layout on QEMU and Bochs): each
 /// attack stops it alone with its reason; malformed hypercalls only get error codes.
 const X86_HOSTILE: &[&str] = &[
@@ -71,7 +71,8 @@ pub fn boot_tests() -> Vec<BootTest> {
             anywhere: &["smp: cpu1 online", "smp: cpu2 online", "smp: cpu3 online"],
             forbidden: NO_CRASH,
             ending: Ending::Success,
-            timeout: t(60),
+            // The run goes on to the partitions' scenarios (multi-vCPU ones included).
+            timeout: t(150),
         },
         BootTest {
             name: "partitions",
@@ -90,7 +91,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[manager] manager: age start -> 0",
                 "[manager] manager: working set",
                 "[worker] worker: done",
-                "partition worker finished (code 0)",
+                "partition worker finished (code 0) (vCPU 0)",
                 "[manager] manager: done ok",
                 "partition manager finished (code 0)",
                 "summary: manager finished with code 0",
@@ -107,7 +108,7 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             forbidden: PARTITION_FAULTS,
             ending: Ending::Success,
-            timeout: t(120),
+            timeout: t(150),
         },
         BootTest {
             name: "hostile-stopped",
@@ -128,7 +129,74 @@ pub fn boot_tests() -> Vec<BootTest> {
             anywhere: &["partition worker finished (code 0)"],
             forbidden: PARTITION_FAULTS,
             ending: Ending::Success,
-            timeout: t(120),
+            timeout: t(150),
+        },
+        // Issue 9, scenario 1: the 2-vCPU worker starts its second vCPU, both tick their own
+        // timers, and they exchange IPIs (delivered as upcalls to the PLV3 program).
+        BootTest {
+            name: "smp-timers-ipis",
+            board: "qemu-virt-la64",
+            args: "log=info smp-test=1",
+            ordered: &[
+                "partition worker: vCPU 0 starts on cpu1 at 0x200000 (run 0)",
+                "[worker] worker: 2 vCPUs, I am vCPU 0",
+                "[worker] worker: upcall handler -> 0, start vCPU 1 -> 0",
+                "[worker] worker: timer ticks vCPU 0 10 vCPU 1 10 (expected 10 each) ok",
+                "[worker] worker: IPIs 5 sent, 5 answered (expected 5) ok",
+                "[manager] manager: worker vCPU 0 on cpu1: state 2,",
+                "[manager] manager: worker vCPU 1 on cpu2: state 2,",
+                "partition worker finished (code 0) (vCPU 0)",
+                "vcpus: partition  vcpu cpu state",
+                "vcpus: worker        0   1 ended",
+                "vcpus: worker        1   2 ended",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker: vCPU 1 starts on cpu2 at"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(150),
+        },
+        // Scenario 2: both worker vCPUs write while the manager harvests; the union of the
+        // harvests is exactly the set written, and no page's last write is missed (each
+        // harvest's flush reached both CPUs before the harvest returned).
+        BootTest {
+            name: "smp-dirty-shootdown",
+            board: "qemu-virt-la64",
+            args: "log=info smp-test=1",
+            ordered: &[
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: 2 vCPUs wrote 96 pages over 13 harvests, union of harvests \
+                 96 pages, 0 never seen, 0 last writes missed, 0 strays ok",
+                "[manager] manager: done ok",
+                "shootdown: ",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(150),
+        },
+        // Scenario 3: the hostile partition names vCPUs outside itself and another partition's
+        // IRQ line: each is refused with an error code and a reason, and it keeps running (its
+        // next attack, the foreign read, is what stops it); the worker and manager finish.
+        BootTest {
+            name: "hostile-ipi-irq",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "partition hostile: vCPU start refused: vCPU 1 is outside its 1 vCPUs",
+                "partition hostile: IPI refused: vCPU 3 is outside its 1 vCPUs",
+                "partition hostile: IRQ route refused: line 3 is not one of its lines []",
+                "[hostile] hostile: vCPU start, IPI and IRQ route refused: -2 -2 -3",
+                "partition hostile stopped: read of unowned address 0x6000000",
+                "[manager] manager: done ok",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(150),
         },
         BootTest {
             name: "uefi",

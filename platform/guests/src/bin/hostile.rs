@@ -1,6 +1,8 @@
 //! The hostile test guest: attacks isolation, one attack per run (the manager restarts it, and the
 //! hypervisor passes the run number at entry). Run 0 first sends malformed and forbidden
-//! hypercalls, which must be refused with error codes, then reads another partition's memory;
+//! hypercalls, which must be refused with error codes, then tries to start and interrupt vCPUs
+//! outside its partition and to route another partition's IRQ line to itself (refused with error
+//! codes and a reason on the console; it keeps running), then reads another partition's memory;
 //! later runs write outside their memory, touch a device they do not own, execute a privileged
 //! instruction, on x86 write an I/O port and an MSR they were not given, and finally jump into
 //! unmapped memory (`test_guests::HOSTILE_ATTACKS` runs in all). Every attack must stop this partition
@@ -25,6 +27,12 @@ fn guest_main(args: BootArgs) -> ! {
                 "hostile: bad hypercalls refused: {unknown} {bad_arg} {not_manager} {foreign} {harvest}"
             );
             let _ = console_write(b"");
+            // Indices name vCPUs of this partition only (it has one): 1 and 3 are outside it.
+            let start = call(nr::VCPU_START, 1, 0x200000, 0);
+            let ipi = call(nr::SEND_IPI, 3, 0, 0);
+            // Line 3 belongs to the worker on the test board; this partition owns none.
+            let route = call(nr::IRQ_ROUTE, 3, 0, 0);
+            println!("hostile: vCPU start, IPI and IRQ route refused: {start} {ipi} {route}");
             println!(
                 "hostile: reading another partition's memory at {:#x}",
                 rt::OTHER_PARTITION

@@ -19,6 +19,10 @@ const BITMAP_BYTES: usize = 16 * 1024;
 const BENCH_CALLS: u64 = 1000;
 /// Polls before a wait is declared failed.
 const POLLS: u64 = 400_000_000;
+/// Harvests while the worker's vCPUs write, in the multi-vCPU dirty phase.
+const SMP_HARVESTS: u64 = 12;
+/// Pages the multi-vCPU phase can cover (two writers).
+const SMP_MAX: usize = 2 * SMP_PAGES as usize;
 
 #[repr(C, align(8))]
 struct Bitmap([u8; BITMAP_BYTES]);
@@ -56,6 +60,102 @@ fn harvest(target: u64) -> Result<(i64, u64, u64), i64> {
     let window = pages_in(rt::WORKLOAD_BIT, WORKLOAD_PAGES);
     let total = pages_in(0, total_bits / per_page);
     Ok((n, window, total))
+}
+
+/// The last harvest (1..) each page of the multi-vCPU phase was seen dirty in (0: never); the
+/// harvests also count dirty pages of the writers' window outside their page sets (strays).
+static mut SEEN: [u64; SMP_MAX] = [0; SMP_MAX];
+
+/// Harvest `h` of the multi-vCPU phase: records which writer pages it saw.
+fn smp_harvest(target: u64, h: u64, outside: &mut u64) -> bool {
+    let map = bitmap();
+    map.fill(0);
+    let n = call(
+        nr::DIRTY_HARVEST,
+        target,
+        map.as_ptr() as u64,
+        BITMAP_BYTES as u64,
+    );
+    if n < 0 {
+        println!("manager: harvest {h} failed {n}");
+        return false;
+    }
+    let per_page = rt::PAGE / 4096;
+    let total_bits = BITMAP_BYTES as u64 * 8;
+    // SAFETY: single-threaded; only this function and the check below touch SEEN.
+    let seen = unsafe { &mut *core::ptr::addr_of_mut!(SEEN) };
+    // The window the writers' pages lie in (on x86 the rest of the bitmap is ordinary guest
+    // memory, stack and data included, so strays are only counted here).
+    let window = ((total_bits - rt::WORKLOAD_BIT) / per_page).min(smp_first_page(2));
+    for p in 0..window {
+        let first = rt::WORKLOAD_BIT + p * per_page;
+        if !(0..per_page).any(|k| map[((first + k) / 8) as usize] >> ((first + k) % 8) & 1 != 0) {
+            continue;
+        }
+        let slot = (0..2).find_map(|v| {
+            let f = smp_first_page(v);
+            (p >= f && p < f + SMP_PAGES).then(|| (v * SMP_PAGES + p - f) as usize)
+        });
+        match slot {
+            Some(i) => seen[i] = h,
+            None => *outside += 1,
+        }
+    }
+    true
+}
+
+/// The multi-vCPU dirty scenario: the worker's vCPUs write their pages over and over while this
+/// harvests `SMP_HARVESTS` times; then one last harvest after they stop. The union of the
+/// harvests must equal the set of pages written, and every page's last write must show up in a
+/// harvest no earlier than the epoch the writer saw before that write (a write lost across a
+/// shootdown would leave its page's last sighting too early).
+fn smp_dirty_scenario(sh: u64, w: u64) -> bool {
+    write(sh + EPOCH, 0);
+    write(sh + SMP_STOP, 0);
+    write(sh + SMP_WRITERS, 0);
+    // SAFETY: single-threaded.
+    unsafe { (*core::ptr::addr_of_mut!(SEEN)).fill(0) };
+    let r = call(nr::DIRTY_LOG_START, w, 0, 0);
+    write(sh + COMMAND, CMD_DIRTY_SMP);
+    let mut outside = 0;
+    let mut ok = r == 0;
+    for h in 1..=SMP_HARVESTS {
+        write(sh + EPOCH, h);
+        ok &= smp_harvest(w, h, &mut outside);
+        for _ in 0..2000 {
+            rt::relax();
+        }
+    }
+    write(sh + SMP_STOP, 1);
+    if !wait_until(POLLS, || read(sh + ACK) == CMD_DIRTY_SMP) {
+        println!("manager: the worker did not finish the multi-vCPU dirty phase");
+        return false;
+    }
+    let last = SMP_HARVESTS + 1;
+    write(sh + EPOCH, last);
+    ok &= smp_harvest(w, last, &mut outside);
+    call(nr::DIRTY_LOG_STOP, w, 0, 0);
+    let writers = read(sh + SMP_WRITERS).min(2);
+    // SAFETY: single-threaded.
+    let seen = unsafe { &*core::ptr::addr_of!(SEEN) };
+    let (mut written, mut union, mut late, mut lost) = (0, 0, 0, 0);
+    for i in 0..(writers * SMP_PAGES) as usize {
+        let record = read(sh + SMP_RECORDS + i as u64 * 8);
+        written += (record != 0) as u64;
+        union += (seen[i] != 0) as u64;
+        if record != 0 && seen[i] == 0 {
+            lost += 1;
+        } else if record != 0 && seen[i] < record - 1 {
+            late += 1;
+        }
+    }
+    let good = ok && writers >= 1 && written == union && lost == 0 && late == 0 && outside == 0;
+    println!(
+        "manager: {writers} vCPUs wrote {written} pages over {last} harvests, union of harvests \
+         {union} pages, {lost} never seen, {late} last writes missed, {outside} strays {}",
+        if good { "ok" } else { "MISMATCH" }
+    );
+    good
 }
 
 fn checksum() -> (u64, u64) {
@@ -143,6 +243,19 @@ fn worker_scenario(sh: u64) -> bool {
         AGE_PAGES + AGE_SLACK,
         if good { "ok" } else { "MISMATCH" }
     );
+
+    ok &= smp_dirty_scenario(sh, w);
+
+    let mut info = [0u64; 2 * 8];
+    let n = call(nr::VCPU_INFO, w, info.as_mut_ptr() as u64, 16 * 8);
+    for v in 0..n.max(0) as usize {
+        let r = &info[v * 8..v * 8 + 8];
+        println!(
+            "manager: worker vCPU {v} on cpu{}: state {}, {} exits, {} timer, {} IPI, {} device \
+             interrupts, {} upcalls, {} IPIs sent",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+        );
+    }
 
     let mut counters = [0u64; 13];
     let r = call(nr::EXIT_COUNTERS, w, counters.as_mut_ptr() as u64, 13 * 8);

@@ -3,12 +3,43 @@
 //! and aging scenarios see an exact, known set of pages: in the dirty phase it writes exactly
 //! `DIRTY_PAGES` workload pages, in the aging phase it reads exactly `AGE_PAGES`. Between phases it
 //! only reads the shared page, so nothing else it does shows up as dirty.
+//!
+//! With two or more vCPUs, when the boot flags ask for it (bit 1), it first runs the multi-vCPU
+//! scenario: vCPU 0 starts vCPU 1, both tick
+//! their own timers `TICKS` times, and they exchange `IPIS` IPI round trips (vCPU 1 answers each
+//! IPI from its upcall handler). vCPU 1 then waits; in the manager's multi-vCPU dirty phase both
+//! vCPUs write their own pages over and over while the manager harvests (`CMD_DIRTY_SMP`).
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use test_guests::shared::*;
+use test_guests::smp::{self, IRQ_IPI, IRQ_TIMER};
 use test_guests::{println, read, rt, wait_until, write, BootArgs};
+
+/// Timer ticks each vCPU waits for, at this period.
+const TICKS: u64 = 10;
+const TICK_NS: u64 = 1_000_000;
+/// IPI round trips vCPU 0 makes with vCPU 1.
+const IPIS: u64 = 5;
+/// Polls before the multi-vCPU scenario gives up on something: a guard against hangs only. Waits
+/// on vCPU 0 are bounded in time by its own timer ticks ([`PATIENCE`]), which do not depend on
+/// how fast the emulator runs the other vCPU.
+const SMP_POLLS: u64 = 400_000_000;
+/// vCPU 0's own timer ticks a wait may take (2 s at `TICK_NS`).
+const PATIENCE: u64 = 2000;
+
+/// Per vCPU: timer ticks and IPIs taken in the upcall handler.
+static TICKS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
+static IPIS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
+/// vCPU 1's command from vCPU 0: 0 wait, [`CMD_DIRTY_SMP`] write, [`CMD_FINISH`] park; and its
+/// acknowledgement (the last command it finished).
+static SECONDARY_CMD: AtomicU64 = AtomicU64::new(0);
+static SECONDARY_ACK: AtomicU64 = AtomicU64::new(0);
+/// The shared region's address, for vCPU 1.
+static SHARED: AtomicU64 = AtomicU64::new(0);
+/// Set by vCPU 1 as its first action.
+static SECONDARY_UP: AtomicU64 = AtomicU64::new(0);
 
 /// Pages the start-up workload fills and checks.
 const WORK_PAGES: u64 = WORKLOAD_PAGES;
@@ -64,6 +95,121 @@ fn age_phase() -> u64 {
     sum
 }
 
+/// The upcall handler of every vCPU: count, and vCPU 1 answers each IPI.
+fn on_interrupt(irq: u64, detail: u64) {
+    let me = smp::vcpu_id() as usize % smp::MAX_VCPUS;
+    match irq {
+        IRQ_TIMER => {
+            TICKS_SEEN[me].fetch_add(1, Ordering::SeqCst);
+        }
+        IRQ_IPI => {
+            IPIS_SEEN[me].fetch_add(1, Ordering::SeqCst);
+            if me != 0 {
+                smp::send_ipi(detail);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The multi-vCPU dirty phase on vCPU `v`: writes its `SMP_PAGES` pages round after round,
+/// recording the epoch read before each write, until the manager says stop.
+fn smp_dirty(sh: u64, v: u64) {
+    let mut round = 0u64;
+    while read(sh + SMP_STOP) == 0 {
+        round += 1;
+        for i in 0..SMP_PAGES {
+            let epoch = read(sh + EPOCH);
+            write(page(smp_first_page(v) + i) + 24, round);
+            write(sh + SMP_RECORDS + (v * SMP_PAGES + i) * 8, epoch + 1);
+        }
+    }
+}
+
+/// vCPU 1's life: its own timer ticks, IPIs answered from the handler, then commands from vCPU 0.
+fn secondary_main(index: u64) -> ! {
+    SECONDARY_UP.store(1, Ordering::SeqCst);
+    smp::set_handler(on_interrupt);
+    smp::timer_periodic(TICK_NS);
+    let me = index as usize % smp::MAX_VCPUS;
+    wait_until(SMP_POLLS, || TICKS_SEEN[me].load(Ordering::SeqCst) >= TICKS);
+    smp::timer_periodic(0);
+    let mut done = 0;
+    loop {
+        let cmd = SECONDARY_CMD.load(Ordering::SeqCst);
+        if cmd == done {
+            rt::relax();
+            continue;
+        }
+        if cmd == CMD_DIRTY_SMP {
+            smp_dirty(SHARED.load(Ordering::SeqCst), index);
+        }
+        done = cmd;
+        SECONDARY_ACK.store(cmd, Ordering::SeqCst);
+    }
+}
+
+/// The multi-vCPU scenario, on vCPU 0; true if every step did what it should.
+fn smp_scenario(count: u64) -> bool {
+    println!("worker: {count} vCPUs, I am vCPU {}", smp::vcpu_id());
+    let r = smp::set_handler(on_interrupt);
+    let started = smp::start(1, secondary_main);
+    println!("worker: upcall handler -> {r}, start vCPU 1 -> {started}");
+    if started != 0 {
+        return false;
+    }
+    // Like an OS bringing up its CPUs, wait until vCPU 1 runs before relying on it.
+    if !wait_until(SMP_POLLS, || SECONDARY_UP.load(Ordering::SeqCst) != 0) {
+        println!("worker: vCPU 1 never came up");
+        return false;
+    }
+    // vCPU 0's timer keeps ticking through the IPI exchange: it bounds the waits.
+    smp::timer_periodic(TICK_NS);
+    let ticks = |v: usize| TICKS_SEEN[v].load(Ordering::SeqCst);
+    let ticked = wait_until(SMP_POLLS, || {
+        (ticks(0) >= TICKS && ticks(1) >= TICKS) || ticks(0) >= PATIENCE
+    }) && ticks(1) >= TICKS;
+    println!(
+        "worker: timer ticks vCPU 0 {} vCPU 1 {} (expected {TICKS} each) {}",
+        TICKS_SEEN[0].load(Ordering::SeqCst).min(TICKS),
+        TICKS_SEEN[1].load(Ordering::SeqCst).min(TICKS),
+        if ticked { "ok" } else { "MISMATCH" }
+    );
+    let mut answered = 0;
+    let start = rt::now();
+    for _ in 0..IPIS {
+        let before = IPIS_SEEN[0].load(Ordering::SeqCst);
+        if smp::send_ipi(1) != 0 {
+            break;
+        }
+        let give_up = ticks(0) + PATIENCE;
+        wait_until(SMP_POLLS, || {
+            IPIS_SEEN[0].load(Ordering::SeqCst) > before || ticks(0) >= give_up
+        });
+        if IPIS_SEEN[0].load(Ordering::SeqCst) == before {
+            break;
+        }
+        answered += 1;
+    }
+    smp::timer_periodic(0);
+    let round_trip = (rt::now() - start) / IPIS;
+    let ipis_ok = answered == IPIS && IPIS_SEEN[1].load(Ordering::SeqCst) == IPIS;
+    println!(
+        "worker: IPIs {IPIS} sent, {answered} answered (expected {IPIS}) {}; round trip {round_trip} \
+         counter ticks (emulator clock: a proxy)",
+        if ipis_ok { "ok" } else { "MISMATCH" }
+    );
+    ticked && ipis_ok
+}
+
+/// Runs command `cmd` on vCPU 1 and waits for it.
+fn on_secondary(cmd: u64) -> bool {
+    SECONDARY_CMD.store(cmd, Ordering::SeqCst);
+    wait_until(SMP_POLLS * 4, || {
+        SECONDARY_ACK.load(Ordering::SeqCst) == cmd
+    })
+}
+
 #[no_mangle]
 fn guest_main(args: BootArgs) -> ! {
     println!("worker: partition {} up (start {})", args.id, args.starts);
@@ -76,11 +222,16 @@ fn guest_main(args: BootArgs) -> ! {
         "worker: checksum {got:#018x} (expected {want:#018x}) {}",
         if ok { "ok" } else { "MISMATCH" }
     );
+    let vcpus = smp::vcpu_count();
+    // The multi-vCPU scenario runs when the boot test asks for it (flag bit 1).
+    let smp_on = vcpus >= 2 && args.flags & 2 != 0;
+    let smp_ok = !smp_on || smp_scenario(vcpus);
     if args.shared == 0 {
         println!("worker: no shared region, no manager scenario");
-        test_guests::power_off(if ok { 0 } else { 1 });
+        test_guests::power_off(if ok && smp_ok { 0 } else { 1 });
     }
     let sh = args.shared;
+    SHARED.store(sh, Ordering::SeqCst);
     write(sh + ACK, 0);
     write(sh + COMMAND, 0);
     write(sh + READY, args.id + 1);
@@ -96,6 +247,17 @@ fn guest_main(args: BootArgs) -> ! {
         match cmd {
             CMD_DIRTY => dirty_phase(),
             CMD_AGE => age_sum = age_phase(),
+            CMD_DIRTY_SMP => {
+                let writers = if smp_on { 2 } else { 1 };
+                if writers > 1 {
+                    SECONDARY_CMD.store(CMD_DIRTY_SMP, Ordering::SeqCst);
+                }
+                smp_dirty(sh, 0);
+                if writers > 1 && !on_secondary(CMD_DIRTY_SMP) {
+                    println!("worker: vCPU 1 did not finish the multi-vCPU dirty phase");
+                }
+                write(sh + SMP_WRITERS, writers);
+            }
             _ => break,
         }
         done = cmd;
@@ -108,5 +270,5 @@ fn guest_main(args: BootArgs) -> ! {
         if ok2 { "ok" } else { "MISMATCH" }
     );
     println!("worker: done");
-    test_guests::power_off(if ok && ok2 { 0 } else { 1 })
+    test_guests::power_off(if ok && ok2 && smp_ok { 0 } else { 1 })
 }

@@ -5,7 +5,8 @@
 //! make hypercalls with `hvcl 0`, i.e. the LVZ backend; clear: `syscall 0`, the deprivileged
 //! backend), a2 = how many times the partition was started before, a3 = guest-physical address of
 //! the partition's first shared region (0 if none), a4 = its size. Hypercall: number in a7,
-//! arguments in a0-a5, result in a0 (`vcpu/README.md`).
+//! arguments in a0-a5, result in a0 (`vcpu/README.md`). A secondary vCPU starts with a0 = the
+//! argument its `VCPU_START` passed (here: its stack top) and a1 = its index.
 
 use crate::BootArgs;
 use core::arch::{asm, global_asm};
@@ -59,6 +60,39 @@ global_asm!(
     size = const STACK_SIZE,
     start = sym start,
 );
+
+global_asm!(
+    ".section .text, \"ax\"",
+    ".global septum_guest_secondary_entry",
+    "septum_guest_secondary_entry:",
+    "    move    $sp, $a0",
+    "    move    $a0, $a1",
+    "    move    $fp, $zero",
+    "    bl      {secondary}",
+    "1:  b       1b",
+    secondary = sym secondary,
+);
+
+extern "C" {
+    fn septum_guest_secondary_entry();
+}
+
+extern "C" fn secondary(index: u64) -> ! {
+    crate::smp::secondary(index)
+}
+
+/// Where a secondary vCPU starts (`crate::smp::start`).
+pub fn secondary_entry_address() -> u64 {
+    septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
+}
+
+/// The stable counter (readable at PLV3 and in LVZ guests).
+pub fn now() -> u64 {
+    let t: u64;
+    // SAFETY: rdtime.d reads the counter into a register; the id goes to a discarded one.
+    unsafe { asm!("rdtime.d {0}, $zero", out(reg) t, options(nomem, nostack)) };
+    t
+}
 
 extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: u64) -> ! {
     USE_HVCL.store(flags & 1 != 0, Ordering::Relaxed);

@@ -5,7 +5,8 @@
 //! the SVM backend, where `vmcall` raises #UD; clear: `vmcall`, VMX), rdx = times started before,
 //! rcx = first shared region's
 //! guest-physical address (0 if none), r8 = its size. Hypercall: number in rax, arguments in rdi,
-//! rsi, rdx, r10, r8, r9, result in rax (`vcpu/README.md`).
+//! rsi, rdx, r10, r8, r9, result in rax (`vcpu/README.md`). A secondary vCPU starts with rdi =
+//! the argument its `VCPU_START` passed (here: its stack top) and rsi = its index.
 //!
 //! The constants below follow `board-configs/bochs-x86_64.toml` and `qemu-x86_64.toml`; whoever
 //! brings up the x86 scenarios owns them and may change them with those files.
@@ -66,6 +67,39 @@ global_asm!(
     size = const STACK_SIZE,
     start = sym start,
 );
+
+global_asm!(
+    ".section .text",
+    ".global septum_guest_secondary_entry",
+    "septum_guest_secondary_entry:",
+    "    mov     rsp, rdi",
+    "    mov     rdi, rsi",
+    "    call    {secondary}",
+    "1:  hlt",
+    "    jmp     1b",
+    secondary = sym secondary,
+);
+
+extern "C" {
+    fn septum_guest_secondary_entry();
+}
+
+extern "C" fn secondary(index: u64) -> ! {
+    crate::smp::secondary(index)
+}
+
+/// Where a secondary vCPU starts (`crate::smp::start`).
+pub fn secondary_entry_address() -> u64 {
+    septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
+}
+
+/// The time-stamp counter.
+pub fn now() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdtsc only reads the counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    u64::from(hi) << 32 | u64::from(lo)
+}
 
 extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: u64) -> ! {
     USE_VMMCALL.store(flags & 1 != 0, Ordering::Relaxed);

@@ -5,7 +5,10 @@
 //! into a `vcpu::VmExit`: `syscall` is a hypercall, page-invalid faults on addresses outside the
 //! partition's memory are device accesses (decoded from BADI), faults on its memory go to the
 //! stage-2 fast fix (page-modify = dirty, page-invalid after aging = young), `csr*`/INE are
-//! forbidden instructions, and an IPI is the kick another CPU sends.
+//! forbidden instructions, and an IPI or timer interrupt is an `ExternalInterrupt` (a kick, a
+//! flush shootdown, or the vCPU's virtual timer). Virtual interrupts reach the PLV3 program as
+//! upcalls (`vcpu::upcall`): the interrupted context is copied aside here, in the hypervisor, and
+//! the guest resumes in its handler with sp, a0 and a1 set; `UPCALL_RETURN` copies it back.
 
 use super::world::{self, GuestContext};
 use crate::partition::arch::GuestBoot;
@@ -13,13 +16,14 @@ use crate::partition::Partition;
 use arch_loongarch::csr;
 use arch_loongarch::decode::{self, MemAccess};
 use arch_loongarch::estat::Estat;
-use vcpu::{Access, ArchVcpu, Completion, VmExit};
+use vcpu::{Access, ArchVcpu, Completion, Delivery, VmExit};
 
 /// PRMD for guest entry: PLV3, interrupts on (so an IPI kicks the guest out).
 const PRMD_GUEST: u64 = 0x7;
 /// Register numbers of the hypercall ABI (a0 = r4, a7 = r11).
 const A0: usize = 4;
 const A7: usize = 11;
+const SP: usize = 3;
 
 /// What the last exit needs from its completion.
 #[derive(Clone, Copy)]
@@ -36,6 +40,8 @@ pub struct DeprivilegedVcpu {
     partition: &'static Partition,
     ctx: GuestContext,
     pending: Pending,
+    /// The context an upcall interrupted, while the handler runs.
+    saved: Option<GuestContext>,
 }
 
 impl DeprivilegedVcpu {
@@ -48,6 +54,7 @@ impl DeprivilegedVcpu {
             partition,
             ctx,
             pending: Pending::None,
+            saved: None,
         }
     }
 
@@ -157,6 +164,26 @@ impl ArchVcpu for DeprivilegedVcpu {
                 }
                 self.ctx.era += 4;
             }
+        }
+        self.pending = Pending::None;
+    }
+
+    fn deliver_upcall(&mut self, d: Delivery) -> bool {
+        if self.saved.is_some() {
+            return false;
+        }
+        self.saved = Some(self.ctx);
+        self.ctx.era = d.upcall.entry;
+        self.ctx.regs[SP] = d.upcall.stack;
+        self.ctx.regs[A0] = d.irq.code();
+        self.ctx.regs[A0 + 1] = d.detail;
+        true
+    }
+
+    fn return_from_upcall(&mut self) {
+        if let Some(ctx) = self.saved.take() {
+            // Everything as it was, including a0: the interrupted code never sees the call.
+            self.ctx = ctx;
         }
         self.pending = Pending::None;
     }

@@ -1,7 +1,8 @@
 //! LoongArch's side of the partition seam (`crate::partition::arch::PartitionArch`): the GPA-table
 //! format both backends share, per-CPU translation set-up (the page-walk geometry, an all-invalid
-//! high-half root, IPIs unmasked for kicks), local flushes by address-space id, kicks through the
-//! IPI mailbox, and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
+//! high-half root, IPIs and the timer unmasked), local flushes by address-space id, kicks (and
+//! flush-shootdown IPIs) through the IPI mailbox, the stable counter and the core timer (one-shot
+//! countdowns to the vCPU's next virtual-timer deadline), and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
 //! GID of its own, the deprivileged backend otherwise. Under LVZ the vCPU is
 //! `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are INVTLB by GID (and address), and
 //! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
@@ -18,16 +19,17 @@ use arch_loongarch::cpucfg::{self, CpuCfg};
 use arch_loongarch::lvz::real::RealLvz;
 use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
-use arch_loongarch::{csr, instr, iocsr, ipi};
+use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
 use mmu::{Flush, NoTlb, StageTwoTable};
 use spin::Once;
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// The IPI vector kicks use (any vector raises ESTAT.IS bit 12).
 const KICK_VECTOR: u32 = 1;
-/// ECFG.LIE bit of the IPI line.
+/// ECFG.LIE bits of the IPI and timer lines.
 const LIE_IPI: u64 = 1 << 12;
+const LIE_TIMER: u64 = timer::LINE;
 /// A range flush longer than this many pages drops the whole address space instead.
 const RANGE_PAGES_MAX: u64 = 64;
 
@@ -116,6 +118,20 @@ impl ArchVcpu for LaVcpu {
             Self::Lvz(v) => v.complete(completion),
         }
     }
+
+    fn deliver_upcall(&mut self, delivery: Delivery) -> bool {
+        match self {
+            Self::Deprivileged(v) => v.deliver_upcall(delivery),
+            Self::Lvz(v) => v.deliver_upcall(delivery),
+        }
+    }
+
+    fn return_from_upcall(&mut self) {
+        match self {
+            Self::Deprivileged(v) => v.return_from_upcall(),
+            Self::Lvz(v) => v.return_from_upcall(),
+        }
+    }
 }
 
 impl PartitionArch for Current {
@@ -160,7 +176,9 @@ impl PartitionArch for Current {
             csr::xchg::<{ csr::TLBREHI }>(PAGE_SHIFT_16K, 0x3f);
             csr::xchg::<{ csr::TLBIDX }>(PAGE_SHIFT_16K << 24, 0x3f << 24);
             csr::write::<{ csr::PGDH }>(high.root().as_u64());
-            csr::xchg::<{ csr::ECFG }>(LIE_IPI, LIE_IPI | 0x7_0000);
+            csr::xchg::<{ csr::ECFG }>(LIE_IPI | LIE_TIMER, LIE_IPI | LIE_TIMER | 0x7_0000);
+            csr::write::<{ timer::TCFG }>(timer::OFF);
+            csr::write::<{ csr::TICLR }>(1);
             iocsr::write32(iocsr::IPI_ENABLE, u32::MAX);
             iocsr::write32(iocsr::IPI_CLEAR, iocsr::read32(iocsr::IPI_STATUS));
         }
@@ -184,11 +202,11 @@ impl PartitionArch for Current {
                 root: partition.table().root().as_u64(),
                 entry: boot.entry,
                 args: boot.args,
-                // Only a partition's first vCPU runs for now (issue 9).
-                index: 0,
-                // The board file gives partitions PCH-PIC lines, which reach the CPUs through the
-                // EIOINTC the hypervisor keeps; no CPU HWI line is a partition's own yet.
-                pass_through: 0,
+                // The guest's CPUID CSR shows its index inside the partition.
+                index: u64::from(boot.vcpu),
+                // A partition that owns PCH-PIC lines sees the EIOINTC pin directly; the
+                // hypervisor routes only its lines to its CPUs (`lvz::irq`).
+                pass_through: lvz::irq::pass_through(!partition.config.irqs.is_empty()),
                 counter_offset: 0,
             },
         ))
@@ -219,4 +237,49 @@ impl PartitionArch for Current {
         // hypervisor the pending bit waits for its next guest entry.
         unsafe { ipi::send_ipi(cpu as u32, KICK_VECTOR) };
     }
+
+    fn now() -> u64 {
+        instr::rdtime()
+    }
+
+    fn counter_hz() -> u64 {
+        *COUNTER_HZ.call_once(|| CpuCfg::read().counter_hz().unwrap_or(0))
+    }
+
+    fn arm_timer(deadline: Option<u64>) {
+        let value = match deadline {
+            None => timer::OFF,
+            Some(d) => timer::oneshot(d.saturating_sub(instr::rdtime())),
+        };
+        // SAFETY: the core timer is the hypervisor's (the deprivileged guest cannot reach it, and
+        // an LVZ guest has its own); its interrupt only makes the running guest exit, and the
+        // hypervisor runs with interrupts off. A pending tick from the previous setting is
+        // acknowledged *before* the new countdown starts: acknowledging after would also eat the
+        // new tick when a short countdown (a deadline a few ticks away) ends in between, and the
+        // vCPU would wait for it forever (seen as a rare hang of the smp boot test).
+        unsafe {
+            csr::write::<{ csr::TICLR }>(1);
+            csr::write::<{ timer::TCFG }>(value);
+        }
+    }
+
+    fn wait() {
+        // SAFETY: no vCPU runs on this CPU, so its timer is free; `idle` with CRMD.IE clear wakes
+        // on the timer or an IPI (both enabled in ECFG) without taking an exception. The IPI
+        // status is cleared afterwards: a kick to a waiting CPU carries no message (requests live
+        // in memory), and a pending bit would end every later wait at once.
+        unsafe {
+            csr::write::<{ timer::TCFG }>(timer::oneshot(WAIT_TICKS));
+            instr::idle();
+            csr::write::<{ timer::TCFG }>(timer::OFF);
+            csr::write::<{ csr::TICLR }>(1);
+            iocsr::write32(iocsr::IPI_CLEAR, iocsr::read32(iocsr::IPI_STATUS));
+        }
+    }
 }
+
+/// How long a waiting CPU halts before it looks again (100 µs at 100 MHz).
+const WAIT_TICKS: u64 = 10_000;
+
+/// The stable counter's rate, read once.
+static COUNTER_HZ: Once<u64> = Once::new();

@@ -1,0 +1,93 @@
+//! The guests' side of multi-vCPU partitions and virtual interrupts (`vcpu/README.md`): which vCPU
+//! this is, starting another vCPU of the partition on a stack of its own, the partition-wide
+//! upcall handler (each vCPU registers it with its own upcall stack), the timer and IPIs.
+//! Secondary vCPUs enter through the runtime's `secondary_entry` (`rt`), which takes the stack
+//! this module passes as the start argument and calls the function given to [`start`].
+
+use crate::{call, nr, rt};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most vCPUs a test guest uses.
+pub const MAX_VCPUS: usize = 4;
+const STACK_SIZE: usize = 32 * 1024;
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK_SIZE]; MAX_VCPUS]);
+
+static mut MAIN_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_VCPUS]);
+static mut UPCALL_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_VCPUS]);
+
+/// The secondary vCPUs' main function, and the upcall handler (`fn(irq, detail)`).
+static SECONDARY_MAIN: AtomicUsize = AtomicUsize::new(0);
+static HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// Upcall numbers (`vcpu::upcall`).
+pub const IRQ_TIMER: u64 = 0;
+pub const IRQ_IPI: u64 = 1;
+
+fn stack_top(stacks: *mut Stacks, index: u64) -> u64 {
+    // Only the address is taken; each vCPU uses its own slot.
+    let base = stacks as u64;
+    base + (index + 1) * STACK_SIZE as u64
+}
+
+/// This vCPU's index inside the partition.
+pub fn vcpu_id() -> u64 {
+    call(nr::VCPU_ID, 0, 0, 0) as u64
+}
+
+/// How many vCPUs the partition has.
+pub fn vcpu_count() -> u64 {
+    call(nr::VCPU_COUNT, 0, 0, 0).max(1) as u64
+}
+
+/// Starts vCPU `index` in `main(index)` on its own stack; returns the hypercall's result.
+pub fn start(index: u64, main: fn(u64) -> !) -> i64 {
+    if index as usize >= MAX_VCPUS {
+        return -2;
+    }
+    SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
+    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
+    call(nr::VCPU_START, index, rt::secondary_entry_address(), stack)
+}
+
+/// Called by the runtime's secondary entry, on the stack [`start`] gave.
+pub fn secondary(index: u64) -> ! {
+    let f = SECONDARY_MAIN.load(Ordering::SeqCst);
+    // SAFETY: only `start` stores this, always a `fn(u64) -> !`, before the vCPU can run.
+    let main: fn(u64) -> ! = unsafe { core::mem::transmute::<usize, fn(u64) -> !>(f) };
+    main(index)
+}
+
+extern "C" fn upcall_entry(irq: u64, detail: u64) -> ! {
+    let f = HANDLER.load(Ordering::SeqCst);
+    if f != 0 {
+        // SAFETY: only `set_handler` stores this, always a `fn(u64, u64)`.
+        let handler: fn(u64, u64) = unsafe { core::mem::transmute::<usize, fn(u64, u64)>(f) };
+        handler(irq, detail);
+    }
+    call(nr::UPCALL_RETURN, 0, 0, 0);
+    // The hypervisor resumes the interrupted code instead of returning here.
+    loop {
+        rt::relax();
+    }
+}
+
+/// Registers `handler` as this vCPU's upcall handler, on this vCPU's upcall stack.
+pub fn set_handler(handler: fn(u64, u64)) -> i64 {
+    HANDLER.store(handler as usize, Ordering::SeqCst);
+    let index = vcpu_id().min(MAX_VCPUS as u64 - 1);
+    let stack = stack_top(core::ptr::addr_of_mut!(UPCALL_STACKS), index);
+    let entry = upcall_entry as extern "C" fn(u64, u64) -> ! as usize as u64;
+    call(nr::UPCALL_SET, entry, stack, 0)
+}
+
+/// Arms this vCPU's timer every `ns` nanoseconds (0 stops it).
+pub fn timer_periodic(ns: u64) -> i64 {
+    call(nr::TIMER_SET, ns, 1, 0)
+}
+
+/// Sends a virtual IPI to vCPU `index` of this partition.
+pub fn send_ipi(index: u64) -> i64 {
+    call(nr::SEND_IPI, index, 0, 0)
+}

@@ -1,0 +1,92 @@
+//! The console's account of the partitions at the end of a run: one line per partition on how it
+//! ended (what the boot tests match), a table with one row per vCPU (its CPU, state, exits,
+//! interrupts delivered, IPIs sent, delivery latencies), and the flush shootdown's counts and
+//! round trip. Times are in the arch's counter ticks, and on an emulator they measure the
+//! emulator's clock, not hardware: a proxy for comparing changes, labelled so.
+
+use super::arch::PartitionArch;
+use super::{all, remote};
+use crate::arch::Current;
+use core::sync::atomic::Ordering;
+use vcpu::StopReason;
+
+/// Prints the per-vCPU table and the shootdown line.
+fn vcpu_table() {
+    let hz = Current::counter_hz();
+    crate::println!(
+        "vcpus: partition  vcpu cpu state    exits  timer  ipi  dev  upcalls  ipi-sent  \
+         timer-lat(mean/max)  ipi-lat(mean/max)  [counter ticks at {} MHz, emulator clock: a proxy]",
+        hz / 1_000_000
+    );
+    for p in all() {
+        for (i, v) in p.vcpus.iter().enumerate() {
+            let (_, tm, tx) = v.timer_latency.get();
+            let (_, im, ix) = v.ipi_latency.get();
+            crate::println!(
+                "vcpus: {:<10} {:>4} {:>3} {:<8} {:>6} {:>6} {:>4} {:>4} {:>8} {:>9}  {:>8}/{:<10} {:>8}/{:<8}",
+                p.name(),
+                i,
+                v.cpu,
+                v.state().name(),
+                v.exits_total(),
+                v.timer_irqs.load(Ordering::Relaxed),
+                v.ipi_irqs.load(Ordering::Relaxed),
+                v.device_irqs.load(Ordering::Relaxed),
+                v.upcalls.load(Ordering::Relaxed),
+                v.ipis_sent.load(Ordering::Relaxed),
+                tm,
+                tx,
+                im,
+                ix
+            );
+        }
+    }
+    let s = &remote::STATS;
+    let (n, mean, max) = s.round_trip.get();
+    crate::println!(
+        "shootdown: {n} to other CPUs ({} IPIs, {} serviced, {} of them ranges), {} local only; \
+         round trip mean {mean} max {max} ticks (emulator clock: a proxy)",
+        s.ipis.load(Ordering::Relaxed),
+        s.serviced.load(Ordering::Relaxed),
+        s.serviced_ranges.load(Ordering::Relaxed),
+        s.local_only.load(Ordering::Relaxed)
+    );
+}
+
+/// One line per partition on how it ended; true when they ended as the test scenarios expect:
+/// every partition finished with code 0, except the hostile test guest, which must be stopped.
+pub fn summary() -> bool {
+    vcpu_table();
+    let mut ok = true;
+    for p in all() {
+        let end = p.last_end();
+        let runs = p.starts.load(Ordering::SeqCst);
+        let exits = p.exit_counters().total();
+        match end {
+            Some(StopReason::PowerOff { code }) => {
+                ok &= code == 0;
+                crate::println!(
+                    "summary: {} finished with code {code} after {runs} runs, {exits} exits",
+                    p.name()
+                );
+            }
+            Some(r) => {
+                ok &=
+                    p.config.image == board_config::Image::Guest(board_config::TestGuest::Hostile);
+                crate::println!(
+                    "summary: {} stopped ({r:?}) after {runs} runs, {exits} exits",
+                    p.name()
+                );
+            }
+            None => {
+                ok &= p
+                    .config
+                    .cpus
+                    .first()
+                    .is_none_or(|&c| c as usize >= crate::boot::MAX_CPUS);
+                crate::println!("summary: {} never ended ({:?})", p.name(), p.state());
+            }
+        }
+    }
+    ok
+}

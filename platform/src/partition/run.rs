@@ -1,0 +1,225 @@
+//! Running a partition's vCPUs. Every CPU the board file gives a partition joins it: the CPU of
+//! vCPU 0 loads the image and runs vCPU 0 (again each time the manager restarts the partition);
+//! the CPU of every other vCPU waits, in the hypervisor, until vCPU 0 starts it with
+//! `VCPU_START`, then runs it from the entry and argument it was given. A run ends for the whole
+//! partition when any of its vCPUs ends (power-off, a violation, the manager's stop): the first
+//! vCPU to end records why and stops the others, and vCPU 0's CPU sets the partition's state once
+//! every vCPU is out of its guest.
+
+use super::arch::{GuestBoot, PartitionArch};
+use super::vcpus::VcpuState;
+use super::{guest_mem, handler, of_cpu, remote, Partition, State};
+use crate::arch::Current;
+use crate::board::BOARD;
+use core::sync::atomic::Ordering;
+use vcpu::{ExitCounters, StopReason};
+
+/// Polls vCPU 0's CPU waits for the others to leave their guests at the end of a run.
+const END_POLLS: u64 = 500_000_000;
+
+/// Copies the partition's image to its memory at the load address.
+fn load_image(p: &Partition) -> Result<(), &'static str> {
+    let bytes: &[u8] = match p.config.image {
+        board_config::Image::File { bytes, .. } => bytes,
+        board_config::Image::Guest(g) => match g {
+            board_config::TestGuest::Worker => crate::guests::WORKER,
+            board_config::TestGuest::Manager => crate::guests::MANAGER,
+            board_config::TestGuest::Hostile => crate::guests::HOSTILE,
+        },
+    };
+    if bytes.is_empty() {
+        return Err("the image is empty (test guests not built in)");
+    }
+    let dst = guest_mem::host_slice(p, p.config.load, bytes.len() as u64, false)
+        .ok_or("the image does not fit in the memory at its load address")?;
+    dst.copy_from_slice(bytes);
+    Ok(())
+}
+
+/// The boot arguments of vCPU 0 (see [`GuestBoot::args`]). The shared region passed is the one
+/// shared with the manager (for the manager, its first shared region): that is the region the
+/// management scenario talks over; other links are the partitions' own business.
+fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
+    let manager = BOARD.manager().map(|m| m.name);
+    let shared = p
+        .config
+        .memory
+        .iter()
+        .find(|r| match r.shared_with {
+            Some(other) => p.config.manager || Some(other) == manager,
+            None => false,
+        })
+        .map_or((0, 0), |r| (r.guest, r.size));
+    // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario.
+    let flags = if crate::boot::cmdline_has("smp-test=1") {
+        2
+    } else {
+        0
+    };
+    GuestBoot {
+        entry: p.config.entry,
+        args: [u64::from(p.id), flags, starts, shared.0, shared.1],
+        vcpu: 0,
+    }
+}
+
+/// Prints how a run ended and records it; the first vCPU to end a run does this, once.
+fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
+    if p.run_ended.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    *p.last_end.lock() = Some(why);
+    let name = p.name();
+    let by = if p.vcpus.len() > 1 {
+        alloc::format!(" (vCPU {vcpu})")
+    } else {
+        alloc::string::String::new()
+    };
+    match why {
+        StopReason::PowerOff { code } => {
+            crate::println!("partition {name} finished (code {code}){by}")
+        }
+        StopReason::Stopped => crate::println!("partition {name} stopped: by the manager"),
+        StopReason::Reset => crate::println!("partition {name} stopped: reset requested{by}"),
+        StopReason::TripleFault => crate::println!("partition {name} stopped: triple fault{by}"),
+        StopReason::Violation { what, addr } => {
+            crate::println!("partition {name} stopped: {what} {addr:#x}{by}")
+        }
+        StopReason::InvalidState { raw } => {
+            crate::println!("partition {name} stopped: invalid guest state {raw:#x}{by}")
+        }
+    }
+    request_stop(p);
+}
+
+/// Runs vCPU `index` of `p` on the calling CPU until it stops; returns why.
+fn run_vcpu(p: &'static Partition, cpu: usize, boot: GuestBoot, run: u64) -> StopReason {
+    let index = boot.vcpu;
+    remote::begin_run(cpu, p.id);
+    crate::println!(
+        "partition {}: vCPU {index} starts on cpu{cpu} at {:#x} (run {run})",
+        p.name(),
+        boot.entry
+    );
+    let mut vcpu = Current::create_vcpu(p, boot);
+    let mut handler = handler::Handler::new(p, cpu, index);
+    let mut counters = ExitCounters::default();
+    let why = vcpu::run_until_stopped(&mut vcpu, &mut handler, &mut counters);
+    handler.stop();
+    remote::end_run(cpu);
+    p.vcpus[index as usize].set_state(VcpuState::Ended);
+    end_run(p, index, why);
+    why
+}
+
+/// One run of partition `p` from a fresh copy of its image, driven from vCPU 0's CPU.
+fn run_partition(p: &'static Partition, cpu: usize) {
+    let starts = p.starts.fetch_add(1, Ordering::SeqCst);
+    p.stop_requested.store(false, Ordering::SeqCst);
+    p.run_ended.store(false, Ordering::SeqCst);
+    *p.last_end.lock() = None;
+    for v in &p.vcpus {
+        v.reset_for_run();
+    }
+    p.set_state(State::Running);
+    if let Err(e) = load_image(p) {
+        log::error!("partition {}: {e}", p.name());
+        *p.last_end.lock() = Some(StopReason::Violation {
+            what: "image could not be loaded",
+            addr: p.config.load,
+        });
+        p.set_state(State::Stopped);
+        return;
+    }
+    p.vcpus[0].set_state(VcpuState::Running);
+    run_vcpu(p, cpu, boot_args(p, starts), starts);
+    // The other vCPUs were asked to stop; a start nobody picked up is cancelled.
+    let mut left = END_POLLS;
+    loop {
+        let mut busy = false;
+        for v in &p.vcpus[1..] {
+            match v.state() {
+                VcpuState::Running => busy = true,
+                VcpuState::Starting => v.set_state(VcpuState::Ended),
+                _ => {}
+            }
+        }
+        if !busy {
+            break;
+        }
+        left -= 1;
+        if left == 0 {
+            log::warn!("partition {}: a vCPU did not stop", p.name());
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let state = match p.last_end() {
+        Some(StopReason::PowerOff { .. }) => State::Finished,
+        _ => State::Stopped,
+    };
+    p.set_state(state);
+}
+
+/// A secondary vCPU's run, from the start request vCPU 0 posted.
+fn run_secondary(p: &'static Partition, cpu: usize, index: u32, entry: u64, arg: u64) {
+    if p.stop_requested.load(Ordering::SeqCst) || p.state() != State::Running {
+        p.vcpus[index as usize].set_state(VcpuState::Ended);
+        return;
+    }
+    let boot = GuestBoot {
+        entry,
+        args: [arg, u64::from(index), 0, 0, 0],
+        vcpu: index,
+    };
+    run_vcpu(p, cpu, boot, p.starts.load(Ordering::SeqCst) - 1);
+}
+
+/// What a CPU does with its partition: vCPU 0's CPU runs the partition, and again each time the
+/// manager starts it, while `keep_going` holds; every other vCPU's CPU runs its vCPU each time
+/// vCPU 0 starts it.
+pub fn run_cpu(cpu: usize, keep_going: impl Fn() -> bool) {
+    let Some((p, vcpu)) = of_cpu(cpu) else {
+        crate::println!("smp: cpu{cpu} has no partition, idle");
+        return;
+    };
+    crate::println!("smp: cpu{cpu} joins partition {} as vCPU {vcpu}", p.name());
+    Current::prepare_cpu();
+    p.vcpus[vcpu].set_joined();
+    if vcpu == 0 {
+        run_partition(p, cpu);
+    }
+    while keep_going() {
+        if vcpu == 0 {
+            if p.start_requested.swap(false, Ordering::SeqCst) {
+                run_partition(p, cpu);
+            }
+        } else if let Some((entry, arg)) = p.vcpus[vcpu].take_start() {
+            run_secondary(p, cpu, vcpu as u32, entry, arg);
+        }
+        Current::wait();
+    }
+}
+
+/// Whether every partition has ended (finished, or stopped with no start pending).
+pub fn all_ended() -> bool {
+    super::all().iter().all(|p| {
+        matches!(p.state(), State::Finished | State::Stopped)
+            && !p.start_requested.load(Ordering::SeqCst)
+    })
+}
+
+/// Stops partition `p` from another CPU: asks, and kicks every CPU running it so it sees the
+/// request.
+pub fn request_stop(p: &Partition) {
+    p.stop_requested.store(true, Ordering::SeqCst);
+    for cpu in remote::cpus_running(p.id) {
+        remote::kick(cpu);
+    }
+}
+
+/// Starts a stopped or finished partition again on its CPU.
+pub fn request_start(p: &Partition) {
+    p.set_state(State::Running);
+    p.start_requested.store(true, Ordering::SeqCst);
+}

@@ -1,0 +1,247 @@
+//! Per-vCPU state of a partition, arch-neutral: which physical CPU a vCPU runs on (the board
+//! file's `cpus` list, in order: vCPU k runs on `cpus[k]`), where it is in the current run
+//! (off, starting, running, ended), its pending virtual interrupts, and its counters (exits per
+//! kind, interrupts delivered, upcalls, IPIs sent, delivery latencies in counter ticks). Other
+//! CPUs touch a slot only through atomics: a `VCPU_START` sets the start request, a `SEND_IPI`
+//! sets a pending bit, the manager and the console read counters; everything else belongs to
+//! the CPU that runs the vCPU.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use vcpu::{ExitKind, VirtualIrq};
+
+/// Where a vCPU is in its partition's current run; the numbers are what `VCPU_INFO` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VcpuState {
+    /// Not started in this run (a secondary waits for `VCPU_START`).
+    Off = 0,
+    /// `VCPU_START` asked for it; its CPU picks it up.
+    Starting = 1,
+    /// Running guest code (or handling one of its exits).
+    Running = 2,
+    /// Ended in this run (the partition stopped or finished).
+    Ended = 3,
+}
+
+impl VcpuState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Off,
+            1 => Self::Starting,
+            2 => Self::Running,
+            _ => Self::Ended,
+        }
+    }
+
+    /// A short name for the console table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+/// Pending-interrupt bits of [`VcpuSlot::pending`]: timer, IPI, then device line n at bit
+/// `DEVICE_SHIFT + n` (lines below 62 are deliverable; board files give at most 64 lines and the
+/// test boards use the low ones).
+const TIMER_BIT: u64 = 1 << 0;
+const IPI_BIT: u64 = 1 << 1;
+const DEVICE_SHIFT: u32 = 2;
+
+fn bit(irq: VirtualIrq) -> u64 {
+    match irq {
+        VirtualIrq::Timer => TIMER_BIT,
+        VirtualIrq::Ipi => IPI_BIT,
+        VirtualIrq::Device(line) => 1u64.checked_shl(DEVICE_SHIFT + line).unwrap_or(0),
+    }
+}
+
+/// A latency series in counter ticks: count, sum, maximum.
+pub struct Latency {
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Latency {
+    pub const fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, ticks: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ticks, Ordering::Relaxed);
+        self.max.fetch_max(ticks, Ordering::Relaxed);
+    }
+
+    /// (count, mean, max).
+    pub fn get(&self) -> (u64, u64, u64) {
+        let n = self.count.load(Ordering::Relaxed);
+        let sum = self.sum.load(Ordering::Relaxed);
+        (
+            n,
+            sum.checked_div(n).unwrap_or(0),
+            self.max.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// One vCPU of a partition.
+pub struct VcpuSlot {
+    /// The physical CPU it runs on.
+    pub cpu: usize,
+    /// Its CPU has joined the partition (is past the firmware's wait loop, which would take any
+    /// IPI as its wake-up call).
+    joined: AtomicBool,
+    state: AtomicU8,
+    /// The start request of a secondary: entry and argument.
+    start_entry: AtomicU64,
+    start_arg: AtomicU64,
+    pending: AtomicU64,
+    /// The index of the vCPU that sent the last IPI, and when (counter ticks).
+    ipi_from: AtomicU64,
+    ipi_sent_at: AtomicU64,
+    exits: [AtomicU64; ExitKind::COUNT],
+    /// Interrupts delivered: timer, IPI, device.
+    pub timer_irqs: AtomicU64,
+    pub ipi_irqs: AtomicU64,
+    pub device_irqs: AtomicU64,
+    /// Upcalls entered (one per delivered interrupt).
+    pub upcalls: AtomicU64,
+    /// IPIs this vCPU sent.
+    pub ipis_sent: AtomicU64,
+    /// Deadline to handler entry of its timer ticks, and `SEND_IPI` to handler entry of the IPIs
+    /// it received.
+    pub timer_latency: Latency,
+    pub ipi_latency: Latency,
+}
+
+impl VcpuSlot {
+    pub fn new(cpu: usize) -> Self {
+        Self {
+            cpu,
+            joined: AtomicBool::new(false),
+            state: AtomicU8::new(VcpuState::Off as u8),
+            start_entry: AtomicU64::new(0),
+            start_arg: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            ipi_from: AtomicU64::new(0),
+            ipi_sent_at: AtomicU64::new(0),
+            exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
+            timer_irqs: AtomicU64::new(0),
+            ipi_irqs: AtomicU64::new(0),
+            device_irqs: AtomicU64::new(0),
+            upcalls: AtomicU64::new(0),
+            ipis_sent: AtomicU64::new(0),
+            timer_latency: Latency::new(),
+            ipi_latency: Latency::new(),
+        }
+    }
+
+    /// Records that the vCPU's CPU waits in the hypervisor for its starts.
+    pub fn set_joined(&self) {
+        self.joined.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the vCPU's CPU may be kicked.
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::SeqCst)
+    }
+
+    pub fn state(&self) -> VcpuState {
+        VcpuState::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    pub fn set_state(&self, s: VcpuState) {
+        self.state.store(s as u8, Ordering::SeqCst);
+    }
+
+    /// Posts a start request if the vCPU is off; false if it already runs (or ran) in this run.
+    pub fn request_start(&self, entry: u64, arg: u64) -> bool {
+        self.start_entry.store(entry, Ordering::SeqCst);
+        self.start_arg.store(arg, Ordering::SeqCst);
+        self.state
+            .compare_exchange(
+                VcpuState::Off as u8,
+                VcpuState::Starting as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+
+    /// The posted start request, if one is waiting: (entry, argument); the vCPU is then running.
+    pub fn take_start(&self) -> Option<(u64, u64)> {
+        self.state
+            .compare_exchange(
+                VcpuState::Starting as u8,
+                VcpuState::Running as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .ok()
+            .map(|_| {
+                (
+                    self.start_entry.load(Ordering::SeqCst),
+                    self.start_arg.load(Ordering::SeqCst),
+                )
+            })
+    }
+
+    /// Clears what a run leaves behind (pending interrupts) before the next one.
+    pub fn reset_for_run(&self) {
+        self.pending.store(0, Ordering::SeqCst);
+        self.set_state(VcpuState::Off);
+    }
+
+    pub fn count_exit(&self, kind: ExitKind) {
+        self.exits[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn exits_total(&self) -> u64 {
+        self.exits.iter().map(|e| e.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Makes `irq` pending.
+    pub fn raise(&self, irq: VirtualIrq) {
+        self.pending.fetch_or(bit(irq), Ordering::SeqCst);
+    }
+
+    /// Records an IPI from vCPU `from` sent at counter value `at`, and makes it pending.
+    pub fn raise_ipi(&self, from: u32, at: u64) {
+        self.ipi_from.store(u64::from(from), Ordering::SeqCst);
+        self.ipi_sent_at.store(at, Ordering::SeqCst);
+        self.raise(VirtualIrq::Ipi);
+    }
+
+    /// The sender and send time of the last IPI.
+    pub fn ipi_source(&self) -> (u64, u64) {
+        (
+            self.ipi_from.load(Ordering::SeqCst),
+            self.ipi_sent_at.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Takes the most urgent pending interrupt (timer, then IPI, then the lowest device line).
+    pub fn take_pending(&self) -> Option<VirtualIrq> {
+        let p = self.pending.load(Ordering::SeqCst);
+        if p == 0 {
+            return None;
+        }
+        let low = p.trailing_zeros();
+        let irq = match low {
+            0 => VirtualIrq::Timer,
+            1 => VirtualIrq::Ipi,
+            n => VirtualIrq::Device(n - DEVICE_SHIFT),
+        };
+        self.pending.fetch_and(!(1 << low), Ordering::SeqCst);
+        Some(irq)
+    }
+}

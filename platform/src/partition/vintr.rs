@@ -1,0 +1,245 @@
+//! Virtual interrupts of one vCPU, arch-neutral: its timer (`TIMER_SET`: a deadline in the arch's
+//! counter, kept here and armed on the CPU's own timer through [`PartitionArch::arm_timer`]), the
+//! IPIs other vCPUs of its partition send it (`SEND_IPI`), the device lines routed to it
+//! (`IRQ_ROUTE`), and their delivery as upcalls (`vcpu::upcall`: `UPCALL_SET`, `UPCALL_RETURN`).
+//!
+//! Every cross-vCPU request names vCPUs by their index inside the caller's partition, so a
+//! partition cannot even name a CPU outside itself; an index it does not have, or a device line
+//! the board file did not give it, is refused with an error code and a console line that says why.
+//!
+//! Timing: a timer is due when [`PartitionArch::now`] reaches its deadline, checked at every
+//! interrupt exit (which also re-arms the arch timer for a deadline not yet reached), so the arch
+//! timer only has to make the guest exit in time. Delivery latencies
+//! (deadline → handler entry, `SEND_IPI` → handler entry) are recorded per vCPU in counter ticks.
+
+use super::arch::PartitionArch;
+use super::vcpus::{VcpuSlot, VcpuState};
+use super::{remote, Partition};
+use crate::arch::Current;
+use core::sync::atomic::Ordering;
+use vcpu::{Delivery, HypercallError, Upcall, VirtualIrq};
+
+type Result = core::result::Result<u64, HypercallError>;
+
+/// The interrupt state of the vCPU a handler runs; lives on its CPU.
+pub struct VirtualInterrupts {
+    partition: &'static Partition,
+    index: u32,
+    upcall: Option<Upcall>,
+    in_upcall: bool,
+    /// The timer's next deadline and period, in counter ticks (period 0: one-shot).
+    deadline: Option<u64>,
+    period: u64,
+    /// The deadline that raised the pending timer interrupt, for its latency.
+    fired: u64,
+}
+
+impl VirtualInterrupts {
+    pub fn new(partition: &'static Partition, index: u32) -> Self {
+        Self {
+            partition,
+            index,
+            upcall: None,
+            in_upcall: false,
+            deadline: None,
+            period: 0,
+            fired: 0,
+        }
+    }
+
+    fn slot(&self) -> &'static VcpuSlot {
+        &self.partition.vcpus[self.index as usize]
+    }
+
+    /// `TIMER_SET`.
+    pub fn timer_set(&mut self, ns: u64, periodic: bool) -> Result {
+        let hz = Current::counter_hz();
+        if hz == 0 {
+            return Err(HypercallError::Unknown);
+        }
+        if ns == 0 {
+            self.deadline = None;
+            Current::arm_timer(None);
+            return Ok(0);
+        }
+        let ticks = ((u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).max(1);
+        let deadline = Current::now().wrapping_add(ticks);
+        self.deadline = Some(deadline);
+        self.period = if periodic { ticks } else { 0 };
+        Current::arm_timer(self.deadline);
+        Ok(0)
+    }
+
+    /// After every interrupt exit: a due timer becomes pending (and a periodic one re-arms,
+    /// skipping ticks it can no longer make rather than bunching them).
+    pub fn on_interrupt(&mut self) {
+        let Some(d) = self.deadline else { return };
+        let now = Current::now();
+        if now < d {
+            // This exit may have acknowledged a timer interrupt that came a little early (the
+            // emulated countdown and the counter are rounded apart): arm again so the deadline
+            // cannot pass unseen.
+            Current::arm_timer(Some(d));
+            return;
+        }
+        self.fired = d;
+        self.slot().raise(VirtualIrq::Timer);
+        self.deadline = match self.period {
+            0 => None,
+            p if d.wrapping_add(p) > now => Some(d.wrapping_add(p)),
+            p => Some(now.wrapping_add(p)),
+        };
+        Current::arm_timer(self.deadline);
+    }
+
+    /// The vCPU's run ended: its timer must not fire into the next guest on this CPU.
+    pub fn stop(&mut self) {
+        self.deadline = None;
+        Current::arm_timer(None);
+    }
+
+    /// `UPCALL_SET`.
+    pub fn upcall_set(&mut self, entry: u64, stack: u64) -> Result {
+        if entry == 0 {
+            self.upcall = None;
+            return Ok(0);
+        }
+        let p = self.partition.config;
+        let code = p.memory.iter().any(|r| {
+            r.access.exec && entry >= r.guest && entry < r.guest + r.size && r.access.read
+        });
+        if !code || p.translate(stack.wrapping_sub(8)).is_none() {
+            return Err(HypercallError::BadAddress);
+        }
+        self.upcall = Some(Upcall { entry, stack });
+        Ok(0)
+    }
+
+    /// `UPCALL_RETURN`: whether there is an upcall to return from.
+    pub fn upcall_return(&mut self) -> bool {
+        core::mem::replace(&mut self.in_upcall, false)
+    }
+
+    /// The interrupt to deliver before the next entry, if the vCPU takes upcalls now.
+    pub fn next(&mut self) -> Option<Delivery> {
+        if self.in_upcall {
+            return None;
+        }
+        let upcall = self.upcall?;
+        let slot = self.slot();
+        let irq = slot.take_pending()?;
+        let now = Current::now();
+        let detail = match irq {
+            VirtualIrq::Timer => {
+                slot.timer_irqs.fetch_add(1, Ordering::Relaxed);
+                slot.timer_latency.record(now.wrapping_sub(self.fired));
+                0
+            }
+            VirtualIrq::Ipi => {
+                let (from, at) = slot.ipi_source();
+                slot.ipi_irqs.fetch_add(1, Ordering::Relaxed);
+                slot.ipi_latency.record(now.wrapping_sub(at));
+                from
+            }
+            VirtualIrq::Device(_) => {
+                slot.device_irqs.fetch_add(1, Ordering::Relaxed);
+                0
+            }
+        };
+        slot.upcalls.fetch_add(1, Ordering::Relaxed);
+        self.in_upcall = true;
+        Some(Delivery {
+            upcall,
+            irq,
+            detail,
+        })
+    }
+
+    /// The backend cannot deliver upcalls: keep the interrupt pending and stop trying (the guest
+    /// sees no handler calls, as if it had never registered one).
+    pub fn undelivered(&mut self, d: Delivery) {
+        self.in_upcall = false;
+        self.upcall = None;
+        let slot = self.slot();
+        slot.raise(d.irq);
+        slot.upcalls.fetch_sub(1, Ordering::Relaxed);
+        crate::println!(
+            "partition {}: vCPU {}: this backend cannot deliver upcalls yet",
+            self.partition.name(),
+            self.index
+        );
+    }
+}
+
+/// Refuses a request that names a vCPU the partition does not have, saying so.
+fn no_such_vcpu(p: &Partition, what: &str, index: u32) -> HypercallError {
+    crate::println!(
+        "partition {}: {what} refused: vCPU {index} is outside its {} vCPUs",
+        p.name(),
+        p.vcpus.len()
+    );
+    HypercallError::InvalidArgument
+}
+
+/// `VCPU_START` from vCPU `from`: vCPU `index` of the same partition starts at `entry`.
+pub fn vcpu_start(p: &Partition, from: u32, index: u32, entry: u64, arg: u64) -> Result {
+    let Some(slot) = p.vcpus.get(index as usize) else {
+        return Err(no_such_vcpu(p, "vCPU start", index));
+    };
+    if index == 0 || index == from {
+        return Err(HypercallError::BadState);
+    }
+    if !p
+        .config
+        .memory
+        .iter()
+        .any(|r| r.access.exec && entry >= r.guest && entry < r.guest + r.size)
+    {
+        return Err(HypercallError::BadAddress);
+    }
+    if !slot.request_start(entry, arg) {
+        return Err(HypercallError::BadState);
+    }
+    // Its CPU may be halted waiting (`PartitionArch::wait`); one still in the firmware's wait
+    // loop is left alone (it picks the request up when it joins).
+    if slot.joined() {
+        remote::kick(slot.cpu);
+    }
+    Ok(0)
+}
+
+/// `SEND_IPI` from vCPU `from` to vCPU `index` of the same partition.
+pub fn send_ipi(p: &Partition, from: u32, index: u32) -> Result {
+    let Some(target) = p.vcpus.get(index as usize) else {
+        return Err(no_such_vcpu(p, "IPI", index));
+    };
+    if target.state() != VcpuState::Running {
+        return Err(HypercallError::BadState);
+    }
+    target.raise_ipi(from, Current::now());
+    p.vcpus[from as usize]
+        .ipis_sent
+        .fetch_add(1, Ordering::Relaxed);
+    if index != from {
+        remote::kick(target.cpu);
+    }
+    Ok(0)
+}
+
+/// `IRQ_ROUTE`: device line `line` goes to vCPU `index`, if the board file gives the line to
+/// this partition.
+pub fn irq_route(p: &Partition, line: u32, index: u32) -> Result {
+    let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
+        crate::println!(
+            "partition {}: IRQ route refused: line {line} is not one of its lines {:?}",
+            p.name(),
+            p.config.irqs
+        );
+        return Err(HypercallError::Permission);
+    };
+    if p.vcpus.get(index as usize).is_none() {
+        return Err(no_such_vcpu(p, "IRQ route", index));
+    }
+    p.irq_routes[pos].store(index, Ordering::SeqCst);
+    Ok(0)
+}
