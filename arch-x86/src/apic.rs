@@ -15,6 +15,14 @@ const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
 const REG_ICR_LOW: usize = 0x300;
 const REG_ICR_HIGH: usize = 0x310;
+const REG_LVT_TIMER: usize = 0x320;
+const REG_TIMER_INITIAL: usize = 0x380;
+const REG_TIMER_CURRENT: usize = 0x390;
+const REG_TIMER_DIVIDE: usize = 0x3e0;
+/// LVT mask bit; a masked LVT timer still counts but raises nothing.
+const LVT_MASKED: u32 = 1 << 16;
+/// Divide configuration 0b1011: the timer counts at the bus clock itself.
+const DIVIDE_BY_1: u32 = 0b1011;
 const X2APIC_MSR_BASE: u32 = 0x800;
 
 const ICR_DELIVERY_PENDING: u32 = 1 << 12;
@@ -151,5 +159,32 @@ impl LocalApic {
             apic_id,
             ICR_MODE_STARTUP | ICR_LEVEL_ASSERT | u32::from(vector),
         )
+    }
+
+    /// Starts a one-shot countdown of `ticks` timer ticks (divide by 1) that raises `vector`
+    /// on this CPU when it reaches zero. 0 ticks stops the timer.
+    pub fn timer_oneshot(&self, vector: u8, ticks: u32) {
+        self.write(REG_TIMER_DIVIDE, DIVIDE_BY_1);
+        // One-shot mode (bits 18:17 = 0), unmasked.
+        self.write(REG_LVT_TIMER, u32::from(vector));
+        self.write(REG_TIMER_INITIAL, ticks);
+    }
+
+    /// Stops the timer and masks its LVT entry.
+    pub fn timer_stop(&self) {
+        self.write(REG_TIMER_INITIAL, 0);
+        self.write(REG_LVT_TIMER, LVT_MASKED);
+    }
+
+    /// The countdown's current value (0 once it has ended).
+    pub fn timer_current(&self) -> u32 {
+        self.read(REG_TIMER_CURRENT)
+    }
+
+    /// Starts a masked countdown from `ticks`, for calibration against another clock.
+    pub fn timer_start_masked(&self, ticks: u32) {
+        self.write(REG_TIMER_DIVIDE, DIVIDE_BY_1);
+        self.write(REG_LVT_TIMER, LVT_MASKED);
+        self.write(REG_TIMER_INITIAL, ticks);
     }
 }

@@ -184,3 +184,21 @@ pub fn halt_forever() -> ! {
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC only reads the counter (CR4.TSD is clear in the hypervisor).
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Opens a one-instruction interrupt window: a pending maskable interrupt is taken (by its IDT
+/// handler) here, and interrupts are off again afterwards.
+///
+/// # Safety
+/// Every vector that can be pending must have an IDT handler that returns.
+pub unsafe fn take_pending_interrupt() {
+    // SAFETY: per the contract; STI's shadow covers the NOP, so the window is exactly there.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+}

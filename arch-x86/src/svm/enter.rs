@@ -68,6 +68,10 @@ septum_svm_enter:
     push rdx                       /* [rsp + 8]: the host's VMSAVE page */
     push rsi                       /* [rsp]: the VMCB */
     clgi
+    /* IF=1 at VMRUN (GIF=0 still holds every interrupt off the host): with V_INTR_MASKING the
+       host's IF is what lets a physical interrupt reach the guest and exit through the INTR
+       intercept; with IF=0 the hypervisor's timer would never end a guest's run. */
+    sti
     mov rax, rdx
     vmsave rax
     mov rax, rsi
@@ -110,6 +114,7 @@ septum_svm_enter:
     vmsave rax
     mov rax, [rsp + 8]
     vmload rax
+    cli
     stgi
     add rsp, 24
     pop r15

@@ -258,6 +258,16 @@ pub struct VmxCapabilities {
 }
 
 impl VmxCapabilities {
+    /// Whether the VMX-preemption timer exists, and how many TSC bits it lags (it counts down
+    /// once each time TSC bit `rate` changes: IA32_VMX_MISC bits 4:0).
+    pub const fn preemption_timer(&self) -> Option<u32> {
+        if self.pinbased.allows(1 << 6) {
+            Some((self.misc & 0x1f) as u32)
+        } else {
+            None
+        }
+    }
+
     /// Decodes the raw MSR values.
     pub const fn decode(m: &VmxMsrs) -> Self {
         let procbased = AllowedBits::from_msr(m.procbased);

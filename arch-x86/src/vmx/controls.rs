@@ -14,6 +14,8 @@ use super::caps::{
 pub const PIN_EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
 /// Pin control: NMIs cause VM exits.
 pub const PIN_NMI_EXITING: u32 = 1 << 3;
+/// Pin-based control: the VMX-preemption timer counts down in the guest and exits at zero.
+pub const PIN_PREEMPTION_TIMER: u32 = 1 << 6;
 /// Primary control: exit on HLT.
 pub const PROC_HLT_EXITING: u32 = 1 << 7;
 /// Primary control: consult the I/O bitmaps instead of exiting on every port.
@@ -76,10 +78,17 @@ impl Controls {
         let proc2 = PROC2_ENABLE_EPT | PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST;
         let entry =
             ENTRY_LOAD_PAT | ENTRY_LOAD_EFER | if long_mode { ENTRY_IA32E_GUEST } else { 0 };
+        // The preemption timer carries vCPUs' virtual-timer deadlines where the CPU has it
+        // (the backend falls back to the local APIC timer, an external interrupt, where not).
+        let preemption = if caps.pinbased.allows(PIN_PREEMPTION_TIMER) {
+            PIN_PREEMPTION_TIMER
+        } else {
+            0
+        };
         Ok(Self {
             pin: adjust(
                 caps.pinbased,
-                PIN_EXTERNAL_INTERRUPT_EXITING | PIN_NMI_EXITING,
+                PIN_EXTERNAL_INTERRUPT_EXITING | PIN_NMI_EXITING | preemption,
                 "pin",
             )?,
             proc: adjust(
@@ -134,7 +143,7 @@ mod tests {
     #[test]
     fn skylake_x_gets_the_measured_controls_plus_bitmaps() {
         let c = Controls::for_partition(&skylake_x(), true).unwrap();
-        assert_eq!(c.pin, 0x1f);
+        assert_eq!(c.pin, 0x1f | PIN_PREEMPTION_TIMER);
         assert_eq!(
             c.proc,
             0x0400_6172 | 0x8000_0000 | 1 << 28 | 1 << 25 | 1 << 7

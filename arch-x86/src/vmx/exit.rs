@@ -38,9 +38,13 @@ pub mod reason {
     pub const EPT_VIOLATION: u16 = 48;
     pub const EPT_MISCONFIG: u16 = 49;
     pub const INVEPT: u16 = 50;
+    pub const PREEMPTION_TIMER: u16 = 52;
     pub const INVVPID: u16 = 53;
     pub const VMFUNC: u16 = 59;
 }
+
+/// The vector an expired VMX-preemption timer reports as (beyond the 256 real vectors).
+pub const PREEMPTION_TIMER_VECTOR: u32 = 0x100;
 
 /// Bit 31 of the exit reason: the VM entry itself failed.
 pub const ENTRY_FAILURE: u32 = 1 << 31;
@@ -99,6 +103,10 @@ pub fn decode(info: &ExitInfo, regs: &GuestRegs) -> VmExit {
         }
         reason::EXTERNAL_INTERRUPT => VmExit::ExternalInterrupt {
             vector: info.interruption_info & 0xff,
+        },
+        // The hypervisor's own deadline (a vCPU's virtual timer) on this CPU.
+        reason::PREEMPTION_TIMER => VmExit::ExternalInterrupt {
+            vector: PREEMPTION_TIMER_VECTOR,
         },
         reason::TRIPLE_FAULT => VmExit::Shutdown {
             kind: ShutdownKind::TripleFault,
@@ -308,7 +316,13 @@ mod tests {
                 kind: ShutdownKind::TripleFault
             }
         );
-        assert_eq!(decode(&info(52, 0), &r), VmExit::Unknown { raw: 52 });
+        assert_eq!(decode(&info(37, 0), &r), VmExit::Unknown { raw: 37 });
+        assert_eq!(
+            decode(&info(reason::PREEMPTION_TIMER, 0), &r),
+            VmExit::ExternalInterrupt {
+                vector: PREEMPTION_TIMER_VECTOR
+            }
+        );
         let mut nmi = info(reason::EXCEPTION_NMI, 0);
         nmi.interruption_info = 0x8000_0202;
         assert_eq!(decode(&nmi, &r), VmExit::ExternalInterrupt { vector: 2 });

@@ -17,6 +17,7 @@ mod emulator;
 mod flat;
 mod image;
 mod process;
+mod scenarios;
 mod suite;
 mod uefi;
 

@@ -7,7 +7,7 @@ use super::svm_vcpu::SvmVcpu;
 use super::vmx_vcpu::VmxVcpu;
 use arch_x86::cpuid::CpuSummary;
 use spin::Once;
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// A hardware virtualization backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,20 @@ impl ArchVcpu for X86Vcpu {
         match self {
             Self::Vmx(v) => v.complete(completion),
             Self::Svm(v) => v.complete(completion),
+        }
+    }
+
+    fn deliver_upcall(&mut self, delivery: Delivery) -> bool {
+        match self {
+            Self::Vmx(v) => v.deliver_upcall(delivery),
+            Self::Svm(v) => v.deliver_upcall(delivery),
+        }
+    }
+
+    fn return_from_upcall(&mut self) {
+        match self {
+            Self::Vmx(v) => v.return_from_upcall(),
+            Self::Svm(v) => v.return_from_upcall(),
         }
     }
 }

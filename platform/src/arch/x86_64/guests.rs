@@ -10,7 +10,7 @@ use super::backend::{self, Backend, X86Vcpu};
 use super::stage2::X86Stage2;
 use super::svm_vcpu::{SvmSetup, SvmVcpu};
 use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
-use super::{percpu, smp, svm, virt, Current};
+use super::{percpu, smp, svm, timer, virt, Current};
 use crate::partition::arch::{GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId};
 use arch_x86::vmx::instr::{invept, InvType};
@@ -65,8 +65,13 @@ impl PartitionArch for Current {
     }
 
     fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> X86Vcpu {
-        // Both backends start the guest in 64-bit mode on these page tables.
-        let tables = super::vmcs::write_guest_page_tables(partition.config);
+        // Both backends start the guest in 64-bit mode on these page tables; vCPU 0 writes them
+        // at each start, a secondary starts on the tables its partition already runs on.
+        let tables = if boot.vcpu == 0 {
+            super::vmcs::write_guest_page_tables(partition.config)
+        } else {
+            Ok(())
+        };
         match backend::chosen() {
             Backend::Svm => X86Vcpu::Svm(match tables {
                 Err(e) => SvmVcpu::unavailable(e),
@@ -75,6 +80,7 @@ impl PartitionArch for Current {
                     entry: boot.entry,
                     args: boot.args,
                     ports: partition.config.ports,
+                    boot_vcpu: boot.vcpu == 0,
                 }),
             }),
             Backend::Vmx => X86Vcpu::Vmx(match tables {
@@ -115,6 +121,18 @@ impl PartitionArch for Current {
 
     fn kick(cpu: usize) {
         smp::local_apic().send_nmi(percpu::apic_id_of(cpu));
+    }
+
+    fn now() -> u64 {
+        timer::now()
+    }
+
+    fn counter_hz() -> u64 {
+        timer::tsc_hz()
+    }
+
+    fn arm_timer(deadline: Option<u64>) {
+        timer::arm(deadline, timer::preemption_rate().is_some());
     }
 
     fn available() -> bool {

@@ -5,7 +5,9 @@
 //! the IDT index in the error code. One table is shared by all CPUs; #DF runs on each CPU's IST1
 //! stack so a stack overflow still gets reported. The one exception is the NMI (vector 2): the
 //! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
-//! nothing left to do, so its stub just returns.
+//! nothing left to do, so its stub just returns. And one interrupt vector is present: the local
+//! APIC timer's (`timer::TIMER_VECTOR`), which the SVM backend takes with interrupts briefly on
+//! after the guest exit it caused; its stub saves the caller-saved registers and ends it.
 
 use super::percpu::KERNEL_CS;
 use crate::arch::{Current, Machine, Outcome};
@@ -14,6 +16,8 @@ use core::arch::global_asm;
 use core::ptr::addr_of;
 
 const VECTORS: usize = 32;
+/// Entries in the table: every vector, so the timer's can be present.
+const ENTRIES: usize = 256;
 const DOUBLE_FAULT: usize = 8;
 
 global_asm!(
@@ -39,6 +43,30 @@ septum_exc_common:
     call {handler}
     ud2
 
+    /* The CPU pushed 5 words on a 16-byte aligned stack; 9 more keep the call aligned. */
+    .global septum_timer_irq
+septum_timer_irq:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    call {timer}
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    iretq
+
     .section .rodata.septum_exceptions, "a"
     .balign 8
     .global septum_exception_stubs
@@ -48,10 +76,12 @@ septum_exception_stubs:
     .endr
     "#,
     handler = sym exception,
+    timer = sym super::timer::on_timer_interrupt,
 );
 
 extern "C" {
     static septum_exception_stubs: [u64; VECTORS];
+    fn septum_timer_irq();
 }
 
 /// What the stub and the CPU pushed, lowest address first.
@@ -119,9 +149,9 @@ extern "C" fn exception(frame: &ExceptionFrame) -> ! {
 }
 
 #[repr(C, align(16))]
-struct Idt([[u64; 2]; VECTORS]);
+struct Idt([[u64; 2]; ENTRIES]);
 
-static mut IDT: Idt = Idt([[0; 2]; VECTORS]);
+static mut IDT: Idt = Idt([[0; 2]; ENTRIES]);
 
 /// An interrupt-gate descriptor for `handler`.
 fn gate(handler: u64, ist: u8) -> [u64; 2] {
@@ -140,9 +170,11 @@ pub fn init() {
     unsafe {
         let stubs = &*addr_of!(septum_exception_stubs);
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for (v, entry) in idt.0.iter_mut().enumerate() {
+        for (v, entry) in idt.0.iter_mut().take(VECTORS).enumerate() {
             *entry = gate(stubs[v], if v == DOUBLE_FAULT { 1 } else { 0 });
         }
+        let timer = septum_timer_irq as unsafe extern "C" fn() as usize as u64;
+        idt.0[usize::from(super::timer::TIMER_VECTOR)] = gate(timer, 0);
     }
 }
 

@@ -20,6 +20,7 @@ mod smp;
 mod stage2;
 mod svm;
 mod svm_vcpu;
+mod timer;
 mod uart;
 mod virt;
 mod vmcs;
@@ -54,7 +55,8 @@ impl Machine for Current {
     }
 
     fn report_features() {
-        virt::report_features()
+        virt::report_features();
+        timer::calibrate();
     }
 
     fn enable_virtualization(cpu: usize) -> Result<Option<&'static str>, &'static str> {

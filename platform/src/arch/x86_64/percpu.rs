@@ -29,6 +29,8 @@ pub struct PerCpu {
     pub apic_id: u32,
     /// Physical address of this CPU's VMXON region while VMX is on, else 0.
     pub vmxon_region: u64,
+    /// The TSC value this CPU's guest must exit by (`timer`; `u64::MAX`: none).
+    pub deadline: u64,
     gdt: [u64; 5],
     tss: [u32; TSS_SIZE / 4],
     df_stack: [u8; DF_STACK_SIZE],
@@ -40,6 +42,7 @@ impl PerCpu {
             index: 0,
             apic_id: 0,
             vmxon_region: 0,
+            deadline: u64::MAX,
             gdt: [0; 5],
             tss: [0; TSS_SIZE / 4],
             df_stack: [0; DF_STACK_SIZE],

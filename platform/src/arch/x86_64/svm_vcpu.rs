@@ -10,13 +10,14 @@
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::svm;
 use super::vmcs::GUEST_PML4;
+use super::vmx_vcpu::{handler_rsp, HANDLER_RFLAGS};
 use alloc::boxed::Box;
 use arch_x86::svm::bitmaps::{Iopm, Msrpm};
 use arch_x86::svm::enter::{enter, GuestRegs};
 use arch_x86::svm::exit::{self, ExitInfo};
 use arch_x86::svm::vmcb::{self, misc1, misc2, off, Segment, Vmcb};
 use arch_x86::svm::{SvmFeatures, EFER_SVME};
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// Boot-argument flag (rsi bit 0) telling the test guests to use VMMCALL for hypercalls.
 pub const FLAG_VMMCALL: u64 = 1 << 0;
@@ -44,6 +45,9 @@ pub struct SvmSetup {
     pub args: [u64; 5],
     /// The ports the partition owns, which do not exit.
     pub ports: &'static [board_config::PortRange],
+    /// Whether this is the partition's boot vCPU (whose rsi carries the boot flags; a
+    /// secondary's rsi is its index).
+    pub boot_vcpu: bool,
 }
 
 /// One vCPU, bound to the CPU that created it.
@@ -57,6 +61,8 @@ pub struct SvmVcpu {
     _msrpm: Box<Msrpm>,
     /// Set when the vCPU cannot run; `run` reports it as the first exit.
     broken: Option<&'static str>,
+    /// The context an upcall interrupted, while its handler runs.
+    saved: Option<UpcallFrame>,
 }
 
 /// A heap address as the physical address the VMCB needs (the heap is identity-mapped).
@@ -77,7 +83,11 @@ impl SvmVcpu {
             vmcb: Box::new(Vmcb::new()),
             regs: GuestRegs {
                 rdi,
-                rsi: rsi | FLAG_VMMCALL,
+                rsi: if setup.boot_vcpu {
+                    rsi | FLAG_VMMCALL
+                } else {
+                    rsi
+                },
                 rdx,
                 rcx,
                 r8,
@@ -88,6 +98,7 @@ impl SvmVcpu {
             _iopm: iopm,
             _msrpm: msrpm,
             broken: None,
+            saved: None,
         };
         if svm::on() {
             v.fill(setup);
@@ -109,6 +120,7 @@ impl SvmVcpu {
             _iopm: Box::new(Iopm::all_exit()),
             _msrpm: Box::new(Msrpm::all_exit()),
             broken: Some(why),
+            saved: None,
         }
     }
 
@@ -206,6 +218,14 @@ impl ArchVcpu for SvmVcpu {
             )
         };
         let v = &*self.vmcb;
+        if v.read64(off::EXITCODE) == exit::code::INTR {
+            // The interrupt is still pending in the local APIC (the intercept does not take it);
+            // only the hypervisor's own timer raises fixed interrupts here. Take and end it, or
+            // every VMRUN would exit again at once.
+            // SAFETY: the only fixed vector the hypervisor raises is the timer's, whose IDT
+            // handler ends it and returns (`idt`).
+            unsafe { arch_x86::regs::take_pending_interrupt() };
+        }
         self.last = ExitInfo {
             code: v.read64(off::EXITCODE),
             info1: v.read64(off::EXITINFO1),
@@ -233,4 +253,41 @@ impl ArchVcpu for SvmVcpu {
         };
         self.vmcb.write64(off::EVENTINJ, again);
     }
+
+    fn deliver_upcall(&mut self, d: Delivery) -> bool {
+        if self.saved.is_some() || self.broken.is_some() {
+            return false;
+        }
+        let v = &mut *self.vmcb;
+        self.saved = Some(UpcallFrame {
+            regs: self.regs,
+            rip: v.rip(),
+            rsp: v.read64(off::RSP),
+            rflags: v.read64(off::RFLAGS),
+        });
+        self.regs.rdi = d.irq.code();
+        self.regs.rsi = d.detail;
+        v.set_rip(d.upcall.entry);
+        v.write64(off::RSP, handler_rsp(d.upcall.stack));
+        v.write64(off::RFLAGS, HANDLER_RFLAGS);
+        true
+    }
+
+    fn return_from_upcall(&mut self) {
+        let Some(f) = self.saved.take() else { return };
+        self.regs = f.regs;
+        let v = &mut *self.vmcb;
+        v.set_rip(f.rip);
+        v.write64(off::RSP, f.rsp);
+        v.write64(off::RFLAGS, f.rflags);
+    }
+}
+
+/// What an upcall replaces: the general-purpose registers, RIP, RSP and RFLAGS.
+#[derive(Clone, Copy)]
+struct UpcallFrame {
+    regs: GuestRegs,
+    rip: u64,
+    rsp: u64,
+    rflags: u64,
 }

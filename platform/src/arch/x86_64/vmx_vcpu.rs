@@ -15,7 +15,7 @@ use arch_x86::vmx::exit::{self, ExitInfo};
 use arch_x86::vmx::fields::{w32, w64, wn};
 use arch_x86::vmx::instr::{invvpid, vmclear, vmptrld, vmread, vmwrite, InvType};
 use arch_x86::vmx::VmFail;
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// `InvalidState` raw values for failures before the guest ran: bit 32 marks "VMLAUNCH/VMRESUME
 /// failed", the low bits carry the VM-instruction error number (SDM Vol. 3C §31.4).
@@ -49,6 +49,27 @@ pub struct VmxVcpu {
     _msr: Box<MsrBitmap>,
     /// Set when the vCPU could not be created; `run` reports it as the first exit.
     broken: Option<&'static str>,
+    /// The context an upcall interrupted (`vcpu::upcall`), while its handler runs.
+    saved: Option<UpcallFrame>,
+}
+
+/// What an upcall replaces and `UPCALL_RETURN` puts back: every register the guest can see
+/// change (the general-purpose ones here, RIP, RSP and RFLAGS in the VMCS).
+#[derive(Clone, Copy)]
+struct UpcallFrame {
+    regs: GuestRegs,
+    rip: u64,
+    rsp: u64,
+    rflags: u64,
+}
+
+/// RFLAGS an upcall handler starts with: only the always-one bit (DF clear, as the ABI wants).
+pub const HANDLER_RFLAGS: u64 = 0x2;
+
+/// The stack pointer a handler starts with: `stack` as if a call had pushed a return address,
+/// so the handler (a normal function) finds the alignment the x86_64 ABI promises.
+pub fn handler_rsp(stack: u64) -> u64 {
+    stack.wrapping_sub(8)
 }
 
 fn read(field: u32) -> u64 {
@@ -79,6 +100,7 @@ impl VmxVcpu {
             regs,
             last: ExitInfo::default(),
             broken: None,
+            saved: None,
             _io: io,
             _msr: msr,
         };
@@ -99,6 +121,7 @@ impl VmxVcpu {
             _io: Box::new(IoBitmap::all_exit()),
             _msr: Box::new(MsrBitmap::all_exit()),
             broken: Some(why),
+            saved: None,
         }
     }
 
@@ -157,6 +180,39 @@ impl ArchVcpu for VmxVcpu {
             let _ = unsafe { vmwrite(wn::GUEST_RIP, rip) };
         }
     }
+
+    fn deliver_upcall(&mut self, d: Delivery) -> bool {
+        if self.saved.is_some() || self.broken.is_some() {
+            return false;
+        }
+        self.saved = Some(UpcallFrame {
+            regs: self.regs,
+            rip: read(wn::GUEST_RIP),
+            rsp: read(wn::GUEST_RSP),
+            rflags: read(wn::GUEST_RFLAGS),
+        });
+        self.regs.rdi = d.irq.code();
+        self.regs.rsi = d.detail;
+        // SAFETY: this vCPU's VMCS is current on this CPU.
+        unsafe {
+            let _ = vmwrite(wn::GUEST_RIP, d.upcall.entry);
+            let _ = vmwrite(wn::GUEST_RSP, handler_rsp(d.upcall.stack));
+            let _ = vmwrite(wn::GUEST_RFLAGS, HANDLER_RFLAGS);
+        }
+        true
+    }
+
+    fn return_from_upcall(&mut self) {
+        let Some(f) = self.saved.take() else { return };
+        // Everything as it was, rax included: the interrupted code never sees the call.
+        self.regs = f.regs;
+        // SAFETY: this vCPU's VMCS is current on this CPU.
+        unsafe {
+            let _ = vmwrite(wn::GUEST_RIP, f.rip);
+            let _ = vmwrite(wn::GUEST_RSP, f.rsp);
+            let _ = vmwrite(wn::GUEST_RFLAGS, f.rflags);
+        }
+    }
 }
 
 impl VmxVcpu {
@@ -166,6 +222,16 @@ impl VmxVcpu {
             log::error!("vmx: cannot enter the guest: {why}");
             return VmExit::InvalidState {
                 raw: ENTRY_INSTRUCTION_FAILED,
+            };
+        }
+        if let Some(rate) = super::timer::preemption_rate() {
+            // The countdown to this CPU's deadline, from now (the field counts in the guest only).
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe {
+                vmwrite(
+                    w32::PREEMPTION_TIMER_VALUE,
+                    super::timer::preemption_value(rate).into(),
+                )
             };
         }
         // SAFETY: this vCPU's VMCS is current on this CPU (loaded in `setup`, and vCPUs never

@@ -1,0 +1,106 @@
+//! The counter and the per-CPU deadline behind vCPUs' virtual timers on x86. The counter is the
+//! TSC; its rate, and the local APIC timer's, are measured once at boot against the 8254 PIT
+//! (`delay`), which counts emulated time in QEMU and Bochs alike, so deadlines mean the same in
+//! both. A CPU's deadline makes its guest exit at or after that TSC value: under VMX through the
+//! VMX-preemption timer (no interrupt at all: `vmx_vcpu` loads the countdown before each entry),
+//! elsewhere through a one-shot local APIC timer whose interrupt exits the guest (VMX
+//! acknowledges it on exit; SVM intercepts it, and the host takes and ends it, `idt`).
+
+use super::backend::{self, Backend};
+use super::{percpu, smp, virt};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Once;
+
+/// The local APIC timer's vector (never a guest's: guests get upcalls, not vectors).
+pub const TIMER_VECTOR: u8 = 0xf0;
+/// The calibration window: 10 ms of PIT time.
+const CALIBRATION_US: u64 = 10_000;
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// The time-stamp counter.
+pub fn now() -> u64 {
+    arch_x86::regs::rdtsc()
+}
+
+/// The TSC's rate in Hz (0 before [`calibrate`]).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Measures the TSC and local APIC timer rates. Boot CPU, before the others start (the PIT is
+/// one for the machine).
+pub fn calibrate() {
+    let apic = smp::local_apic();
+    apic.timer_start_masked(u32::MAX);
+    let t0 = now();
+    super::delay::wait_us(CALIBRATION_US);
+    let t1 = now();
+    let left = apic.timer_current();
+    apic.timer_stop();
+    let per_second = 1_000_000 / CALIBRATION_US;
+    let tsc = t1.wrapping_sub(t0) * per_second;
+    let apic_hz = u64::from(u32::MAX - left) * per_second;
+    TSC_HZ.store(tsc, Ordering::Relaxed);
+    APIC_TIMER_HZ.store(apic_hz, Ordering::Relaxed);
+    log::info!(
+        "timer: TSC {} kHz, local APIC timer {} kHz (measured against the PIT)",
+        tsc / 1000,
+        apic_hz / 1000
+    );
+}
+
+/// The VMX-preemption timer's TSC shift when the VMX backend carries deadlines with it (read
+/// once: every CPU of a machine reports the same capabilities).
+pub fn preemption_rate() -> Option<u32> {
+    *PREEMPTION.call_once(|| match backend::chosen() {
+        Backend::Vmx => virt::capabilities().preemption_timer(),
+        _ => None,
+    })
+}
+
+static PREEMPTION: Once<Option<u32>> = Once::new();
+
+/// The calling CPU's deadline, if one is armed.
+pub fn deadline() -> Option<u64> {
+    // SAFETY: reading this CPU's own slot.
+    let d = unsafe { (*percpu::current()).deadline };
+    (d != u64::MAX).then_some(d)
+}
+
+/// Arms (or with `None` disarms) the calling CPU's deadline. `preemption`: the vCPU loads it
+/// into the VMX-preemption timer itself, so only the value is kept.
+pub fn arm(deadline: Option<u64>, preemption: bool) {
+    // SAFETY: writing this CPU's own slot.
+    unsafe { (*percpu::current()).deadline = deadline.unwrap_or(u64::MAX) };
+    if preemption {
+        return;
+    }
+    let apic = smp::local_apic();
+    let Some(d) = deadline else {
+        apic.timer_stop();
+        return;
+    };
+    let (tsc, apic_hz) = (tsc_hz(), APIC_TIMER_HZ.load(Ordering::Relaxed));
+    if tsc == 0 || apic_hz == 0 {
+        return;
+    }
+    let ticks = u128::from(d.saturating_sub(now())) * u128::from(apic_hz) / u128::from(tsc);
+    apic.timer_oneshot(TIMER_VECTOR, ticks.clamp(1, u128::from(u32::MAX)) as u32);
+}
+
+/// The VMX-preemption timer value for the calling CPU's deadline at TSC rate shift `rate`
+/// (the largest countdown when none is armed: a spurious exit every few seconds costs nothing).
+pub fn preemption_value(rate: u32) -> u32 {
+    match deadline() {
+        Some(d) => (d.saturating_sub(now()) >> rate).min(u64::from(u32::MAX)) as u32,
+        None => u32::MAX,
+    }
+}
+
+/// The host's handler of [`TIMER_VECTOR`] (SVM: the interrupt stays pending after the
+/// intercept and the host takes it with interrupts briefly on): just end it.
+pub extern "C" fn on_timer_interrupt() {
+    smp::local_apic().eoi();
+}

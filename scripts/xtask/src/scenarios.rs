@@ -1,0 +1,476 @@
+//! The emulator boot tests: per board, the command line, the serial lines expected in order and
+//! anywhere, the lines that fail a run, how the emulator must end, and the timeout. Issue 9's
+//! three multi-vCPU scenarios are one list ([`smp_tests`]) run on every board whose worker
+//! partition has two vCPUs.
+
+use crate::boot_test::{BootTest, Ending};
+use std::time::Duration;
+
+/// Lines every successful boot prints, in order, on every board.
+const BANNER: &str = "Septum 0.1.0 on board";
+const NO_CRASH: &[&str] = &["PANIC", "EXCEPTION", "exit: FAILURE"];
+/// A partition run fails on a crash, a scenario result that did not match, or an attack that
+/// got through.
+const PARTITION_FAULTS: &[&str] = &[
+    "PANIC",
+    "EXCEPTION",
+    "exit: FAILURE",
+    "MISMATCH",
+    "ATTACK SUCCEEDED",
+    "guest panic",
+    "did not acknowledge",
+];
+
+/// The manager's CPUID check on x86: the exit reached the hypervisor, was counted, and got the
+/// filtered answer.
+const CPUID_OK: &str =
+    "[manager] manager: cpuid SeptumSeptum ABI 1.1, VMX and SVM hidden yes, 4 exits counted (expected 4) ok";
+/// The hostile guest's seven runs on an x86 test board (the same layout on QEMU and Bochs): each
+/// attack stops it alone with its reason; malformed hypercalls only get error codes.
+const X86_HOSTILE: &[&str] = &[
+    "partition hostile: vCPU 0 starts on cpu3 at 0x100000 (run 0)",
+    "[hostile] hostile: bad hypercalls refused: -1 -2 -3 -6 -3",
+    "partition hostile stopped: read of unowned address 0x6000000",
+    "partition hostile stopped: write to unowned address 0x4000000",
+    "partition hostile stopped: read of unowned address 0xfec00000",
+    "partition hostile stopped: privileged instruction at",
+    "partition hostile stopped: write to unowned port 0xcf8",
+    "partition hostile stopped: write to MSR 0x1b",
+    // The jump leaves the guest's 4 GiB page tables: #PF with no IDT, so a triple fault comes
+    // before any stage-2 fault.
+    "partition hostile stopped: triple fault",
+    "[manager] manager: partition 2 stopped after 6 restarts",
+    "summary: hostile stopped",
+    "partitions: all ended as expected",
+];
+
+/// The emulator boot tests.
+pub fn boot_tests() -> Vec<BootTest> {
+    let t = Duration::from_secs;
+    let mut tests = vec![
+        BootTest {
+            name: "boot",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board qemu-virt-la64",
+                "boot: QEMU -kernel, FDT at 0x100000",
+                "cpu: ",
+                "virt: LVZ absent (CPUCFG2.LVZP=0)",
+                "memory: ram [0x0, 0x10000000) 256 MiB",
+                "memory: ram [0x80000000, 0xb0000000) 768 MiB",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "smp: 4 of 4 CPUs online",
+                "boot complete",
+            ],
+            anywhere: &["smp: cpu1 online", "smp: cpu2 online", "smp: cpu3 online"],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            // The run goes on to the partitions' scenarios (multi-vCPU ones included).
+            timeout: t(150),
+        },
+        BootTest {
+            name: "partitions",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "virt: LVZ absent (CPUCFG2.LVZP=0)",
+                "partition: backend deprivileged (LVZ absent)",
+                "partition manager (id 0): cpus [0]",
+                "partition worker (id 1): cpus [1, 2]",
+                "partition hostile (id 2): cpus [3]",
+                "boot complete",
+                "[manager] manager: dirty log start -> 0",
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: second harvest 0 ok",
+                "[manager] manager: age start -> 0",
+                "[manager] manager: working set",
+                "[worker] worker: done",
+                "partition worker finished (code 0) (vCPU 0)",
+                "[manager] manager: done ok",
+                "partition manager finished (code 0)",
+                "summary: manager finished with code 0",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[
+                "smp: cpu1 joins partition worker as vCPU 0",
+                "smp: cpu2 joins partition worker as vCPU 1",
+                "smp: cpu3 joins partition hostile as vCPU 0",
+                "[manager] manager: checksum",
+                "[worker] worker: checksum",
+                "[worker] worker: final checksum",
+            ],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(150),
+        },
+        BootTest {
+            name: "hostile-stopped",
+            board: "qemu-virt-la64",
+            args: "log=info",
+            ordered: &[
+                "partition hostile: vCPU 0 starts on cpu3 at 0x200000 (run 0)",
+                "[hostile] hostile: bad hypercalls refused: -1 -2 -3 -6 -3",
+                "partition hostile stopped: read of unowned address 0x6000000",
+                "partition hostile stopped: write to unowned address 0x4000000",
+                "partition hostile stopped: read of unowned address 0x10000000",
+                "partition hostile stopped: privileged instruction at",
+                "partition hostile stopped: fetch from unowned address 0x1000000000",
+                "[manager] manager: partition 2 stopped after 4 restarts",
+                "summary: hostile stopped",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(150),
+        },
+        BootTest {
+            name: "uefi",
+            board: "ls3a5000-7a2000",
+            args: "",
+            ordered: &[
+                "Septum: UEFI entry, leaving boot services",
+                "Septum 0.1.0 on board ls3a5000-7a2000",
+                "boot: UEFI, RAM from the memory map",
+                "virt: LVZ absent (CPUCFG2.LVZP=0)",
+                "memory: self-test passed",
+                "partition: backend deprivileged (LVZ absent)",
+                "smp: 4 of 4 CPUs online",
+                "boot complete",
+                "partition manager finished (code 0)",
+                "summary: control finished with code 0",
+                "summary: app finished with code 0",
+                "partitions: all ended as expected",
+                "exit: success, parking",
+            ],
+            anywhere: &["[control] worker: checksum", "[app] worker: checksum"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(240),
+        },
+        BootTest {
+            name: "panic-fails",
+            board: "qemu-virt-la64",
+            args: "panic=1",
+            ordered: &[BANNER, "PANIC on cpu0"],
+            anywhere: &["panic requested on the command line"],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "fault-fails",
+            board: "qemu-virt-la64",
+            args: "fault=1",
+            ordered: &[BANNER, "EXCEPTION on cpu0"],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "boot",
+            board: "qemu-x86_64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board qemu-x86_64",
+                "boot: multiboot1",
+                "cpu: ",
+                "virt: VMX not available on this CPU",
+                "virt: AMD SVM present, nested paging yes",
+                "svm: revision 1, 16 ASIDs, nested paging yes, NRIP save no",
+                "memory: ram [",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "virt: SVM (EFER.SVME) enabled on cpu0",
+                "smp: 4 of 4 CPUs online",
+                "boot complete",
+            ],
+            anywhere: &[
+                "smp: cpu1 online",
+                "smp: cpu2 online",
+                "smp: cpu3 online",
+                "virt: SVM (EFER.SVME) enabled on cpu1",
+                "virt: SVM (EFER.SVME) enabled on cpu3",
+            ],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            timeout: t(60),
+        },
+        // Issue 8: the same partitions and scenarios as on the Bochs board, under SVM with nested
+        // paging (QEMU's TCG has no VMX): manager and worker complete with their checksums, CPUID
+        // is answered (filtered) and counted, dirty logging sees exactly the worker's 37 pages and
+        // then none, aging sees its working set.
+        BootTest {
+            name: "partitions",
+            board: "qemu-x86_64",
+            args: "log=info",
+            ordered: &[
+                "virt: AMD SVM present, nested paging yes",
+                "partition: backend SVM: nested paging",
+                "partition manager (id 0): cpus [0]",
+                "partition worker (id 1): cpus [1, 2]",
+                "partition hostile (id 2): cpus [3]",
+                "boot complete",
+                "[manager] manager: hypercall round trip",
+                CPUID_OK,
+                "[manager] manager: dirty log start -> 0",
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: second harvest 0 ok",
+                "[manager] manager: age start -> 0",
+                "[manager] manager: working set",
+                "[worker] worker: done",
+                "partition worker finished (code 0)",
+                "[manager] manager: done ok",
+                "partition manager finished (code 0)",
+                "summary: manager finished with code 0",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[
+                "smp: cpu1 joins partition worker as vCPU 0",
+                "smp: cpu2 joins partition worker as vCPU 1",
+                "smp: cpu3 joins partition hostile as vCPU 0",
+                "[manager] manager: checksum",
+                "[worker] worker: checksum",
+                "[worker] worker: final checksum",
+            ],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(120),
+        },
+        // Issue 8 (and 6, test 3): each attack stops the hostile guest alone with its reason.
+        BootTest {
+            name: "hostile-stopped",
+            board: "qemu-x86_64",
+            args: "log=info",
+            ordered: X86_HOSTILE,
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(120),
+        },
+        BootTest {
+            name: "fault-fails",
+            board: "qemu-x86_64",
+            args: "fault=1",
+            ordered: &[BANNER, "EXCEPTION on cpu0"],
+            anywhere: &[],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(60),
+        },
+        BootTest {
+            name: "boot",
+            board: "bochs-x86_64",
+            args: "log=info",
+            ordered: &[
+                "Septum 0.1.0 on board bochs-x86_64",
+                "boot: multiboot2",
+                "cpu: ",
+                "virt: VMX present",
+                "vmx: ",
+                "memory: frame allocator",
+                "memory: self-test passed",
+                "virt: VMXON enabled on cpu0",
+                "CPUs online",
+                "boot complete",
+            ],
+            anywhere: &["smp: cpu1 online", "virt: VMXON enabled on cpu1"],
+            forbidden: NO_CRASH,
+            ending: Ending::Success,
+            timeout: t(300),
+        },
+        // Issue 6, tests 1 and 2: manager and worker run to completion under VMX + EPT on their
+        // own CPUs with their checksums; dirty logging sees exactly the pages the worker wrote,
+        // then none; aging sees the worker's working set.
+        BootTest {
+            name: "partitions",
+            board: "bochs-x86_64",
+            args: "log=info",
+            ordered: &[
+                "virt: VMX present",
+                "partition: backend VMX: EPT with A/D, VPID",
+                "partition manager (id 0): cpus [0]",
+                "partition worker (id 1): cpus [1, 2]",
+                "partition hostile (id 2): cpus [3]",
+                "boot complete",
+                "[manager] manager: hypercall round trip",
+                CPUID_OK,
+                "[manager] manager: dirty log start -> 0",
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: second harvest 0 ok",
+                "[manager] manager: age start -> 0",
+                "[manager] manager: working set",
+                "[worker] worker: done",
+                "partition worker finished (code 0)",
+                "[manager] manager: done ok",
+                "partition manager finished (code 0)",
+                "summary: manager finished with code 0",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[
+                "smp: cpu1 joins partition worker as vCPU 0",
+                "smp: cpu2 joins partition worker as vCPU 1",
+                "smp: cpu3 joins partition hostile as vCPU 0",
+                "[manager] manager: checksum",
+                "[worker] worker: checksum",
+                "[worker] worker: final checksum",
+            ],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(300),
+        },
+        // Issue 6, test 3: each attack stops the hostile guest alone with its reason (malformed
+        // hypercalls only get error codes); the worker finishes and the run ends cleanly.
+        BootTest {
+            name: "hostile-stopped",
+            board: "bochs-x86_64",
+            args: "log=info",
+            ordered: X86_HOSTILE,
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(300),
+        },
+        // Issue 8: the real-PC board's image boots the way a UEFI PC boots it, in QEMU: OVMF
+        // starts GRUB's EFI image from a CD, GRUB loads the ELF with multiboot2. TCG has no VMX,
+        // so the partitions (test guests: manager, and workers in `rtos` and `app`) run under
+        // SVM; the run ends through isa-debug-exit (status 33).
+        BootTest {
+            name: "uefi",
+            board: "pc-x86_64",
+            args: "log=info",
+            ordered: &[
+                "BdsDxe: starting Boot",
+                "Booting `Septum'",
+                "Septum 0.1.0 on board pc-x86_64",
+                "boot: multiboot2",
+                "virt: VMX not available on this CPU",
+                "virt: AMD SVM present, nested paging yes",
+                "memory: self-test passed",
+                "virt: SVM (EFER.SVME) enabled on cpu0",
+                "partition: backend SVM: nested paging",
+                "partition manager (id 0): cpus [0]",
+                "partition rtos (id 1): cpus [1]",
+                "partition app (id 2): cpus [2, 3]",
+                "smp: 4 of 4 CPUs online",
+                "boot complete",
+                "[manager] manager: done ok",
+                "partition manager finished (code 0)",
+                "summary: manager finished with code 0",
+                "summary: rtos finished with code 0",
+                "summary: app finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[
+                "smp: cpu1 joins partition rtos as vCPU 0",
+                "smp: cpu2 joins partition app as vCPU 0",
+                CPUID_OK,
+                "[manager] manager: checksum",
+                "[rtos] worker: checksum",
+                "[app] worker: checksum",
+                "partition rtos finished (code 0)",
+                "partition app finished (code 0)",
+            ],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout: t(240),
+        },
+        BootTest {
+            name: "panic-fails",
+            board: "bochs-x86_64",
+            args: "panic=1",
+            ordered: &[BANNER, "PANIC on cpu0"],
+            anywhere: &["panic requested on the command line"],
+            forbidden: &["boot complete"],
+            ending: Ending::Failure,
+            timeout: t(300),
+        },
+    ];
+    // Issue 9 on the three emulated boards whose worker has two vCPUs (cpus 1 and 2).
+    tests.extend(smp_tests("qemu-virt-la64", t(150)));
+    tests.extend(smp_tests("qemu-x86_64", t(150)));
+    tests.extend(smp_tests("bochs-x86_64", t(300)));
+    tests
+}
+
+/// Issue 9's scenarios, the same lines on every board (the test guests and the board layouts
+/// agree: manager on CPU 0, a 2-vCPU worker on CPUs 1 and 2 owning IRQ line 3, the hostile
+/// guest on CPU 3).
+fn smp_tests(board: &'static str, timeout: Duration) -> [BootTest; 3] {
+    [
+        // 1: the worker starts its second vCPU, both tick their own timers, and they exchange
+        // IPIs (delivered as upcalls); the console and the manager show per-vCPU state.
+        BootTest {
+            name: "smp-timers-ipis",
+            board,
+            args: "log=info smp-test=1",
+            ordered: &[
+                "partition worker (id 1): cpus [1, 2]",
+                "partition worker: vCPU 0 starts on cpu1 at",
+                "[worker] worker: 2 vCPUs, I am vCPU 0",
+                "[worker] worker: upcall handler -> 0, start vCPU 1 -> 0",
+                "[worker] worker: timer ticks vCPU 0 10 vCPU 1 10 (expected 10 each) ok",
+                "[worker] worker: IPIs 5 sent, 5 answered (expected 5) ok",
+                "[manager] manager: worker vCPU 0 on cpu1: state 2,",
+                "[manager] manager: worker vCPU 1 on cpu2: state 2,",
+                "partition worker finished (code 0) (vCPU 0)",
+                "vcpus: partition  vcpu cpu state",
+                "vcpus: worker        0   1 ended",
+                "vcpus: worker        1   2 ended",
+                "summary: worker finished with code 0",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker: vCPU 1 starts on cpu2 at"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout,
+        },
+        // 2: both worker vCPUs write while the manager harvests; the union of the harvests is
+        // exactly the set written, and no page's last write is missed (each harvest's flush
+        // reached both CPUs before the harvest returned).
+        BootTest {
+            name: "smp-dirty-shootdown",
+            board,
+            args: "log=info smp-test=1",
+            ordered: &[
+                "[manager] manager: dirty pages 37 (expected 37) ok",
+                "[manager] manager: 2 vCPUs wrote 96 pages over 13 harvests, union of harvests \
+                 96 pages, 0 never seen, 0 last writes missed, 0 strays ok",
+                "[manager] manager: done ok",
+                "shootdown: ",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &[],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout,
+        },
+        // 3: the hostile partition names vCPUs outside itself and the worker's IRQ line: each
+        // is refused with an error code and a reason, and it keeps running (its next attack,
+        // the foreign read, is what stops it); the worker and manager finish.
+        BootTest {
+            name: "hostile-ipi-irq",
+            board,
+            args: "log=info",
+            ordered: &[
+                "partition hostile: vCPU start refused: vCPU 1 is outside its 1 vCPUs",
+                "partition hostile: IPI refused: vCPU 3 is outside its 1 vCPUs",
+                "partition hostile: IRQ route refused: line 3 is not one of its lines []",
+                "[hostile] hostile: vCPU start, IPI and IRQ route refused: -2 -2 -3",
+                "partition hostile stopped: read of unowned address 0x6000000",
+                "[manager] manager: done ok",
+                "partitions: all ended as expected",
+            ],
+            anywhere: &["partition worker finished (code 0)"],
+            forbidden: PARTITION_FAULTS,
+            ending: Ending::Success,
+            timeout,
+        },
+    ]
+}
