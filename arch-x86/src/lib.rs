@@ -15,6 +15,7 @@
 pub mod apic;
 pub mod cpuid;
 pub mod io;
+pub mod mmio;
 pub mod msr;
 pub mod regs;
 pub mod svm;

@@ -1,6 +1,7 @@
 //! The arch-neutral vCPU layer. Both architectures translate their exits into [`VmExit`], run them
 //! through [`run_until_stopped`], route device accesses through an [`IoBus`], and decode guest
-//! requests with [`Hypercall::decode`]; the ABI is documented in `vcpu/README.md`. No hardware is
+//! requests with [`Hypercall::decode`]; the interrupt-controller views a partition programs are
+//! modelled in [`irqchip`]. The ABI is documented in `vcpu/README.md`. No hardware is
 //! touched here, so all of it is tested on the host.
 #![no_std]
 #![deny(unsafe_code)]
@@ -10,6 +11,7 @@ extern crate alloc;
 pub mod bus;
 pub mod exit;
 pub mod hypercall;
+pub mod irqchip;
 pub mod run_loop;
 pub mod upcall;
 

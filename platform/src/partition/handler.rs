@@ -47,6 +47,7 @@ impl Handler {
                 }
             };
         }
+        super::irqchip::register(&mut mmio, partition);
         Self {
             partition,
             cpu,

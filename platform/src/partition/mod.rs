@@ -6,11 +6,12 @@
 //!
 //! The architecture plugs in through [`arch::PartitionArch`] (the only seam); the exit handling
 //! (`handler`), hypercalls (`hypercall`), management calls (`manage`), virtual devices
-//! (`devices`), guest memory access (`guest_mem`), table pages (`frames`) and cross-CPU requests
-//! (the flush shootdown in `remote`), the run of a partition's vCPUs (`run`), per-vCPU state
-//! (`vcpus`), virtual timers, IPIs and upcalls (`vintr`) and the console's final table (`report`)
-//! are written once here. A partition owns every CPU the board file lists; vCPU k runs on the
-//! k-th, the first starts with the partition, the others when vCPU 0 asks (`VCPU_START`).
+//! (`devices`) and the interrupt-controller view (`irqchip`), guest memory access (`guest_mem`),
+//! table pages (`frames`) and cross-CPU requests (the flush shootdown in `remote`), the run of a
+//! partition's vCPUs (`run`), per-vCPU state (`vcpus`), virtual timers, IPIs and upcalls
+//! (`vintr`) and the console's final table (`report`) are written once here. A partition owns
+//! every CPU the board file lists; vCPU k runs on the k-th, the first starts with the partition,
+//! the others when vCPU 0 asks (`VCPU_START`).
 
 pub mod arch;
 mod devices;
@@ -18,6 +19,7 @@ mod frames;
 mod guest_mem;
 mod handler;
 mod hypercall;
+mod irqchip;
 mod manage;
 mod remote;
 mod report;
@@ -95,12 +97,27 @@ pub struct Partition {
     run_ended: AtomicBool,
     /// The vCPU each of the partition's device lines (`config.irqs`, same order) is routed to.
     irq_routes: Vec<AtomicU32>,
+    /// Its view of the board's interrupt controller (`irqchip`), shared by its vCPUs.
+    irqchip: Mutex<irqchip::Chip>,
 }
 
 impl Partition {
     /// The partition's name from the board file.
     pub fn name(&self) -> &'static str {
         self.config.name
+    }
+
+    /// Copies guest-physical `[gpa, gpa + buf.len())` of this partition's memory into `buf`;
+    /// false (and `buf` untouched) if no one region holds all of it.
+    #[allow(dead_code)] // the x86 MMIO decoder reads instructions with it
+    pub fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        match guest_mem::host_slice(self, gpa, buf.len() as u64, false) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The stage-2 table.
@@ -239,6 +256,7 @@ fn build(
             .collect(),
         run_ended: AtomicBool::new(false),
         irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
+        irqchip: Mutex::new(irqchip::Chip::new()),
     })
 }
 

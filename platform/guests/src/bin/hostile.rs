@@ -2,7 +2,8 @@
 //! hypervisor passes the run number at entry). Run 0 first sends malformed and forbidden
 //! hypercalls, which must be refused with error codes, then tries to start and interrupt vCPUs
 //! outside its partition and to route another partition's IRQ line to itself (refused with error
-//! codes and a reason on the console; it keeps running), then reads another partition's memory;
+//! codes and a reason on the console; it keeps running), programs that line in the interrupt
+//! controller's registers (ignored; it reads back masked), then reads another partition's memory;
 //! later runs write outside their memory, touch a device they do not own, execute a privileged
 //! instruction, on x86 write an I/O port and an MSR they were not given, and finally jump into
 //! unmapped memory (`test_guests::HOSTILE_ATTACKS` runs in all). Every attack must stop this partition
@@ -33,6 +34,15 @@ fn guest_main(args: BootArgs) -> ! {
             // Line 3 belongs to the worker on the test board; this partition owns none.
             let route = call(nr::IRQ_ROUTE, 3, 0, 0);
             println!("hostile: vCPU start, IPI and IRQ route refused: {start} {ipi} {route}");
+            // The same line through the interrupt controller's registers: point it at this
+            // partition and unmask it. The write is ignored, so it must read back masked.
+            let chip = rt::IRQCHIP_NAME;
+            match rt::irqchip_route_to_self(3, 0x33) {
+                rt::IRQCHIP_MASKED => {
+                    println!("hostile: {chip} route of line 3 refused, reads back masked")
+                }
+                v => println!("hostile: ATTACK SUCCEEDED: {chip} line 3 reads back {v:#x}"),
+            }
             println!(
                 "hostile: reading another partition's memory at {:#x}",
                 rt::OTHER_PARTITION

@@ -25,8 +25,13 @@ pub const WORKLOAD_BIT: u64 = (32 + 2) << 8;
 pub const OTHER_PARTITION: u64 = 0x600_0000;
 /// Outside every test partition's memory, inside the manager's and worker's shared window.
 pub const OUTSIDE: u64 = 0x400_0000;
-/// A device no partition owns: the interrupt controller (PCH-PIC), which the hypervisor keeps.
-pub const FOREIGN_DEVICE: u64 = 0x1000_0000;
+/// A device no partition owns: the LS7A RTC (`board-configs/qemu-virt-la64.toml` gives it to
+/// nobody; the hypervisor's console is UART0 at 0x1fe0_01e0).
+pub const FOREIGN_DEVICE: u64 = 0x100d_0100;
+/// The interrupt controller every partition sees (a view of the board's PCH-PIC, `irqchip`).
+pub const IRQCHIP: u64 = 0x1000_0000;
+/// Its name, as the hypervisor's console lines say it.
+pub const IRQCHIP_NAME: &str = "PCH-PIC";
 /// A guest-physical address nothing maps, to jump to.
 pub const UNMAPPED_CODE: u64 = 0x10_0000_0000;
 
@@ -137,6 +142,30 @@ pub fn privileged_instruction() {
 pub fn jump(addr: u64) -> ! {
     // SAFETY: deliberately transfers control to `addr`; the hostile guest uses this to fault.
     unsafe { asm!("jirl $zero, {0}, 0", in(reg) addr, options(noreturn, nostack)) }
+}
+
+/// What [`irqchip_route_to_self`] returns for a line left masked and unrouted.
+pub const IRQCHIP_MASKED: u64 = 1 << 16;
+
+/// Programs device line `line` (< 32) of the interrupt controller to reach this partition's
+/// vCPU 0 with `vector`, unmasked: its PCH-PIC route byte (bit 0: vCPU 0), its HTMSI vector
+/// byte, then its MASK bit cleared with a read-modify-write of the mask word. Returns what the
+/// line reads back afterwards: route byte | vector byte << 8 | mask bit << 16 (0x1_0000 is
+/// "masked, unrouted").
+pub fn irqchip_route_to_self(line: u32, vector: u8) -> u64 {
+    let route = (IRQCHIP + 0x100 + u64::from(line)) as *mut u8;
+    let htvec = (IRQCHIP + 0x200 + u64::from(line)) as *mut u8;
+    let mask = (IRQCHIP + 0x20) as *mut u32;
+    // SAFETY: the controller's window is a device the hypervisor emulates for every partition;
+    // each access traps to it and touches no guest memory.
+    unsafe {
+        route.write_volatile(1);
+        htvec.write_volatile(vector);
+        mask.write_volatile(mask.read_volatile() & !(1 << line));
+        u64::from(route.read_volatile())
+            | u64::from(htvec.read_volatile()) << 8
+            | u64::from((mask.read_volatile() >> line) & 1) << 16
+    }
 }
 
 /// Spins a little: lets other CPUs make progress between polls.

@@ -25,8 +25,15 @@ pub const WORKLOAD_BIT: u64 = WORKLOAD_BASE >> 12;
 pub const OTHER_PARTITION: u64 = 0x600_0000;
 /// Outside every test partition's memory except the manager/worker shared window.
 pub const OUTSIDE: u64 = 0x400_0000;
-/// A device no partition owns: the I/O APIC's registers.
-pub const FOREIGN_DEVICE: u64 = 0xfec0_0000;
+/// A device no partition owns: the HPET's registers.
+pub const FOREIGN_DEVICE: u64 = 0xfed0_0000;
+/// The interrupt controller every partition sees (a view of the board's I/O APIC, `irqchip`).
+pub const IRQCHIP: u64 = 0xfec0_0000;
+/// Its name, as the hypervisor's console lines say it.
+pub const IRQCHIP_NAME: &str = "IOAPIC";
+/// What [`irqchip_route_to_self`] returns for a line left masked and unrouted: the low dword of
+/// a masked redirection entry, destination 0.
+pub const IRQCHIP_MASKED: u64 = 1 << 16;
 /// A guest-physical address nothing maps, to jump to.
 pub const UNMAPPED_CODE: u64 = 0x10_0000_0000;
 /// An I/O port no test partition owns: the PCI configuration address register, through which a
@@ -140,6 +147,27 @@ pub fn privileged_instruction() {
     // SAFETY: `invd` always exits in a VMX guest and is intercepted in an SVM one; it never
     // reaches the caches.
     unsafe { asm!("invd", options(nomem, nostack)) };
+}
+
+/// Programs device line `line` of the interrupt controller to reach this partition's vCPU 0
+/// with `vector`, unmasked: its I/O APIC redirection entry, high dword (destination APIC ID 0)
+/// then low dword (fixed, edge, unmasked), through IOREGSEL (+0x00) and IOWIN (+0x10). Returns
+/// the entry as it reads back afterwards.
+pub fn irqchip_route_to_self(line: u32, vector: u8) -> u64 {
+    let select = IRQCHIP as *mut u32;
+    let window = (IRQCHIP + 0x10) as *mut u32;
+    let entry = 0x10 + 2 * line;
+    // SAFETY: the controller's window is a device the hypervisor emulates for every partition;
+    // each access traps to it and touches no guest memory.
+    unsafe {
+        select.write_volatile(entry + 1);
+        window.write_volatile(0);
+        select.write_volatile(entry);
+        window.write_volatile(u32::from(vector));
+        let low = window.read_volatile();
+        select.write_volatile(entry + 1);
+        u64::from(low) | u64::from(window.read_volatile()) << 32
+    }
 }
 
 /// Writes `value` to I/O port `port` (32 bits).

@@ -13,6 +13,7 @@ mod entry;
 #[cfg(septum_partitions)]
 mod guests;
 mod idt;
+mod mmio;
 mod multiboot;
 mod percpu;
 mod power;

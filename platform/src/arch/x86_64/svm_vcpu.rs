@@ -238,10 +238,12 @@ impl ArchVcpu for SvmVcpu {
                 0
             },
         };
-        exit::decode(&self.last, &self.regs)
+        let exit = exit::decode(&self.last, &self.regs);
+        super::mmio::decode(exit, &self.last, v.read64(off::CR3), &self.regs)
     }
 
     fn complete(&mut self, completion: Completion) {
+        let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         self.vmcb.set_rip(rip);
         // An event the exit interrupted (e.g. a nested page fault while the CPU delivered an

@@ -174,6 +174,7 @@ impl ArchVcpu for VmxVcpu {
     }
 
     fn complete(&mut self, completion: Completion) {
+        let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         if rip != self.last.rip {
             // SAFETY: this vCPU's VMCS is current on this CPU.
@@ -249,6 +250,7 @@ impl VmxVcpu {
             rip: read(wn::GUEST_RIP),
         };
         let exit = exit::decode(&self.last, &self.regs);
+        let exit = super::mmio::decode(exit, &self.last, read(wn::GUEST_CR3), &self.regs);
         if let VmExit::ExternalInterrupt { vector: 2 } = exit {
             // The host is NMI-blocked after an NMI exit until an IRET; lift that here, or later
             // kicks would stay pending while this CPU runs its guest.

@@ -1,0 +1,150 @@
+//! The interrupt controller as a partition sees it: every partition gets a view of the board's
+//! controller (the board file's `irqchip`: an x86 I/O APIC or a Loongson PCH-PIC) on its MMIO
+//! bus at the controller's own address, so a guest driver finds the chip where it expects it,
+//! and a hostile partition can try to reprogram it. The register models and the accept/refuse
+//! decision are `vcpu::irqchip`'s; this file gives them the partition's lines and vCPU count
+//! (its board-file `irqs` and `cpus`), keeps one view per partition (shared by its vCPUs, as one
+//! chip is), and acts on each decision:
+//! * an accepted route of an owned line is recorded as the `IRQ_ROUTE` hypercall records it
+//!   (`vintr::irq_route`), and the full entry stays here for delivery ([`accepted_route`]);
+//! * a refused one (another partition's line, a vCPU the partition does not have, an I/O APIC
+//!   delivery mode other than fixed or lowest priority) is ignored, the guest continues, and the
+//!   console says why in the words the hypercall path uses.
+//!
+//! The physical controller is never touched from here: the hypervisor keeps it.
+
+use super::Partition;
+use crate::board::BOARD;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use board_config::IrqChipKind;
+use vcpu::irqchip::ioapic::IoApic;
+use vcpu::irqchip::pch_pic::PchPic;
+use vcpu::irqchip::{Ownership, Refusal, Route, RouteEvent};
+use vcpu::{AccessSize, Device, DeviceError, IoBus};
+
+/// One partition's controller state.
+pub enum Chip {
+    IoApic(IoApic),
+    PchPic(PchPic),
+}
+
+impl Chip {
+    /// A reset view of the board's controller: every line masked and unrouted.
+    pub fn new() -> Self {
+        let lines = BOARD.irqchip.lines;
+        match BOARD.irqchip.kind {
+            IrqChipKind::IoApic => Self::IoApic(IoApic::new(lines)),
+            IrqChipKind::PchPic => Self::PchPic(PchPic::new(lines)),
+        }
+    }
+
+    /// The controller's name on the console.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::IoApic(_) => "IOAPIC",
+            Self::PchPic(_) => "PCH-PIC",
+        }
+    }
+}
+
+/// What `p` owns of the controller.
+fn ownership(p: &Partition) -> Ownership<'static> {
+    Ownership {
+        lines: p.config.irqs,
+        vcpus: p.vcpus.len() as u32,
+    }
+}
+
+/// The route `p` programmed for its line `line` in its controller view, if the line is its own
+/// (and, for a masked I/O APIC entry, names one of its vCPUs): the target vCPU, vector, mask and
+/// trigger mode, for delivery.
+#[allow(dead_code)] // delivery reads it (issue 9); nothing does yet
+pub fn accepted_route(p: &Partition, line: u32) -> Option<Route> {
+    let own = ownership(p);
+    match &*p.irqchip.lock() {
+        Chip::IoApic(a) => a.route(line, &own),
+        Chip::PchPic(c) => c.route(line, &own),
+    }
+}
+
+/// Puts the controller view on a vCPU's MMIO bus, at the board's controller address.
+pub fn register(bus: &mut IoBus, partition: &'static Partition) {
+    let window = BOARD.irqchip.mmio;
+    let view = Box::new(View { partition });
+    if let Err(e) = bus.register(window.start, window.size, "interrupt controller", view) {
+        // The board checker keeps devices off the controller's window, so this is a bug.
+        log::error!("partition {}: irqchip view: {e}", partition.name());
+    }
+}
+
+/// The view on one vCPU's bus; the state is the partition's.
+struct View {
+    partition: &'static Partition,
+}
+
+impl Device for View {
+    fn name(&self) -> &str {
+        "interrupt controller"
+    }
+
+    fn read(&mut self, offset: u64, size: AccessSize) -> Result<u64, DeviceError> {
+        let own = ownership(self.partition);
+        match &*self.partition.irqchip.lock() {
+            Chip::IoApic(a) => a.read(offset, size, &own),
+            Chip::PchPic(c) => c.read(offset, size, &own),
+        }
+    }
+
+    fn write(&mut self, offset: u64, size: AccessSize, value: u64) -> Result<(), DeviceError> {
+        let p = self.partition;
+        let own = ownership(p);
+        let mut events = Vec::new();
+        let mut report = |e| events.push(e);
+        // Decide under the lock, act and print after it.
+        let (chip, result) = {
+            let mut chip = p.irqchip.lock();
+            let result = match &mut *chip {
+                Chip::IoApic(a) => a.write(offset, size, value, &own, &mut report),
+                Chip::PchPic(c) => c.write(offset, size, value, &own, &mut report),
+            };
+            (chip.name(), result)
+        };
+        for e in events {
+            act(p, chip, e);
+        }
+        result
+    }
+}
+
+/// Records an accepted route, or says why a write was refused.
+fn act(p: &Partition, chip: &str, e: RouteEvent) {
+    let name = p.name();
+    match e {
+        RouteEvent::Accepted(r) => {
+            // Validated already (an owned line, one of its vCPUs), so this only stores it.
+            let _ = super::vintr::irq_route(p, r.line, r.vcpu);
+            crate::println!(
+                "partition {name}: {chip} line {} -> vCPU {} (vector {:#x}, {})",
+                r.line,
+                r.vcpu,
+                r.vector,
+                if r.masked { "masked" } else { "unmasked" }
+            );
+        }
+        RouteEvent::Refused { line, why } => match why {
+            Refusal::NotOwned => crate::println!(
+                "partition {name}: {chip} route refused: line {line} is not one of its lines {:?}",
+                p.config.irqs
+            ),
+            Refusal::NoSuchVcpu(v) => crate::println!(
+                "partition {name}: {chip} route refused: vCPU {v} is outside its {} vCPUs",
+                p.vcpus.len()
+            ),
+            Refusal::DeliveryMode(m) => crate::println!(
+                "partition {name}: {chip} route refused: line {line} delivery mode {m} is not \
+                 fixed or lowest priority"
+            ),
+        },
+    }
+}
