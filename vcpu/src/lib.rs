@@ -14,6 +14,7 @@ pub mod hypercall;
 pub mod irqchip;
 pub mod run_loop;
 pub mod upcall;
+pub mod x2apic;
 
 pub use bus::{BusError, Device, DeviceError, IoBus};
 pub use exit::{Access, AccessSize, Completion, ShutdownKind, VmExit};

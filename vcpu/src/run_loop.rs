@@ -19,6 +19,13 @@ pub trait ArchVcpu {
     }
     /// Restores the context saved by the last [`ArchVcpu::deliver_upcall`] (`UPCALL_RETURN`).
     fn return_from_upcall(&mut self) {}
+    /// Injects external interrupt `vector` through the guest's own IDT at the next entry, if the
+    /// guest can take one now (interrupts on, no interrupt shadow, no event being re-delivered).
+    /// When it cannot, the backend arranges an exit as soon as it can (an interrupt window) and
+    /// returns false; the vector stays requested.
+    fn inject_interrupt(&mut self, _vector: u8) -> bool {
+        false
+    }
 }
 
 /// Why a vCPU stopped for good.
@@ -59,6 +66,13 @@ pub trait ExitHandler {
     }
     /// The backend could not deliver `delivery`: keep it pending.
     fn undelivered(&mut self, _delivery: Delivery) {}
+    /// Before each entry: the interrupt vector to inject through the guest's IDT (its virtual
+    /// local APIC's highest deliverable request), if any.
+    fn next_vector(&mut self) -> Option<u8> {
+        None
+    }
+    /// `vector` was injected: it moves from requested to in service.
+    fn vector_injected(&mut self, _vector: u8) {}
 }
 
 /// Exit kinds for counting; the order is the ABI of the exit-counters hypercall.
@@ -138,6 +152,11 @@ pub fn run_until_stopped(
         if let Some(d) = handler.next_upcall() {
             if !vcpu.deliver_upcall(d) {
                 handler.undelivered(d);
+            }
+        }
+        if let Some(v) = handler.next_vector() {
+            if vcpu.inject_interrupt(v) {
+                handler.vector_injected(v);
             }
         }
     }
@@ -285,6 +304,69 @@ mod tests {
         assert_eq!(why, StopReason::PowerOff { code: 0 });
         assert_eq!(vcpu.delivered.len(), 1);
         assert_eq!(vcpu.returns, 1);
+    }
+
+    /// Takes an injected vector only on its second chance (the first entry has interrupts off).
+    #[derive(Default)]
+    struct Injectable {
+        exits: u32,
+        offered: Vec<u8>,
+        taken: Vec<u8>,
+    }
+
+    impl ArchVcpu for Injectable {
+        fn run(&mut self) -> VmExit {
+            self.exits += 1;
+            if self.exits == 4 {
+                VmExit::Halt
+            } else {
+                VmExit::ExternalInterrupt { vector: 0 }
+            }
+        }
+        fn complete(&mut self, _: Completion) {}
+        fn inject_interrupt(&mut self, vector: u8) -> bool {
+            self.offered.push(vector);
+            let ok = self.offered.len() >= 2;
+            if ok {
+                self.taken.push(vector);
+            }
+            ok
+        }
+    }
+
+    /// One vector requested until injected.
+    struct OneVector {
+        requested: Option<u8>,
+        injected: Vec<u8>,
+    }
+
+    impl ExitHandler for OneVector {
+        fn handle(&mut self, exit: &VmExit) -> Action {
+            match exit {
+                VmExit::Halt => Action::Stop(StopReason::PowerOff { code: 0 }),
+                _ => Action::Resume(Completion::Retry),
+            }
+        }
+        fn next_vector(&mut self) -> Option<u8> {
+            self.requested
+        }
+        fn vector_injected(&mut self, v: u8) {
+            self.requested = None;
+            self.injected.push(v);
+        }
+    }
+
+    #[test]
+    fn a_vector_stays_requested_until_the_guest_can_take_it() {
+        let mut vcpu = Injectable::default();
+        let mut h = OneVector {
+            requested: Some(0x30),
+            injected: Vec::new(),
+        };
+        run_until_stopped(&mut vcpu, &mut h, &mut ExitCounters::default());
+        assert_eq!(vcpu.offered, [0x30, 0x30]);
+        assert_eq!(vcpu.taken, [0x30]);
+        assert_eq!(h.injected, [0x30]);
     }
 
     #[test]

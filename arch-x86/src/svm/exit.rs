@@ -17,6 +17,7 @@ pub mod code {
     pub const EXCEPTION_BASE: u64 = 0x40;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
+    pub const VINTR: u64 = 0x64;
     pub const CPUID: u64 = 0x72;
     pub const INVD: u64 = 0x76;
     pub const HLT: u64 = 0x78;
@@ -96,6 +97,10 @@ pub fn decode(info: &ExitInfo, regs: &GuestRegs) -> VmExit {
         code::INTR => VmExit::ExternalInterrupt { vector: 0 },
         // The kick: the NMI stays pending and the host takes it (and drops it) after STGI.
         code::NMI => VmExit::ExternalInterrupt { vector: 2 },
+        // An interrupt window: the guest can take the vector it was refused before.
+        code::VINTR => VmExit::ExternalInterrupt {
+            vector: crate::vmx::exit::INTERRUPT_WINDOW_VECTOR,
+        },
         code::SHUTDOWN => VmExit::Shutdown {
             kind: ShutdownKind::TripleFault,
         },

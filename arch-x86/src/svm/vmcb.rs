@@ -104,6 +104,8 @@ pub mod misc1 {
     pub const INTR: u32 = 1 << 0;
     /// Non-maskable interrupts (Septum's kick).
     pub const NMI: u32 = 1 << 1;
+    /// The guest became able to take the virtual interrupt V_IRQ asks for (an interrupt window).
+    pub const VINTR: u32 = 1 << 4;
     /// CPUID.
     pub const CPUID: u32 = 1 << 18;
     /// INVD.
@@ -153,6 +155,9 @@ pub mod tlb {
 /// V_INTR_MASKING in [`off::V_INTR`]: the guest's RFLAGS.IF masks only virtual interrupts, the
 /// host's masks physical ones, so a guest cannot block the host's interrupts.
 pub const V_INTR_MASKING: u64 = 1 << 24;
+/// V_IRQ in [`off::V_INTR`]: a virtual interrupt is requested (with the VINTR intercept, only to
+/// learn when the guest can take one), at priority 15 ignoring V_TPR.
+pub const V_IRQ_WINDOW: u64 = (1 << 8) | (0xf << 16) | (1 << 20);
 /// NP_ENABLE in [`off::NP_CONTROL`].
 pub const NP_ENABLE: u64 = 1 << 0;
 

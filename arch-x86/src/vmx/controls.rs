@@ -16,6 +16,8 @@ pub const PIN_EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
 pub const PIN_NMI_EXITING: u32 = 1 << 3;
 /// Pin-based control: the VMX-preemption timer counts down in the guest and exits at zero.
 pub const PIN_PREEMPTION_TIMER: u32 = 1 << 6;
+/// Primary control: exit as soon as the guest can take an external interrupt.
+pub const PROC_INTERRUPT_WINDOW: u32 = 1 << 2;
 /// Primary control: exit on HLT.
 pub const PROC_HLT_EXITING: u32 = 1 << 7;
 /// Primary control: consult the I/O bitmaps instead of exiting on every port.

@@ -14,6 +14,7 @@ pub mod reason {
     pub const TRIPLE_FAULT: u16 = 2;
     pub const INIT: u16 = 3;
     pub const SIPI: u16 = 4;
+    pub const INTERRUPT_WINDOW: u16 = 7;
     pub const CPUID: u16 = 10;
     pub const GETSEC: u16 = 11;
     pub const HLT: u16 = 12;
@@ -45,6 +46,8 @@ pub mod reason {
 
 /// The vector an expired VMX-preemption timer reports as (beyond the 256 real vectors).
 pub const PREEMPTION_TIMER_VECTOR: u32 = 0x100;
+/// The vector an interrupt-window exit reports as (the guest became interruptible).
+pub const INTERRUPT_WINDOW_VECTOR: u32 = 0x101;
 
 /// Bit 31 of the exit reason: the VM entry itself failed.
 pub const ENTRY_FAILURE: u32 = 1 << 31;
@@ -103,6 +106,10 @@ pub fn decode(info: &ExitInfo, regs: &GuestRegs) -> VmExit {
         }
         reason::EXTERNAL_INTERRUPT => VmExit::ExternalInterrupt {
             vector: info.interruption_info & 0xff,
+        },
+        // The guest can take the interrupt it was refused before (its virtual APIC's).
+        reason::INTERRUPT_WINDOW => VmExit::ExternalInterrupt {
+            vector: INTERRUPT_WINDOW_VECTOR,
         },
         // The hypervisor's own deadline (a vCPU's virtual timer) on this CPU.
         reason::PREEMPTION_TIMER => VmExit::ExternalInterrupt {

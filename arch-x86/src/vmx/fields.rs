@@ -50,10 +50,14 @@ pub mod w32 {
     pub const ENTRY_CONTROLS: u32 = 0x4012;
     pub const ENTRY_MSR_LOAD_COUNT: u32 = 0x4014;
     pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
+    pub const ENTRY_EXCEPTION_ERROR: u32 = 0x4018;
+    pub const ENTRY_INSTRUCTION_LEN: u32 = 0x401a;
     pub const PROC_CONTROLS2: u32 = 0x401e;
     pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
     pub const EXIT_REASON: u32 = 0x4402;
     pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
+    pub const IDT_VECTORING_INFO: u32 = 0x4408;
+    pub const IDT_VECTORING_ERROR: u32 = 0x440a;
     pub const EXIT_INSTRUCTION_LEN: u32 = 0x440c;
     pub const EXIT_INSTRUCTION_INFO: u32 = 0x440e;
     pub const GUEST_ES_LIMIT: u32 = 0x4800;

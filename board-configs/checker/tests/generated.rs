@@ -52,6 +52,14 @@ fn emulator_boards_run_test_guests() {
         assert_eq!(guests, want, "{}", b.name);
     }
     assert_eq!(boards::bochs_x86_64::BOARD.cpus, 4);
-    assert_eq!(boards::qemu_x86_64::BOARD.cpus, 3);
+    assert_eq!(boards::qemu_x86_64::BOARD.cpus, 4);
+    // The multi-vCPU scenarios need a 2-vCPU worker on every emulator board.
+    for b in [
+        &boards::qemu_virt_la64::BOARD,
+        &boards::qemu_x86_64::BOARD,
+        &boards::bochs_x86_64::BOARD,
+    ] {
+        assert_eq!(b.partitions[1].cpus.len(), 2, "{}", b.name);
+    }
     assert_eq!(boards::qemu_x86_64::BOARD.partitions[0].name, "manager");
 }

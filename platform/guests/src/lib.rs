@@ -15,6 +15,8 @@ use core::fmt;
 #[cfg_attr(target_arch = "x86_64", path = "rt/x86_64.rs")]
 pub mod rt;
 pub mod smp;
+#[cfg(target_arch = "x86_64")]
+pub mod x2apic;
 
 /// What the hypervisor tells a guest at entry (the boot registers, see `rt`).
 #[derive(Clone, Copy, Debug)]

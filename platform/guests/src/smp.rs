@@ -51,6 +51,20 @@ pub fn start(index: u64, main: fn(u64) -> !) -> i64 {
     call(nr::VCPU_START, index, rt::secondary_entry_address(), stack)
 }
 
+/// x86: starts vCPU `index` in `main(index)` the hardware way, with INIT and STARTUP IPIs
+/// through its x2APIC (`crate::x2apic::start_by_startup`); it reaches `main` through the same
+/// secondary entry as [`start`].
+#[cfg(target_arch = "x86_64")]
+pub fn start_by_startup(index: u64, main: fn(u64) -> !) -> i64 {
+    if index as usize >= MAX_VCPUS {
+        return -2;
+    }
+    SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
+    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
+    crate::x2apic::start_by_startup(index, stack);
+    0
+}
+
 /// Called by the runtime's secondary entry, on the stack [`start`] gave.
 pub fn secondary(index: u64) -> ! {
     let f = SECONDARY_MAIN.load(Ordering::SeqCst);

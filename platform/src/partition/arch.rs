@@ -74,6 +74,10 @@ pub struct GuestBoot {
     pub args: [u64; 5],
     /// This vCPU's index inside its partition (0 = the boot vCPU).
     pub vcpu: u32,
+    /// x86: the vCPU starts as a STARTUP IPI starts a processor, in real mode with CS:IP =
+    /// `entry >> 4`:0, paging and protection off, the argument registers zero (a backend without
+    /// the notion never gets it).
+    pub real_mode: bool,
 }
 
 /// What one architecture provides to run partitions.

@@ -9,7 +9,7 @@
 use super::arch::{PartitionArch, VirtualUartAt};
 use super::devices::VirtualUart;
 use super::vintr::VirtualInterrupts;
-use super::{hypercall, remote, Partition};
+use super::{hypercall, lapic, remote, Partition};
 use crate::arch::Current;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
@@ -153,14 +153,21 @@ impl ExitHandler for Handler {
             }
             // Nothing to wait for: the CPU is the partition's alone, so `idle` just continues.
             VmExit::Halt => Action::Resume(Completion::Skip),
-            VmExit::CpuId { leaf, subleaf } => {
-                Action::Resume(Completion::CpuId(Current::cpuid(leaf, subleaf)))
-            }
+            VmExit::CpuId { leaf, subleaf } => Action::Resume(Completion::CpuId(
+                lapic::with_apic_id(leaf, Current::cpuid(leaf, subleaf), self.index),
+            )),
             VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
-            // The MSRs a partition owns never exit (the backends' MSR maps); any other would
-            // reach state the hypervisor or another partition depends on.
-            VmExit::MsrRead { msr } => violation("read of MSR", u64::from(msr)),
-            VmExit::MsrWrite { msr, .. } => violation("write to MSR", u64::from(msr)),
+            // The MSRs a partition owns never exit (the backends' MSR maps); its virtual APIC's
+            // are emulated (`lapic`); any other would reach state the hypervisor or another
+            // partition depends on.
+            VmExit::MsrRead { msr } => match self.irqs.apic_read(msr) {
+                Some(v) => Action::Resume(Completion::Value(v)),
+                None => violation("read of MSR", u64::from(msr)),
+            },
+            VmExit::MsrWrite { msr, value } => match self.irqs.apic_write(msr, value) {
+                Some(()) => Action::Resume(Completion::Skip),
+                None => violation("write to MSR", u64::from(msr)),
+            },
             VmExit::CsrRead { csr } | VmExit::CsrWrite { csr, .. } => {
                 violation("CSR access", u64::from(csr))
             }
@@ -185,5 +192,13 @@ impl ExitHandler for Handler {
 
     fn undelivered(&mut self, d: Delivery) {
         self.irqs.undelivered(d);
+    }
+
+    fn next_vector(&mut self) -> Option<u8> {
+        self.irqs.next_vector()
+    }
+
+    fn vector_injected(&mut self, vector: u8) {
+        self.irqs.vector_injected(vector);
     }
 }

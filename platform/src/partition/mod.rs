@@ -20,6 +20,7 @@ mod guest_mem;
 mod handler;
 mod hypercall;
 mod irqchip;
+mod lapic;
 mod manage;
 mod remote;
 mod report;

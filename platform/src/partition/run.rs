@@ -50,9 +50,12 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
             None => false,
         })
         .map_or((0, 0), |r| (r.guest, r.size));
-    // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario.
+    // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario; bit 2
+    // (`smp-test=2`): x86 guests start their second vCPU with INIT and STARTUP IPIs.
     let flags = if crate::boot::cmdline_has("smp-test=1") {
         2
+    } else if crate::boot::cmdline_has("smp-test=2") {
+        2 | 4
     } else {
         0
     };
@@ -60,6 +63,7 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
         entry: p.config.entry,
         args: [u64::from(p.id), flags, starts, shared.0, shared.1],
         vcpu: 0,
+        real_mode: false,
     }
 }
 
@@ -162,7 +166,14 @@ fn run_partition(p: &'static Partition, cpu: usize) {
 }
 
 /// A secondary vCPU's run, from the start request vCPU 0 posted.
-fn run_secondary(p: &'static Partition, cpu: usize, index: u32, entry: u64, arg: u64) {
+fn run_secondary(
+    p: &'static Partition,
+    cpu: usize,
+    index: u32,
+    entry: u64,
+    arg: u64,
+    real_mode: bool,
+) {
     if p.stop_requested.load(Ordering::SeqCst) || p.state() != State::Running {
         p.vcpus[index as usize].set_state(VcpuState::Ended);
         return;
@@ -171,6 +182,7 @@ fn run_secondary(p: &'static Partition, cpu: usize, index: u32, entry: u64, arg:
         entry,
         args: [arg, u64::from(index), 0, 0, 0],
         vcpu: index,
+        real_mode,
     };
     run_vcpu(p, cpu, boot, p.starts.load(Ordering::SeqCst) - 1);
 }
@@ -194,8 +206,8 @@ pub fn run_cpu(cpu: usize, keep_going: impl Fn() -> bool) {
             if p.start_requested.swap(false, Ordering::SeqCst) {
                 run_partition(p, cpu);
             }
-        } else if let Some((entry, arg)) = p.vcpus[vcpu].take_start() {
-            run_secondary(p, cpu, vcpu as u32, entry, arg);
+        } else if let Some((entry, arg, real_mode)) = p.vcpus[vcpu].take_start() {
+            run_secondary(p, cpu, vcpu as u32, entry, arg, real_mode);
         }
         Current::wait();
     }

@@ -104,7 +104,11 @@ pub struct VcpuSlot {
     /// The start request of a secondary: entry and argument.
     start_entry: AtomicU64,
     start_arg: AtomicU64,
+    /// The start is an x86 STARTUP IPI's: real mode at `start_entry` (see `GuestBoot`).
+    start_real_mode: AtomicBool,
     pending: AtomicU64,
+    /// Interrupt vectors requested of its virtual local APIC (x86 x2APIC, `lapic`): the IRR.
+    vectors: [AtomicU64; 4],
     /// The index of the vCPU that sent the last IPI, and when (counter ticks).
     ipi_from: AtomicU64,
     ipi_sent_at: AtomicU64,
@@ -131,7 +135,9 @@ impl VcpuSlot {
             state: AtomicU8::new(VcpuState::Off as u8),
             start_entry: AtomicU64::new(0),
             start_arg: AtomicU64::new(0),
+            start_real_mode: AtomicBool::new(false),
             pending: AtomicU64::new(0),
+            vectors: [const { AtomicU64::new(0) }; 4],
             ipi_from: AtomicU64::new(0),
             ipi_sent_at: AtomicU64::new(0),
             exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
@@ -165,8 +171,22 @@ impl VcpuSlot {
 
     /// Posts a start request if the vCPU is off; false if it already runs (or ran) in this run.
     pub fn request_start(&self, entry: u64, arg: u64) -> bool {
+        self.request(entry, arg, false)
+    }
+
+    /// Posts an x86 STARTUP: real mode at `entry` (the page the vector names); false if the vCPU
+    /// is not waiting for one.
+    pub fn request_startup(&self, entry: u64) -> bool {
+        self.request(entry, 0, true)
+    }
+
+    fn request(&self, entry: u64, arg: u64, real_mode: bool) -> bool {
+        if self.state() != VcpuState::Off {
+            return false;
+        }
         self.start_entry.store(entry, Ordering::SeqCst);
         self.start_arg.store(arg, Ordering::SeqCst);
+        self.start_real_mode.store(real_mode, Ordering::SeqCst);
         self.state
             .compare_exchange(
                 VcpuState::Off as u8,
@@ -177,8 +197,9 @@ impl VcpuSlot {
             .is_ok()
     }
 
-    /// The posted start request, if one is waiting: (entry, argument); the vCPU is then running.
-    pub fn take_start(&self) -> Option<(u64, u64)> {
+    /// The posted start request, if one is waiting: (entry, argument, real mode); the vCPU is
+    /// then running.
+    pub fn take_start(&self) -> Option<(u64, u64, bool)> {
         self.state
             .compare_exchange(
                 VcpuState::Starting as u8,
@@ -191,6 +212,7 @@ impl VcpuSlot {
                 (
                     self.start_entry.load(Ordering::SeqCst),
                     self.start_arg.load(Ordering::SeqCst),
+                    self.start_real_mode.load(Ordering::SeqCst),
                 )
             })
     }
@@ -198,6 +220,9 @@ impl VcpuSlot {
     /// Clears what a run leaves behind (pending interrupts) before the next one.
     pub fn reset_for_run(&self) {
         self.pending.store(0, Ordering::SeqCst);
+        for v in &self.vectors {
+            v.store(0, Ordering::SeqCst);
+        }
         self.set_state(VcpuState::Off);
     }
 
@@ -212,6 +237,28 @@ impl VcpuSlot {
     /// Makes `irq` pending.
     pub fn raise(&self, irq: VirtualIrq) {
         self.pending.fetch_or(bit(irq), Ordering::SeqCst);
+    }
+
+    /// Requests interrupt `vector` of the vCPU's virtual local APIC.
+    pub fn raise_vector(&self, vector: u8) {
+        self.vectors[usize::from(vector >> 6)].fetch_or(1 << (vector & 63), Ordering::SeqCst);
+    }
+
+    /// Requests `vector` as an IPI from vCPU `from` sent at counter value `at`.
+    pub fn raise_vector_ipi(&self, vector: u8, from: u32, at: u64) {
+        self.ipi_from.store(u64::from(from), Ordering::SeqCst);
+        self.ipi_sent_at.store(at, Ordering::SeqCst);
+        self.raise_vector(vector);
+    }
+
+    /// The requested vectors (IRR).
+    pub fn vectors(&self) -> [u64; 4] {
+        core::array::from_fn(|i| self.vectors[i].load(Ordering::SeqCst))
+    }
+
+    /// `vector` was delivered: no longer requested.
+    pub fn clear_vector(&self, vector: u8) {
+        self.vectors[usize::from(vector >> 6)].fetch_and(!(1 << (vector & 63)), Ordering::SeqCst);
     }
 
     /// Records an IPI from vCPU `from` sent at counter value `at`, and makes it pending.

@@ -17,21 +17,33 @@ use super::vcpus::{VcpuSlot, VcpuState};
 use super::{remote, Partition};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
+use vcpu::x2apic::X2Apic;
 use vcpu::{Delivery, HypercallError, Upcall, VirtualIrq};
 
 type Result = core::result::Result<u64, HypercallError>;
 
 /// The interrupt state of the vCPU a handler runs; lives on its CPU.
 pub struct VirtualInterrupts {
-    partition: &'static Partition,
-    index: u32,
+    pub(super) partition: &'static Partition,
+    pub(super) index: u32,
+    /// The vCPU's x2APIC (x86 guests that program interrupts the hardware way, `lapic`).
+    pub(super) apic: X2Apic,
+    /// Who the timer fires for: the upcall ABI's `TIMER_SET`, or the x2APIC timer.
+    pub(super) timer_for: TimerOwner,
     upcall: Option<Upcall>,
     in_upcall: bool,
     /// The timer's next deadline and period, in counter ticks (period 0: one-shot).
-    deadline: Option<u64>,
-    period: u64,
+    pub(super) deadline: Option<u64>,
+    pub(super) period: u64,
     /// The deadline that raised the pending timer interrupt, for its latency.
-    fired: u64,
+    pub(super) fired: u64,
+}
+
+/// Which interface armed a vCPU's one timer (the last one to program it wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerOwner {
+    Upcall,
+    Apic,
 }
 
 impl VirtualInterrupts {
@@ -39,6 +51,8 @@ impl VirtualInterrupts {
         Self {
             partition,
             index,
+            apic: X2Apic::new(index),
+            timer_for: TimerOwner::Upcall,
             upcall: None,
             in_upcall: false,
             deadline: None,
@@ -47,7 +61,7 @@ impl VirtualInterrupts {
         }
     }
 
-    fn slot(&self) -> &'static VcpuSlot {
+    pub(super) fn slot(&self) -> &'static VcpuSlot {
         &self.partition.vcpus[self.index as usize]
     }
 
@@ -63,11 +77,17 @@ impl VirtualInterrupts {
             return Ok(0);
         }
         let ticks = ((u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).max(1);
+        self.timer_for = TimerOwner::Upcall;
+        self.arm(ticks, periodic);
+        Ok(0)
+    }
+
+    /// Starts the timer: due in `ticks` counter ticks, then every `ticks` if periodic.
+    pub(super) fn arm(&mut self, ticks: u64, periodic: bool) {
         let deadline = Current::now().wrapping_add(ticks);
         self.deadline = Some(deadline);
         self.period = if periodic { ticks } else { 0 };
         Current::arm_timer(self.deadline);
-        Ok(0)
     }
 
     /// After every interrupt exit: a due timer becomes pending (and a periodic one re-arms,
@@ -83,7 +103,15 @@ impl VirtualInterrupts {
             return;
         }
         self.fired = d;
-        self.slot().raise(VirtualIrq::Timer);
+        match self.timer_for {
+            TimerOwner::Upcall => self.slot().raise(VirtualIrq::Timer),
+            // A masked (or disabled) LVT entry loses the tick, as on hardware.
+            TimerOwner::Apic => {
+                if let Some(v) = self.apic.timer_vector() {
+                    self.slot().raise_vector(v);
+                }
+            }
+        }
         self.deadline = match self.period {
             0 => None,
             p if d.wrapping_add(p) > now => Some(d.wrapping_add(p)),
@@ -172,7 +200,7 @@ impl VirtualInterrupts {
 }
 
 /// Refuses a request that names a vCPU the partition does not have, saying so.
-fn no_such_vcpu(p: &Partition, what: &str, index: u32) -> HypercallError {
+pub(super) fn no_such_vcpu(p: &Partition, what: &str, index: u32) -> HypercallError {
     crate::println!(
         "partition {}: {what} refused: vCPU {index} is outside its {} vCPUs",
         p.name(),

@@ -396,7 +396,38 @@ pub fn boot_tests() -> Vec<BootTest> {
     tests.extend(smp_tests("qemu-virt-la64", t(150)));
     tests.extend(smp_tests("qemu-x86_64", t(150)));
     tests.extend(smp_tests("bochs-x86_64", t(300)));
+    tests.push(x2apic_test("qemu-x86_64", t(150)));
+    tests.push(x2apic_test("bochs-x86_64", t(300)));
     tests
+}
+
+/// x86: the worker's vCPU 0 starts vCPU 1 the hardware way (INIT and STARTUP IPIs through its
+/// x2APIC; vCPU 1 runs the guest's real-mode start code into long mode), and after the upcall
+/// scenario both do it the hardware way too (guest IDT, x2APIC timer and ICR, vectors injected
+/// by the hypervisor); an IPI to an APIC ID outside the partition is refused.
+fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
+    BootTest {
+        name: "x2apic-init-sipi",
+        board,
+        args: "log=info smp-test=2",
+        ordered: &[
+            "[worker] worker: upcall handler -> 0, start vCPU 1 (INIT + STARTUP) -> 0",
+            "[worker] worker: timer ticks vCPU 0 10 vCPU 1 10 (expected 10 each) ok",
+            "[worker] worker: IPIs 5 sent, 5 answered (expected 5) ok",
+            "[worker] worker: x2APIC IDs 0 and 1, timer ticks vCPU 0 10 vCPU 1 10 (expected 10 \
+             each) ok",
+            "partition worker: IPI refused: vCPU 7 is outside its 2 vCPUs",
+            "[worker] worker: x2APIC IPIs 5 sent, 5 answered (expected 5), 0 from the IPI to \
+             APIC ID 7 ok",
+            "partition worker finished (code 0) (vCPU 0)",
+            "partitions: all ended as expected",
+        ],
+        // The hypervisor's line and the guest's race on the console.
+        anywhere: &["partition worker: vCPU 1 starts on cpu2 at 0x8000"],
+        forbidden: PARTITION_FAULTS,
+        ending: Ending::Success,
+        timeout,
+    }
 }
 
 /// What the hostile guest's IPI and IRQ attacks print (`smp_tests`, test 3), on a board whose
@@ -442,7 +473,7 @@ fn smp_tests(board: &'static str, timeout: Duration) -> [BootTest; 3] {
                 "partition worker (id 1): cpus [1, 2]",
                 "partition worker: vCPU 0 starts on cpu1 at",
                 "[worker] worker: 2 vCPUs, I am vCPU 0",
-                "[worker] worker: upcall handler -> 0, start vCPU 1 -> 0",
+                "[worker] worker: upcall handler -> 0, start vCPU 1 (VCPU_START) -> 0",
                 "[worker] worker: timer ticks vCPU 0 10 vCPU 1 10 (expected 10 each) ok",
                 "[worker] worker: IPIs 5 sent, 5 answered (expected 5) ok",
                 "[manager] manager: worker vCPU 0 on cpu1: state 2,",

@@ -144,17 +144,36 @@ fn secondary_main(index: u64) -> ! {
         if cmd == CMD_DIRTY_SMP {
             smp_dirty(SHARED.load(Ordering::SeqCst), index);
         }
+        #[cfg(target_arch = "x86_64")]
+        if cmd == apic::CMD_X2APIC {
+            apic::secondary(index);
+        }
         done = cmd;
         SECONDARY_ACK.store(cmd, Ordering::SeqCst);
     }
 }
 
 /// The multi-vCPU scenario, on vCPU 0; true if every step did what it should.
-fn smp_scenario(count: u64) -> bool {
+fn smp_scenario(count: u64, startup_ipi: bool) -> bool {
     println!("worker: {count} vCPUs, I am vCPU {}", smp::vcpu_id());
     let r = smp::set_handler(on_interrupt);
-    let started = smp::start(1, secondary_main);
-    println!("worker: upcall handler -> {r}, start vCPU 1 -> {started}");
+    #[cfg(target_arch = "x86_64")]
+    let started = if startup_ipi {
+        smp::start_by_startup(1, secondary_main)
+    } else {
+        smp::start(1, secondary_main)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let started = {
+        let _ = startup_ipi;
+        smp::start(1, secondary_main)
+    };
+    let how = if startup_ipi {
+        "INIT + STARTUP"
+    } else {
+        "VCPU_START"
+    };
+    println!("worker: upcall handler -> {r}, start vCPU 1 ({how}) -> {started}");
     if started != 0 {
         return false;
     }
@@ -225,7 +244,11 @@ fn guest_main(args: BootArgs) -> ! {
     let vcpus = smp::vcpu_count();
     // The multi-vCPU scenario runs when the boot test asks for it (flag bit 1).
     let smp_on = vcpus >= 2 && args.flags & 2 != 0;
-    let smp_ok = !smp_on || smp_scenario(vcpus);
+    // Flag bit 2 (x86): start vCPU 1 with INIT and STARTUP IPIs instead of `VCPU_START`.
+    let smp_ok = !smp_on || smp_scenario(vcpus, args.flags & 4 != 0);
+    // On x86 the same again the hardware way: x2APIC timers and IPIs through the guest's IDT.
+    #[cfg(target_arch = "x86_64")]
+    let smp_ok = smp_ok && (!smp_on || apic::scenario());
     if args.shared == 0 {
         println!("worker: no shared region, no manager scenario");
         test_guests::power_off(if ok && smp_ok { 0 } else { 1 });
@@ -271,4 +294,114 @@ fn guest_main(args: BootArgs) -> ! {
     );
     println!("worker: done");
     test_guests::power_off(if ok && ok2 && smp_ok { 0 } else { 1 })
+}
+
+/// x86: the multi-vCPU scenario the hardware way. Each vCPU loads the guest's own GDT and IDT,
+/// software-enables its x2APIC, runs its timer periodically until it has seen `TICKS` ticks;
+/// then vCPU 0 and vCPU 1 exchange `IPIS` fixed IPIs through the ICR (vCPU 1 answers from its
+/// interrupt handler), and an IPI to an APIC ID outside the partition must go nowhere.
+#[cfg(target_arch = "x86_64")]
+mod apic {
+    use super::{on_secondary, wait_until, IPIS, SMP_POLLS, TICKS};
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use test_guests::x2apic::{self, *};
+    use test_guests::{println, rt, smp};
+
+    /// vCPU 1's command: run its half.
+    pub const CMD_X2APIC: u64 = 0x100;
+    const TIMER_VECTOR: u8 = FIRST_VECTOR;
+    const IPI_VECTOR: u8 = FIRST_VECTOR + 1;
+    /// The timer period: 2 ms of the virtual APIC timer's clock.
+    const PERIOD_MS: u64 = 2;
+    /// An APIC ID no vCPU of a 2-vCPU partition has.
+    const OUTSIDE_ID: u32 = 7;
+
+    static TICKS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
+    static IPIS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
+    static SECONDARY_ID: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    fn me() -> usize {
+        msr_read(ID) as usize % smp::MAX_VCPUS
+    }
+
+    fn on_vector(v: u8) {
+        let me = me();
+        if v == TIMER_VECTOR {
+            TICKS_SEEN[me].fetch_add(1, Ordering::SeqCst);
+        } else if v == IPI_VECTOR {
+            IPIS_SEEN[me].fetch_add(1, Ordering::SeqCst);
+            if me != 0 {
+                send_ipi(0, IPI_VECTOR);
+            }
+        }
+    }
+
+    /// Loads the tables, enables the APIC and its periodic timer, and turns interrupts on.
+    fn start_timer() {
+        x2apic::load();
+        msr_write(SVR, SVR_ENABLED);
+        msr_write(TIMER_DIVIDE, DIVIDE_BY_1);
+        msr_write(LVT_TIMER, TIMER_PERIODIC | u64::from(TIMER_VECTOR));
+        msr_write(TIMER_INITIAL, timer_khz() * PERIOD_MS);
+        x2apic::enable();
+    }
+
+    fn stop_timer() {
+        msr_write(TIMER_INITIAL, 0);
+    }
+
+    /// vCPU 1's half: its own ticks, then it stays interruptible to answer IPIs.
+    pub fn secondary(index: u64) {
+        SECONDARY_ID.store(msr_read(ID), Ordering::SeqCst);
+        start_timer();
+        let me = index as usize % smp::MAX_VCPUS;
+        wait_until(SMP_POLLS, || TICKS_SEEN[me].load(Ordering::SeqCst) >= TICKS);
+        stop_timer();
+    }
+
+    /// vCPU 0's half; true if every step did what it should.
+    pub fn scenario() -> bool {
+        x2apic::install(on_vector);
+        let id = msr_read(ID);
+        start_timer();
+        let up = on_secondary(CMD_X2APIC);
+        wait_until(SMP_POLLS, || TICKS_SEEN[0].load(Ordering::SeqCst) >= TICKS);
+        stop_timer();
+        let ticks = |v: usize| TICKS_SEEN[v].load(Ordering::SeqCst);
+        let ticked = up && ticks(0) >= TICKS && ticks(1) >= TICKS;
+        let other = SECONDARY_ID.load(Ordering::SeqCst);
+        println!(
+            "worker: x2APIC IDs {id} and {other}, timer ticks vCPU 0 {} vCPU 1 {} (expected {TICKS} each) {}",
+            ticks(0).min(TICKS),
+            ticks(1).min(TICKS),
+            if ticked && id == 0 && other == 1 { "ok" } else { "MISMATCH" }
+        );
+        let mut answered = 0;
+        let start = rt::now();
+        for _ in 0..IPIS {
+            let before = IPIS_SEEN[0].load(Ordering::SeqCst);
+            send_ipi(1, IPI_VECTOR);
+            if !wait_until(SMP_POLLS, || IPIS_SEEN[0].load(Ordering::SeqCst) > before) {
+                break;
+            }
+            answered += 1;
+        }
+        let round_trip = (rt::now() - start) / IPIS;
+        let seen_by_1 = IPIS_SEEN[1].load(Ordering::SeqCst);
+        // Refused by the hypervisor (a console line says so): nobody may answer.
+        let before = IPIS_SEEN[0].load(Ordering::SeqCst);
+        send_ipi(OUTSIDE_ID, IPI_VECTOR);
+        for _ in 0..1000 {
+            rt::relax();
+        }
+        let stray = IPIS_SEEN[0].load(Ordering::SeqCst) - before
+            + (IPIS_SEEN[1].load(Ordering::SeqCst) - seen_by_1);
+        x2apic::disable();
+        let ipis_ok = answered == IPIS && seen_by_1 == IPIS && stray == 0;
+        println!(
+            "worker: x2APIC IPIs {IPIS} sent, {answered} answered (expected {IPIS}), {stray} from the IPI to APIC ID {OUTSIDE_ID} {}; round trip {round_trip} TSC ticks (emulator clock: a proxy)",
+            if ipis_ok { "ok" } else { "MISMATCH" }
+        );
+        ticked && ipis_ok
+    }
 }

@@ -190,6 +190,8 @@ impl PartitionArch for Current {
     }
 
     fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu {
+        // Real-mode starts come from x86 STARTUP IPIs, which no LoongArch guest can send.
+        debug_assert!(!boot.real_mode, "an x86 real-mode start on LoongArch");
         let Some(bits) = lvz_gid_bits() else {
             return LaVcpu::Deprivileged(DeprivilegedVcpu::new(partition, boot));
         };

@@ -73,4 +73,11 @@ impl ArchVcpu for X86Vcpu {
             Self::Svm(v) => v.return_from_upcall(),
         }
     }
+
+    fn inject_interrupt(&mut self, vector: u8) -> bool {
+        match self {
+            Self::Vmx(v) => v.inject_interrupt(vector),
+            Self::Svm(v) => v.inject_interrupt(vector),
+        }
+    }
 }

@@ -41,6 +41,7 @@ fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot) -> VmxVcpu {
         entry: boot.entry,
         args: boot.args,
         ports: partition.config.ports,
+        real_mode: boot.real_mode,
     })
 }
 
@@ -81,6 +82,7 @@ impl PartitionArch for Current {
                     args: boot.args,
                     ports: partition.config.ports,
                     boot_vcpu: boot.vcpu == 0,
+                    real_mode: boot.real_mode,
                 }),
             }),
             Backend::Vmx => X86Vcpu::Vmx(match tables {
@@ -143,6 +145,7 @@ impl PartitionArch for Current {
     /// hypervisor leaves naming Septum and its hypercall ABI. Both backends ask here.
     fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         let abi = vcpu::hypercall::ABI_VERSION as u32;
-        arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi)
+        let khz = (timer::tsc_hz() / 1000) as u32;
+        arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi, khz)
     }
 }

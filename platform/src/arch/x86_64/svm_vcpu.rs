@@ -28,12 +28,18 @@ pub const NOT_CREATED: u64 = 1 << 32;
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
+const IA32_EFER: u32 = 0xc000_0080;
+/// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's, SVME the hypervisor's).
+const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 11);
+const CR0_ET: u64 = 1 << 4;
 /// CR0: PE, ET, NE, PG.
 const GUEST_CR0: u64 = (1 << 0) | (1 << 4) | (1 << 5) | (1 << 31);
 /// CR4: PAE.
 const GUEST_CR4: u64 = 1 << 5;
 /// EXITINTINFO / EVENTINJ valid bit.
 const EVENT_VALID: u64 = 1 << 31;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
 
 /// Everything the creation of a vCPU needs from the partition layer.
 pub struct SvmSetup {
@@ -48,6 +54,8 @@ pub struct SvmSetup {
     /// Whether this is the partition's boot vCPU (whose rsi carries the boot flags; a
     /// secondary's rsi is its index).
     pub boot_vcpu: bool,
+    /// Start in real mode, as a STARTUP IPI starts a processor.
+    pub real_mode: bool,
 }
 
 /// One vCPU, bound to the CPU that created it.
@@ -159,6 +167,9 @@ impl SvmVcpu {
         v.write64(off::NP_CONTROL, vmcb::NP_ENABLE);
         v.write64(off::N_CR3, setup.ncr3);
         fill_guest(v, setup.entry);
+        if setup.real_mode {
+            real_mode(v, setup.entry);
+        }
     }
 }
 
@@ -196,8 +207,33 @@ fn fill_guest(v: &mut Vmcb, entry: u64) {
     v.write64(off::G_PAT, PAT_DEFAULT);
 }
 
-impl ArchVcpu for SvmVcpu {
-    fn run(&mut self) -> VmExit {
+/// The start state a STARTUP IPI gives a processor: real mode with CS = `entry >> 4` and IP 0,
+/// paging and protection off, EFER only SVME (which VMRUN needs), 64 KiB segments, descriptor
+/// tables at 0.
+fn real_mode(v: &mut Vmcb, entry: u64) {
+    let seg = |selector: u16, base: u64, attrib: u16| Segment {
+        selector,
+        attrib,
+        limit: 0xffff,
+        base,
+    };
+    v.set_segment(off::CS, seg((entry >> 4) as u16, entry, 0x9b));
+    for at in [off::ES, off::SS, off::DS, off::FS, off::GS] {
+        v.set_segment(at, seg(0, 0, 0x93));
+    }
+    v.set_segment(off::TR, seg(0, 0, Segment::TSS_ATTRIB));
+    v.set_segment(off::GDTR, seg(0, 0, 0));
+    v.set_segment(off::IDTR, seg(0, 0, 0));
+    v.write64(off::EFER, EFER_SVME);
+    v.write64(off::CR0, CR0_ET);
+    v.write64(off::CR3, 0);
+    v.write64(off::CR4, 0);
+    v.set_rip(0);
+}
+
+impl SvmVcpu {
+    /// One VMRUN and the exit that ends it.
+    fn run_once(&mut self) -> VmExit {
         if let Some(why) = self.broken {
             log::error!("svm: cannot enter the guest: {why}");
             return VmExit::InvalidState { raw: NOT_CREATED };
@@ -217,6 +253,17 @@ impl ArchVcpu for SvmVcpu {
                 svm::host_state_pa(),
             )
         };
+        // An injected event was delivered or is in EXITINTINFO now (`complete` re-injects it);
+        // either way it must not be injected again by a stale valid bit.
+        self.vmcb.write64(off::EVENTINJ, 0);
+        let v = &*self.vmcb;
+        if v.read64(off::EXITCODE) == exit::code::VINTR {
+            // The window is open: withdraw the request; `inject_interrupt` injects for real.
+            let v = &mut *self.vmcb;
+            v.write64(off::V_INTR, vmcb::V_INTR_MASKING);
+            let misc = v.read32(off::INTERCEPT_MISC1);
+            v.write32(off::INTERCEPT_MISC1, misc & !misc1::VINTR);
+        }
         let v = &*self.vmcb;
         if v.read64(off::EXITCODE) == exit::code::INTR {
             // The interrupt is still pending in the local APIC (the intercept does not take it);
@@ -240,6 +287,33 @@ impl ArchVcpu for SvmVcpu {
         };
         let exit = exit::decode(&self.last, &self.regs);
         super::mmio::decode(exit, &self.last, v.read64(off::CR3), &self.regs)
+    }
+}
+
+impl ArchVcpu for SvmVcpu {
+    fn run(&mut self) -> VmExit {
+        loop {
+            let exit = self.run_once();
+            // EFER is CPU state the guest owns (within limits, and SVME stays set for VMRUN):
+            // emulated here, not an event.
+            let value = match exit {
+                VmExit::MsrRead { msr: IA32_EFER } => {
+                    Completion::Value(self.vmcb.read64(off::EFER) & !EFER_SVME)
+                }
+                VmExit::MsrWrite {
+                    msr: IA32_EFER,
+                    value,
+                } => {
+                    let lma = self.vmcb.read64(off::EFER) & EFER_LMA;
+                    let efer = (value & EFER_GUEST_BITS) | lma | EFER_SVME;
+                    self.vmcb.write64(off::EFER, efer);
+                    Completion::Skip
+                }
+                other => return other,
+            };
+            let rip = exit::complete(&self.last, value, &mut self.regs);
+            self.vmcb.set_rip(rip);
+        }
     }
 
     fn complete(&mut self, completion: Completion) {
@@ -272,6 +346,27 @@ impl ArchVcpu for SvmVcpu {
         v.set_rip(d.upcall.entry);
         v.write64(off::RSP, handler_rsp(d.upcall.stack));
         v.write64(off::RFLAGS, HANDLER_RFLAGS);
+        true
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let v = &mut *self.vmcb;
+        let redelivering = v.read64(off::EVENTINJ) & EVENT_VALID != 0;
+        let shadow = v.read64(off::INTERRUPT_SHADOW) & 1 != 0;
+        let ready = !redelivering && !shadow && v.read64(off::RFLAGS) & RFLAGS_IF != 0;
+        if !ready {
+            // Ask for a virtual interrupt only to learn when the guest can take one: the VINTR
+            // intercept exits before it is delivered.
+            v.write64(off::V_INTR, vmcb::V_INTR_MASKING | vmcb::V_IRQ_WINDOW);
+            let misc = v.read32(off::INTERCEPT_MISC1);
+            v.write32(off::INTERCEPT_MISC1, misc | misc1::VINTR);
+            return false;
+        }
+        // Type 0 (external interrupt).
+        v.write64(off::EVENTINJ, EVENT_VALID | u64::from(vector));
         true
     }
 

@@ -37,6 +37,9 @@ const AR_CODE64: u64 = 0xa09b;
 const AR_DATA: u64 = 0xc093;
 /// Busy 64-bit TSS, present.
 const AR_TSS: u64 = 0x8b;
+/// Real-mode code and data segments (present, accessed, execute/read or read/write).
+const AR_REAL_CODE: u64 = 0x9b;
+const AR_REAL_DATA: u64 = 0x93;
 /// Unusable (LDTR).
 const AR_UNUSABLE: u64 = 0x1_0000;
 
@@ -52,6 +55,8 @@ pub struct VcpuSetup {
     pub msr_bitmap: u64,
     /// First instruction.
     pub entry: u64,
+    /// Start as a STARTUP IPI starts a processor (real mode at `entry`), not in 64-bit mode.
+    pub real_mode: bool,
 }
 
 /// Writes `(field, value)` pairs to the current VMCS, stopping at the first refusal.
@@ -65,7 +70,7 @@ fn write_all(pairs: &[(u32, u64)]) -> Result<(), u32> {
 
 /// Fills the current VMCS for `setup` on the calling CPU. On failure, names the field.
 pub fn fill(caps: &VmxCapabilities, setup: &VcpuSetup) -> Result<(), &'static str> {
-    let c = Controls::for_partition(caps, true).map_err(|r| {
+    let c = Controls::for_partition(caps, !setup.real_mode).map_err(|r| {
         log::error!("vmx: the CPU refuses {} controls {:#x}", r.word, r.bits);
         "a VMX control the partition needs is not supported"
     })?;
@@ -90,7 +95,72 @@ pub fn fill(caps: &VmxCapabilities, setup: &VcpuSetup) -> Result<(), &'static st
     ])
     .map_err(|f| field_error("control", f))?;
     fill_host().map_err(|f| field_error("host", f))?;
-    fill_guest(caps, setup.entry).map_err(|f| field_error("guest", f))
+    fill_guest(caps, setup.entry).map_err(|f| field_error("guest", f))?;
+    if setup.real_mode {
+        real_mode(caps, setup.entry).map_err(|f| field_error("guest", f))?;
+    }
+    Ok(())
+}
+
+/// Turns the 64-bit start state into the one a STARTUP IPI gives a processor: real mode with
+/// CS = `entry >> 4` and IP 0, paging and protection off (unrestricted guest allows both), EFER
+/// clear, 64 KiB segments, descriptor tables at 0. The guest's own code goes to long mode from
+/// there (its EFER writes are emulated by the vCPU, which keeps the IA-32e entry control in step).
+fn real_mode(caps: &VmxCapabilities, entry: u64) -> Result<(), u32> {
+    let cr0 = caps.cr0.apply(CR0_ET | CR0_NE) & !(CR0_PE | CR0_PG);
+    let cr4 = caps.cr4.apply(0);
+    let mut pairs = alloc::vec![
+        (wn::GUEST_CR0, cr0),
+        (wn::CR0_READ_SHADOW, cr0),
+        (wn::GUEST_CR3, 0),
+        (wn::GUEST_CR4, cr4),
+        (wn::CR4_READ_SHADOW, cr4 & !CR4_VMXE),
+        (w64::GUEST_EFER, 0),
+        (w16::GUEST_CS_SELECTOR, entry >> 4),
+        (wn::GUEST_CS_BASE, entry),
+        (w32::GUEST_CS_LIMIT, 0xffff),
+        (w32::GUEST_CS_AR, AR_REAL_CODE),
+        (w16::GUEST_TR_SELECTOR, 0),
+        (w32::GUEST_TR_LIMIT, 0xffff),
+        (w32::GUEST_GDTR_LIMIT, 0xffff),
+        (w32::GUEST_IDTR_LIMIT, 0xffff),
+        (wn::GUEST_RIP, 0),
+    ];
+    for (sel, base, limit, ar) in [
+        (
+            w16::GUEST_DS_SELECTOR,
+            wn::GUEST_DS_BASE,
+            w32::GUEST_DS_LIMIT,
+            w32::GUEST_DS_AR,
+        ),
+        (
+            w16::GUEST_ES_SELECTOR,
+            wn::GUEST_ES_BASE,
+            w32::GUEST_ES_LIMIT,
+            w32::GUEST_ES_AR,
+        ),
+        (
+            w16::GUEST_SS_SELECTOR,
+            wn::GUEST_SS_BASE,
+            w32::GUEST_SS_LIMIT,
+            w32::GUEST_SS_AR,
+        ),
+        (
+            w16::GUEST_FS_SELECTOR,
+            wn::GUEST_FS_BASE,
+            w32::GUEST_FS_LIMIT,
+            w32::GUEST_FS_AR,
+        ),
+        (
+            w16::GUEST_GS_SELECTOR,
+            wn::GUEST_GS_BASE,
+            w32::GUEST_GS_LIMIT,
+            w32::GUEST_GS_AR,
+        ),
+    ] {
+        pairs.extend_from_slice(&[(sel, 0), (base, 0), (limit, 0xffff), (ar, AR_REAL_DATA)]);
+    }
+    write_all(&pairs)
 }
 
 fn field_error(kind: &str, field: u32) -> &'static str {

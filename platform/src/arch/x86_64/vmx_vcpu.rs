@@ -10,6 +10,7 @@ use super::{smp, virt};
 use crate::memory;
 use alloc::boxed::Box;
 use arch_x86::vmx::bitmaps::{IoBitmap, MsrBitmap};
+use arch_x86::vmx::controls::{ENTRY_IA32E_GUEST, PROC_INTERRUPT_WINDOW};
 use arch_x86::vmx::enter::{enter, GuestRegs};
 use arch_x86::vmx::exit::{self, ExitInfo};
 use arch_x86::vmx::fields::{w32, w64, wn};
@@ -36,6 +37,8 @@ pub struct VcpuConfig {
     pub args: [u64; 5],
     /// The ports the partition owns, which do not exit.
     pub ports: &'static [board_config::PortRange],
+    /// Start in real mode, as a STARTUP IPI starts a processor.
+    pub real_mode: bool,
 }
 
 /// One vCPU, bound to the CPU that created it.
@@ -51,7 +54,22 @@ pub struct VmxVcpu {
     broken: Option<&'static str>,
     /// The context an upcall interrupted (`vcpu::upcall`), while its handler runs.
     saved: Option<UpcallFrame>,
+    /// An event the last exit interrupted in its delivery (IDT-vectoring information, error
+    /// code, instruction length): delivered again at the next entry, or the guest would lose it.
+    redeliver: Option<(u64, u64, u64)>,
 }
+
+const IA32_EFER: u32 = 0xc000_0080;
+const EFER_LMA: u64 = 1 << 10;
+/// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's to set).
+const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 11);
+
+/// Valid bit of the interruption-information fields.
+const EVENT_VALID: u64 = 1 << 31;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// Interruptibility: blocking by STI, by MOV SS.
+const BLOCKED_BY_STI_OR_MOV_SS: u64 = 3;
 
 /// What an upcall replaces and `UPCALL_RETURN` puts back: every register the guest can see
 /// change (the general-purpose ones here, RIP, RSP and RFLAGS in the VMCS).
@@ -101,6 +119,7 @@ impl VmxVcpu {
             last: ExitInfo::default(),
             broken: None,
             saved: None,
+            redeliver: None,
             _io: io,
             _msr: msr,
         };
@@ -122,6 +141,7 @@ impl VmxVcpu {
             _msr: Box::new(MsrBitmap::all_exit()),
             broken: Some(why),
             saved: None,
+            redeliver: None,
         }
     }
 
@@ -146,6 +166,7 @@ impl VmxVcpu {
                 io_bitmap: &*self._io as *const IoBitmap as u64,
                 msr_bitmap: &*self._msr as *const MsrBitmap as u64,
                 entry: cfg.entry,
+                real_mode: cfg.real_mode,
             },
         )?;
         // This VPID tagged the previous run's translations on this CPU: they must not survive
@@ -170,7 +191,28 @@ impl VmxVcpu {
 
 impl ArchVcpu for VmxVcpu {
     fn run(&mut self) -> VmExit {
-        self.run_once()
+        loop {
+            let exit = self.run_once();
+            // EFER is CPU state the guest owns (within limits): emulated here, not an event.
+            match exit {
+                VmExit::MsrRead { msr: IA32_EFER } => {
+                    let efer = read(w64::GUEST_EFER);
+                    exit::complete(&self.last, Completion::Value(efer), &mut self.regs);
+                }
+                VmExit::MsrWrite {
+                    msr: IA32_EFER,
+                    value,
+                } => {
+                    let lma = read(w64::GUEST_EFER) & EFER_LMA;
+                    // SAFETY: this vCPU's VMCS is current on this CPU.
+                    let _ = unsafe { vmwrite(w64::GUEST_EFER, (value & EFER_GUEST_BITS) | lma) };
+                }
+                other => return other,
+            }
+            let next = self.last.rip + u64::from(self.last.instruction_len);
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe { vmwrite(wn::GUEST_RIP, next) };
+        }
     }
 
     fn complete(&mut self, completion: Completion) {
@@ -203,6 +245,30 @@ impl ArchVcpu for VmxVcpu {
         true
     }
 
+    fn inject_interrupt(&mut self, vector: u8) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let rflags = read(wn::GUEST_RFLAGS);
+        let blocked = read(w32::GUEST_INTERRUPTIBILITY) & BLOCKED_BY_STI_OR_MOV_SS != 0;
+        let ready = self.redeliver.is_none() && rflags & RFLAGS_IF != 0 && !blocked;
+        let proc = read(w32::PROC_CONTROLS);
+        if !ready {
+            // Come back as soon as the guest can take it.
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe { vmwrite(w32::PROC_CONTROLS, proc | u64::from(PROC_INTERRUPT_WINDOW)) };
+            return false;
+        }
+        // SAFETY: this vCPU's VMCS is current on this CPU.
+        let _ = unsafe {
+            vmwrite(
+                w32::ENTRY_INTERRUPTION_INFO,
+                EVENT_VALID | u64::from(vector),
+            )
+        };
+        true
+    }
+
     fn return_from_upcall(&mut self) {
         let Some(f) = self.saved.take() else { return };
         // Everything as it was, rax included: the interrupted code never sees the call.
@@ -224,6 +290,23 @@ impl VmxVcpu {
             return VmExit::InvalidState {
                 raw: ENTRY_INSTRUCTION_FAILED,
             };
+        }
+        if let Some((info, error, len)) = self.redeliver.take() {
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            unsafe {
+                let _ = vmwrite(w32::ENTRY_INTERRUPTION_INFO, info);
+                let _ = vmwrite(w32::ENTRY_EXCEPTION_ERROR, error);
+                let _ = vmwrite(w32::ENTRY_INSTRUCTION_LEN, len);
+            }
+        }
+        // A guest that turned long mode on or off itself (CR0.PG with EFER.LME, no exit) must
+        // enter with the IA-32e entry control matching EFER.LMA, or the entry fails.
+        let lma = read(w64::GUEST_EFER) & EFER_LMA != 0;
+        let entry = read(w32::ENTRY_CONTROLS);
+        let ia32e = u64::from(ENTRY_IA32E_GUEST);
+        if lma != (entry & ia32e != 0) {
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe { vmwrite(w32::ENTRY_CONTROLS, entry ^ ia32e) };
         }
         if let Some(rate) = super::timer::preemption_rate() {
             // The countdown to this CPU's deadline, from now (the field counts in the guest only).
@@ -249,6 +332,21 @@ impl VmxVcpu {
             interruption_info: read(w32::EXIT_INTERRUPTION_INFO) as u32,
             rip: read(wn::GUEST_RIP),
         };
+        let vectoring = read(w32::IDT_VECTORING_INFO);
+        if vectoring & EVENT_VALID != 0 {
+            // Bit 12 (NMI unblocking) is not part of the entry format.
+            self.redeliver = Some((
+                vectoring & !(1 << 12),
+                read(w32::IDT_VECTORING_ERROR),
+                u64::from(self.last.instruction_len),
+            ));
+        }
+        if self.last.basic() == exit::reason::INTERRUPT_WINDOW {
+            // The window is open; `inject_interrupt` asks for the next one if it still needs it.
+            let proc = read(w32::PROC_CONTROLS) & !u64::from(PROC_INTERRUPT_WINDOW);
+            // SAFETY: this vCPU's VMCS is current on this CPU.
+            let _ = unsafe { vmwrite(w32::PROC_CONTROLS, proc) };
+        }
         let exit = exit::decode(&self.last, &self.regs);
         let exit = super::mmio::decode(exit, &self.last, read(wn::GUEST_CR3), &self.regs);
         if let VmExit::ExternalInterrupt { vector: 2 } = exit {
