@@ -11,6 +11,8 @@
 
 use core::fmt;
 
+#[cfg(target_arch = "x86_64")]
+pub mod devirq;
 #[cfg_attr(target_arch = "loongarch64", path = "rt/loongarch64.rs")]
 #[cfg_attr(target_arch = "x86_64", path = "rt/x86_64.rs")]
 pub mod rt;

@@ -39,6 +39,16 @@
 //!   costs nothing.
 //! * [`PartitionArch::wait`]: a short halt of a CPU that waits for a start (default: a spin).
 //!
+//! Device interrupts (issue 9) added two more, also defaulted:
+//! * [`PartitionArch::route_device_line`]: program the physical interrupt controller's entry of
+//!   a device line, from what the partition's view of it accepted (`device_irq`): delivered to
+//!   the CPU that runs the chosen vCPU, or masked. x86 programs the I/O APIC (`ioapic.rs`); the
+//!   default does nothing, which is where LoongArch stands: physical PCH-PIC / EIOINTC delivery
+//!   to a partition is not written yet, so its lines reach no guest (the views still check and
+//!   record routes).
+//! * [`PartitionArch::device_line`]: the device line behind an `ExternalInterrupt`'s vector, so
+//!   the layer can raise it on the vCPU it was routed to.
+//!
 //! And, on the vCPU side (`vcpu::ArchVcpu`, also defaulted): `deliver_upcall` and
 //! `return_from_upcall`, the context switch into and out of a guest's virtual-interrupt handler
 //! (`vcpu::upcall`), and [`GuestBoot::vcpu`], the index a vCPU's identity register shows (LVZ
@@ -78,6 +88,18 @@ pub struct GuestBoot {
     /// `entry >> 4`:0, paging and protection off, the argument registers zero (a backend without
     /// the notion never gets it).
     pub real_mode: bool,
+}
+
+/// Where the physical controller sends a device line: the CPU that runs the target vCPU, and the
+/// line's signalling as the partition's entry asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRoute {
+    /// The physical CPU (the target vCPU's `VcpuSlot::cpu`).
+    pub cpu: usize,
+    /// Level-triggered (else edge).
+    pub level: bool,
+    /// Active low (else active high).
+    pub active_low: bool,
 }
 
 /// What one architecture provides to run partitions.
@@ -132,5 +154,16 @@ pub trait PartitionArch {
     /// default, for architectures without CPUID, is never asked.
     fn cpuid(_leaf: u32, _subleaf: u32) -> [u32; 4] {
         [0; 4]
+    }
+    /// Programs device line `line` of the physical interrupt controller: delivered as the
+    /// line's own host vector to `to`, or masked (`None`). Called at boot for every line
+    /// (masked), and whenever a partition's accepted route of one of its lines changes. The
+    /// default does nothing: LoongArch's physical PCH-PIC / EIOINTC delivery to partitions is not
+    /// written yet, so on LoongArch a device line reaches no guest.
+    fn route_device_line(_line: u32, _to: Option<DeviceRoute>) {}
+    /// The device line whose host vector is `vector` (as an `ExternalInterrupt` reports it), if
+    /// it is one.
+    fn device_line(_vector: u32) -> Option<u32> {
+        None
     }
 }

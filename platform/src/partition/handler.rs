@@ -1,7 +1,8 @@
 //! The exit handler every partition's vCPU runs (`vcpu::ExitHandler`), whatever the backend:
 //! requests from other CPUs first (a posted flush, a stop), then the exit itself — hypercalls to
 //! `hypercall`, device accesses to the partition's buses, stage-2 faults to `mmu`'s fast fix
-//! (dirty and young tracking), interrupts to the vCPU's virtual timer (`vintr`), and anything the
+//! (dirty and young tracking), interrupts to the vCPU's virtual timer (`vintr`) and, for a
+//! device line's vector, to the vCPU the line is routed to (`device_irq`), and anything the
 //! partition may not do to a stop with a reason. Before each entry it hands the run loop the
 //! virtual interrupt to deliver, if any. Nothing a guest does here can stop another partition or
 //! the hypervisor.
@@ -147,7 +148,8 @@ impl ExitHandler for Handler {
                 }
             }
             VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
-            VmExit::ExternalInterrupt { .. } => {
+            VmExit::ExternalInterrupt { vector } => {
+                super::device_irq::deliver(p, self.cpu, vector);
                 self.irqs.on_interrupt();
                 Action::Resume(Completion::Retry)
             }

@@ -5,13 +5,15 @@
 //! decision are `vcpu::irqchip`'s; this file gives them the partition's lines and vCPU count
 //! (its board-file `irqs` and `cpus`), keeps one view per partition (shared by its vCPUs, as one
 //! chip is), and acts on each decision:
-//! * an accepted route of an owned line is recorded as the `IRQ_ROUTE` hypercall records it
-//!   (`vintr::irq_route`), and the full entry stays here for delivery ([`accepted_route`]);
+//! * an accepted route of an owned line is recorded and programmed into the physical controller
+//!   (`device_irq::route_by_chip`), and the full entry stays here for delivery
+//!   ([`accepted_route`]);
 //! * a refused one (another partition's line, a vCPU the partition does not have, an I/O APIC
 //!   delivery mode other than fixed or lowest priority) is ignored, the guest continues, and the
 //!   console says why in the words the hypercall path uses.
 //!
-//! The physical controller is never touched from here: the hypervisor keeps it.
+//! The physical controller is never touched from here: the hypervisor keeps it, and
+//! `device_irq` programs it from the accepted routes.
 
 use super::Partition;
 use crate::board::BOARD;
@@ -59,7 +61,6 @@ fn ownership(p: &Partition) -> Ownership<'static> {
 /// The route `p` programmed for its line `line` in its controller view, if the line is its own
 /// (and, for a masked I/O APIC entry, names one of its vCPUs): the target vCPU, vector, mask and
 /// trigger mode, for delivery.
-#[allow(dead_code)] // delivery reads it (issue 9); nothing does yet
 pub fn accepted_route(p: &Partition, line: u32) -> Option<Route> {
     let own = ownership(p);
     match &*p.irqchip.lock() {
@@ -122,8 +123,6 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
     let name = p.name();
     match e {
         RouteEvent::Accepted(r) => {
-            // Validated already (an owned line, one of its vCPUs), so this only stores it.
-            let _ = super::vintr::irq_route(p, r.line, r.vcpu);
             crate::println!(
                 "partition {name}: {chip} line {} -> vCPU {} (vector {:#x}, {})",
                 r.line,
@@ -131,6 +130,9 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
                 r.vector,
                 if r.masked { "masked" } else { "unmasked" }
             );
+            // Validated already (an owned line, one of its vCPUs): recorded, and the physical
+            // controller follows.
+            super::device_irq::route_by_chip(p, r);
         }
         RouteEvent::Refused { line, why } => match why {
             Refusal::NotOwned => crate::println!(

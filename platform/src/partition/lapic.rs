@@ -190,13 +190,17 @@ impl VirtualInterrupts {
         self.apic.next_vector(&self.slot().vectors())
     }
 
-    /// `vector` was injected: in service now, and counted (timer or IPI) with its latency.
+    /// `vector` was injected: in service now, and counted (device line, timer or IPI) with its
+    /// latency.
     pub fn vector_injected(&mut self, vector: u8) {
         let slot = self.slot();
         slot.clear_vector(vector);
         self.apic.accept(vector);
         let now = Current::now();
-        if self.timer_for == TimerOwner::Apic && self.apic.timer_vector() == Some(vector) {
+        if let Some(at) = slot.take_device_vector(vector) {
+            slot.device_irqs.fetch_add(1, Ordering::Relaxed);
+            slot.device_latency.record(now.wrapping_sub(at));
+        } else if self.timer_for == TimerOwner::Apic && self.apic.timer_vector() == Some(vector) {
             slot.timer_irqs.fetch_add(1, Ordering::Relaxed);
             slot.timer_latency.record(now.wrapping_sub(self.fired));
         } else {

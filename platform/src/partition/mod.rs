@@ -6,7 +6,8 @@
 //!
 //! The architecture plugs in through [`arch::PartitionArch`] (the only seam); the exit handling
 //! (`handler`), hypercalls (`hypercall`), management calls (`manage`), virtual devices
-//! (`devices`) and the interrupt-controller view (`irqchip`), guest memory access (`guest_mem`),
+//! (`devices`), the interrupt-controller view (`irqchip`) and device interrupts (`device_irq`),
+//! guest memory access (`guest_mem`),
 //! table pages (`frames`) and cross-CPU requests (the flush shootdown in `remote`), the run of a
 //! partition's vCPUs (`run`), per-vCPU state (`vcpus`), virtual timers, IPIs and upcalls
 //! (`vintr`) and the console's final table (`report`) are written once here. A partition owns
@@ -14,6 +15,7 @@
 //! the others when vCPU 0 asks (`VCPU_START`).
 
 pub mod arch;
+mod device_irq;
 mod devices;
 mod frames;
 mod guest_mem;
@@ -98,6 +100,8 @@ pub struct Partition {
     run_ended: AtomicBool,
     /// The vCPU each of the partition's device lines (`config.irqs`, same order) is routed to.
     irq_routes: Vec<AtomicU32>,
+    /// How each line was routed (`device_irq::Via`), same order.
+    irq_via: Vec<AtomicU8>,
     /// Its view of the board's interrupt controller (`irqchip`), shared by its vCPUs.
     irqchip: Mutex<irqchip::Chip>,
 }
@@ -257,6 +261,7 @@ fn build(
             .collect(),
         run_ended: AtomicBool::new(false),
         irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
+        irq_via: config.irqs.iter().map(|_| AtomicU8::new(0)).collect(),
         irqchip: Mutex::new(irqchip::Chip::new()),
     })
 }
@@ -265,6 +270,7 @@ fn build(
 /// partition that cannot be built fails the boot: the board file promised it.
 pub fn build_all() -> Result<(), &'static str> {
     log::info!("partition: backend {}", Current::backend());
+    device_irq::mask_all();
     let mut v = Vec::new();
     for (i, config) in BOARD.partitions.iter().enumerate() {
         let p = build(i as PartitionId, config).map_err(|e| {

@@ -1,6 +1,7 @@
 //! The console's account of the partitions at the end of a run: one line per partition on how it
 //! ended (what the boot tests match), a table with one row per vCPU (its CPU, state, exits,
-//! interrupts delivered, IPIs sent, delivery latencies), and the flush shootdown's counts and
+//! interrupts delivered, IPIs sent, delivery latencies: timer deadline, IPI send, and a device
+//! interrupt's host exit, each to the guest's handler or vector), and the flush shootdown's counts and
 //! round trip. Times are in the arch's counter ticks, and on an emulator they measure the
 //! emulator's clock, not hardware: a proxy for comparing changes, labelled so.
 
@@ -15,15 +16,17 @@ fn vcpu_table() {
     let hz = Current::counter_hz();
     crate::println!(
         "vcpus: partition  vcpu cpu state    exits  timer  ipi  dev  upcalls  ipi-sent  \
-         timer-lat(mean/max)  ipi-lat(mean/max)  [counter ticks at {} MHz, emulator clock: a proxy]",
+         timer-lat(mean/max)  ipi-lat(mean/max)  dev-lat(mean/max)  [counter ticks at {} MHz, \
+         emulator clock: a proxy]",
         hz / 1_000_000
     );
     for p in all() {
         for (i, v) in p.vcpus.iter().enumerate() {
             let (_, tm, tx) = v.timer_latency.get();
             let (_, im, ix) = v.ipi_latency.get();
+            let (_, dm, dx) = v.device_latency.get();
             crate::println!(
-                "vcpus: {:<10} {:>4} {:>3} {:<8} {:>6} {:>6} {:>4} {:>4} {:>8} {:>9}  {:>8}/{:<10} {:>8}/{:<8}",
+                "vcpus: {:<10} {:>4} {:>3} {:<8} {:>6} {:>6} {:>4} {:>4} {:>8} {:>9}  {:>8}/{:<10} {:>8}/{:<8} {:>8}/{:<8}",
                 p.name(),
                 i,
                 v.cpu,
@@ -37,7 +40,9 @@ fn vcpu_table() {
                 tm,
                 tx,
                 im,
-                ix
+                ix,
+                dm,
+                dx
             );
         }
     }

@@ -158,6 +158,7 @@ fn run_partition(p: &'static Partition, cpu: usize) {
         }
         core::hint::spin_loop();
     }
+    super::device_irq::end_run(p);
     let state = match p.last_end() {
         Some(StopReason::PowerOff { .. }) => State::Finished,
         _ => State::Stopped,

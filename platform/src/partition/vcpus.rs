@@ -3,7 +3,8 @@
 //! (off, starting, running, ended), its pending virtual interrupts, and its counters (exits per
 //! kind, interrupts delivered, upcalls, IPIs sent, delivery latencies in counter ticks). Other
 //! CPUs touch a slot only through atomics: a `VCPU_START` sets the start request, a `SEND_IPI`
-//! sets a pending bit, the manager and the console read counters; everything else belongs to
+//! sets a pending bit, a device line's interrupt (`device_irq`) a pending bit or a vector, the
+//! manager and the console read counters; everything else belongs to
 //! the CPU that runs the vCPU.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -109,6 +110,10 @@ pub struct VcpuSlot {
     pending: AtomicU64,
     /// Interrupt vectors requested of its virtual local APIC (x86 x2APIC, `lapic`): the IRR.
     vectors: [AtomicU64; 4],
+    /// Which of those a device line requested (`device_irq`), so their delivery counts as one.
+    device_vectors: [AtomicU64; 4],
+    /// When the hypervisor saw the last device interrupt for this vCPU (counter ticks).
+    device_seen_at: AtomicU64,
     /// The index of the vCPU that sent the last IPI, and when (counter ticks).
     ipi_from: AtomicU64,
     ipi_sent_at: AtomicU64,
@@ -125,6 +130,8 @@ pub struct VcpuSlot {
     /// it received.
     pub timer_latency: Latency,
     pub ipi_latency: Latency,
+    /// Host exit on the physical device interrupt to its delivery to the guest.
+    pub device_latency: Latency,
 }
 
 impl VcpuSlot {
@@ -138,6 +145,8 @@ impl VcpuSlot {
             start_real_mode: AtomicBool::new(false),
             pending: AtomicU64::new(0),
             vectors: [const { AtomicU64::new(0) }; 4],
+            device_vectors: [const { AtomicU64::new(0) }; 4],
+            device_seen_at: AtomicU64::new(0),
             ipi_from: AtomicU64::new(0),
             ipi_sent_at: AtomicU64::new(0),
             exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
@@ -148,6 +157,7 @@ impl VcpuSlot {
             ipis_sent: AtomicU64::new(0),
             timer_latency: Latency::new(),
             ipi_latency: Latency::new(),
+            device_latency: Latency::new(),
         }
     }
 
@@ -220,7 +230,7 @@ impl VcpuSlot {
     /// Clears what a run leaves behind (pending interrupts) before the next one.
     pub fn reset_for_run(&self) {
         self.pending.store(0, Ordering::SeqCst);
-        for v in &self.vectors {
+        for v in self.vectors.iter().chain(&self.device_vectors) {
             v.store(0, Ordering::SeqCst);
         }
         self.set_state(VcpuState::Off);
@@ -249,6 +259,34 @@ impl VcpuSlot {
         self.ipi_from.store(u64::from(from), Ordering::SeqCst);
         self.ipi_sent_at.store(at, Ordering::SeqCst);
         self.raise_vector(vector);
+    }
+
+    /// Requests `vector` for a device line whose interrupt the hypervisor saw at counter value
+    /// `at`.
+    pub fn raise_device_vector(&self, vector: u8, at: u64) {
+        self.device_seen_at.store(at, Ordering::SeqCst);
+        self.device_vectors[usize::from(vector >> 6)]
+            .fetch_or(1 << (vector & 63), Ordering::SeqCst);
+        self.raise_vector(vector);
+    }
+
+    /// Records that a device line's upcall is pending, seen by the hypervisor at `at`.
+    pub fn raise_device(&self, line: u32, at: u64) {
+        self.device_seen_at.store(at, Ordering::SeqCst);
+        self.raise(VirtualIrq::Device(line));
+    }
+
+    /// Whether `vector`, just delivered, was a device line's (and forgets that it was), with
+    /// the time the hypervisor saw the interrupt.
+    pub fn take_device_vector(&self, vector: u8) -> Option<u64> {
+        let bit = 1 << (vector & 63);
+        let was = self.device_vectors[usize::from(vector >> 6)].fetch_and(!bit, Ordering::SeqCst);
+        (was & bit != 0).then(|| self.device_seen_at.load(Ordering::SeqCst))
+    }
+
+    /// When the hypervisor saw the last device interrupt for this vCPU.
+    pub fn device_seen_at(&self) -> u64 {
+        self.device_seen_at.load(Ordering::SeqCst)
     }
 
     /// The requested vectors (IRR).

@@ -171,6 +171,8 @@ impl VirtualInterrupts {
             }
             VirtualIrq::Device(_) => {
                 slot.device_irqs.fetch_add(1, Ordering::Relaxed);
+                slot.device_latency
+                    .record(now.wrapping_sub(slot.device_seen_at()));
                 0
             }
         };
@@ -254,8 +256,8 @@ pub fn send_ipi(p: &Partition, from: u32, index: u32) -> Result {
     Ok(0)
 }
 
-/// `IRQ_ROUTE`: device line `line` goes to vCPU `index`, if the board file gives the line to
-/// this partition.
+/// `IRQ_ROUTE`: device line `line` goes to vCPU `index` as an upcall, if the board file gives
+/// the line to this partition (and the physical controller delivers it there, `device_irq`).
 pub fn irq_route(p: &Partition, line: u32, index: u32) -> Result {
     let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
         crate::println!(
@@ -268,6 +270,6 @@ pub fn irq_route(p: &Partition, line: u32, index: u32) -> Result {
     if p.vcpus.get(index as usize).is_none() {
         return Err(no_such_vcpu(p, "IRQ route", index));
     }
-    p.irq_routes[pos].store(index, Ordering::SeqCst);
+    super::device_irq::route_by_hypercall(p, pos, index);
     Ok(0)
 }

@@ -113,6 +113,10 @@ fn qemu_x86(board: &Board, elf: &Path, args: &str) -> Command {
             "none",
             "-serial",
             "stdio",
+            // COM2, the worker partition's device (its interrupt line 3 is the device-IRQ
+            // test's); `-serial` options fill COM1, COM2, ... in order, so COM1 stays on stdio.
+            "-serial",
+            "null",
             "-monitor",
             "none",
             "-no-reboot",
@@ -178,6 +182,7 @@ fn bochs(
          boot: cdrom\n\
          display_library: rfb, options=\"timeout=0\"\n\
          com1: enabled=1, mode=file, dev={com1}\n\
+         com2: enabled=1, mode=file, dev=com2.out\n\
          clock: sync=none, time0=946684800\n\
          log: {log}\n\
          panic: action=fatal\nerror: action=report\ninfo: action=report\ndebug: action=ignore\n\

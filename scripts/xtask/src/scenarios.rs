@@ -404,7 +404,9 @@ pub fn boot_tests() -> Vec<BootTest> {
 /// x86: the worker's vCPU 0 starts vCPU 1 the hardware way (INIT and STARTUP IPIs through its
 /// x2APIC; vCPU 1 runs the guest's real-mode start code into long mode), and after the upcall
 /// scenario both do it the hardware way too (guest IDT, x2APIC timer and ICR, vectors injected
-/// by the hypervisor); an IPI to an APIC ID outside the partition is refused.
+/// by the hypervisor); an IPI to an APIC ID outside the partition is refused. Then a device
+/// interrupt: COM2's line 3, routed through the worker's I/O APIC view to vCPU 1, reaches it as
+/// the vector asked for, exactly 5 times (the hypervisor programs the real I/O APIC entry).
 fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
     BootTest {
         name: "x2apic-init-sipi",
@@ -419,6 +421,10 @@ fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
             "partition worker: IPI refused: vCPU 7 is outside its 2 vCPUs",
             "[worker] worker: x2APIC IPIs 5 sent, 5 answered (expected 5), 0 from the IPI to \
              APIC ID 7 ok",
+            "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, unmasked)",
+            // The guest masks the line again before it prints its count.
+            "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, masked)",
+            "[worker] worker: device IRQ line 3 (COM2) -> vCPU 1: 5 interrupts (expected 5) ok",
             "partition worker finished (code 0) (vCPU 0)",
             "partitions: all ended as expected",
         ],

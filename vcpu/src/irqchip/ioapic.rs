@@ -37,6 +37,7 @@ pub const VERSION: u32 = 0x20;
 /// Entry bit 16: masked.
 pub const MASKED: u64 = 1 << 16;
 const LEVEL: u64 = 1 << 15;
+const ACTIVE_LOW: u64 = 1 << 13;
 const LOGICAL: u64 = 1 << 11;
 /// What an entry holds at reset, and what another partition's entry always reads as.
 pub const RESET_ENTRY: u64 = MASKED;
@@ -200,5 +201,6 @@ fn decode_route(line: u32, e: u64, vcpus: u32) -> Result<Route, Refusal> {
         vector: e as u8,
         masked: e & MASKED != 0,
         level: e & LEVEL != 0,
+        active_low: e & ACTIVE_LOW != 0,
     })
 }

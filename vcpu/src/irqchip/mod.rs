@@ -48,6 +48,8 @@ pub struct Route {
     pub masked: bool,
     /// Level-triggered (else edge).
     pub level: bool,
+    /// Active low (else active high).
+    pub active_low: bool,
 }
 
 /// Why a routing write was refused.

@@ -131,6 +131,7 @@ impl PchPic {
             vector: self.vector[i],
             masked: self.mask & 1 << line != 0,
             level: self.edge & 1 << line == 0,
+            active_low: self.pol & 1 << line != 0,
         })
     }
 

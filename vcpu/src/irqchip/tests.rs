@@ -66,6 +66,7 @@ fn ioapic_accepts_an_owned_line_to_an_own_vcpu() {
         vector: 0,
         masked: true,
         level: false,
+        active_low: false,
     };
     assert_eq!(high, [RouteEvent::Accepted(route)]);
     let low = ioapic_write(&mut a, 0x16, 0x0001_8033, &WORKER);
@@ -96,6 +97,15 @@ fn ioapic_accepts_an_owned_line_to_an_own_vcpu() {
     assert!(matches!(
         logical[..],
         [RouteEvent::Accepted(Route { vcpu: 1, .. })]
+    ));
+    // Polarity bit 13: active low, as PCI lines are.
+    let low = ioapic_write(&mut a, 0x16, 0x2833, &WORKER);
+    assert!(matches!(
+        low[..],
+        [RouteEvent::Accepted(Route {
+            active_low: true,
+            ..
+        })]
     ));
 }
 
@@ -205,6 +215,7 @@ fn pch_pic_accepts_an_owned_line_byte_route_and_vector() {
         vector: 0,
         masked: true,
         level: true,
+        active_low: false,
     };
     // Route byte: bit 1 = vCPU 1.
     assert_eq!(
@@ -282,7 +293,8 @@ fn pch_pic_refuses_foreign_lines_and_vcpus_out_of_range() {
             vcpu: 0,
             vector: 0,
             masked: true,
-            level: true
+            level: true,
+            active_low: false,
         })
     );
     // The owner may not name vCPU 2 (bit 2) either.

@@ -299,13 +299,14 @@ fn guest_main(args: BootArgs) -> ! {
 /// x86: the multi-vCPU scenario the hardware way. Each vCPU loads the guest's own GDT and IDT,
 /// software-enables its x2APIC, runs its timer periodically until it has seen `TICKS` ticks;
 /// then vCPU 0 and vCPU 1 exchange `IPIS` fixed IPIs through the ICR (vCPU 1 answers from its
-/// interrupt handler), and an IPI to an APIC ID outside the partition must go nowhere.
+/// interrupt handler), and an IPI to an APIC ID outside the partition must go nowhere. Last, a
+/// device interrupt: COM2's line, routed through the I/O APIC view to vCPU 1 (`device_step`).
 #[cfg(target_arch = "x86_64")]
 mod apic {
     use super::{on_secondary, wait_until, IPIS, SMP_POLLS, TICKS};
     use core::sync::atomic::{AtomicU64, Ordering};
     use test_guests::x2apic::{self, *};
-    use test_guests::{println, rt, smp};
+    use test_guests::{devirq, println, rt, smp};
 
     /// vCPU 1's command: run its half.
     pub const CMD_X2APIC: u64 = 0x100;
@@ -315,10 +316,21 @@ mod apic {
     const PERIOD_MS: u64 = 2;
     /// An APIC ID no vCPU of a 2-vCPU partition has.
     const OUTSIDE_ID: u32 = 7;
+    /// COM2's line goes to this vCPU as this vector, for this many interrupts.
+    const DEVICE_VECTOR: u8 = FIRST_VECTOR + 2;
+    const DEVICE_VCPU: u32 = 1;
+    const DEVICE_IRQS: u64 = 5;
+    /// How long vCPU 0 waits for them: 1 s of the guest's TSC (a bound, never needed when
+    /// delivery works).
+    const DEVICE_PATIENCE_MS: u64 = 1000;
 
     static TICKS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
     static IPIS_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
     static SECONDARY_ID: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// COM2 interrupts taken, per vCPU and in all, and the TSC at the last one.
+    static DEVICE_SEEN: [AtomicU64; smp::MAX_VCPUS] = [const { AtomicU64::new(0) }; smp::MAX_VCPUS];
+    static DEVICE_TOTAL: AtomicU64 = AtomicU64::new(0);
+    static DEVICE_LAST: AtomicU64 = AtomicU64::new(0);
 
     fn me() -> usize {
         msr_read(ID) as usize % smp::MAX_VCPUS
@@ -333,7 +345,43 @@ mod apic {
             if me != 0 {
                 send_ipi(0, IPI_VECTOR);
             }
+        } else if v == DEVICE_VECTOR {
+            DEVICE_SEEN[me].fetch_add(1, Ordering::SeqCst);
+            let n = DEVICE_TOTAL.fetch_add(1, Ordering::SeqCst) + 1;
+            DEVICE_LAST.store(rt::now(), Ordering::SeqCst);
+            devirq::acknowledge(n < DEVICE_IRQS);
         }
+    }
+
+    /// COM2's line through the I/O APIC view to vCPU 1 (which stays interruptible after its
+    /// half of the scenario): `DEVICE_IRQS` transmitter-empty interrupts, each answered with a
+    /// byte that causes the next, then the line masked again; true if exactly those arrived,
+    /// all on vCPU 1.
+    fn device_step() -> bool {
+        let line = devirq::LINE;
+        devirq::route(line, DEVICE_VCPU, DEVICE_VECTOR);
+        let start = rt::now();
+        let patience = u64::from(rt::cpuid(0x4000_0010)[0]) * DEVICE_PATIENCE_MS;
+        devirq::start();
+        let total = || DEVICE_TOTAL.load(Ordering::SeqCst);
+        while total() < DEVICE_IRQS && rt::now() - start < patience {
+            rt::relax();
+        }
+        // A little longer, so an interrupt too many would show.
+        for _ in 0..1000 {
+            rt::relax();
+        }
+        devirq::mask(line, DEVICE_VECTOR);
+        devirq::stop();
+        let n = total();
+        let on_target = DEVICE_SEEN[DEVICE_VCPU as usize].load(Ordering::SeqCst);
+        let each = DEVICE_LAST.load(Ordering::SeqCst).saturating_sub(start) / n.max(1);
+        let ok = n == DEVICE_IRQS && on_target == n;
+        println!(
+            "worker: device IRQ line {line} (COM2) -> vCPU {DEVICE_VCPU}: {n} interrupts (expected {DEVICE_IRQS}) {}; {each} TSC ticks each, interrupt to interrupt (emulator clock: a proxy)",
+            if ok { "ok" } else { "MISMATCH" }
+        );
+        ok
     }
 
     /// Loads the tables, enables the APIC and its periodic timer, and turns interrupts on.
@@ -402,6 +450,7 @@ mod apic {
             "worker: x2APIC IPIs {IPIS} sent, {answered} answered (expected {IPIS}), {stray} from the IPI to APIC ID {OUTSIDE_ID} {}; round trip {round_trip} TSC ticks (emulator clock: a proxy)",
             if ipis_ok { "ok" } else { "MISMATCH" }
         );
-        ticked && ipis_ok
+        let device_ok = device_step();
+        ticked && ipis_ok && device_ok
     }
 }

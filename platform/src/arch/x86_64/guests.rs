@@ -4,14 +4,15 @@
 //! tracking for aging and dirty logging), its vCPU gets VPID = CPU index + 1 (unique: a CPU runs
 //! one vCPU at a time), a flush is INVEPT single-context, and a kick is an NMI (no guest state
 //! masks it, and it needs no end-of-interrupt). Under SVM the same roles are played by the nested
-//! CR3, the per-CPU ASID, the VMCB's TLB control and the same NMI.
+//! CR3, the per-CPU ASID, the VMCB's TLB control and the same NMI. Device lines are programmed
+//! in the physical I/O APIC (`ioapic`) to the CPU of the vCPU a partition routed them to.
 
 use super::backend::{self, Backend, X86Vcpu};
 use super::stage2::X86Stage2;
 use super::svm_vcpu::{SvmSetup, SvmVcpu};
 use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
-use super::{percpu, smp, svm, timer, virt, Current};
-use crate::partition::arch::{GuestBoot, PartitionArch, VirtualUartAt};
+use super::{ioapic, percpu, smp, svm, timer, virt, Current};
+use crate::partition::arch::{DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId};
 use arch_x86::vmx::instr::{invept, InvType};
 use mmu::Flush;
@@ -147,5 +148,22 @@ impl PartitionArch for Current {
         let abi = vcpu::hypercall::ABI_VERSION as u32;
         let khz = (timer::tsc_hz() / 1000) as u32;
         arch_x86::vmx::guest_cpuid::guest_cpuid(leaf, subleaf, abi, khz)
+    }
+
+    /// The I/O APIC entry of `line`: its own host vector, fixed, physical destination = the
+    /// local APIC ID of the CPU (`ioapic`).
+    fn route_device_line(line: u32, to: Option<DeviceRoute>) {
+        ioapic::program(
+            line,
+            to.map(|r| ioapic::Target {
+                apic_id: percpu::apic_id_of(r.cpu),
+                level: r.level,
+                active_low: r.active_low,
+            }),
+        );
+    }
+
+    fn device_line(vector: u32) -> Option<u32> {
+        ioapic::line_of(u8::try_from(vector).ok()?)
     }
 }

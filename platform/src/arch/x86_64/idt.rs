@@ -7,8 +7,12 @@
 //! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
 //! nothing left to do, so its stub just returns. And one interrupt vector is present: the local
 //! APIC timer's (`timer::TIMER_VECTOR`), which the SVM backend takes with interrupts briefly on
-//! after the guest exit it caused; its stub saves the caller-saved registers and ends it.
+//! after the guest exit it caused; its stub saves the caller-saved registers and ends it. The
+//! device vectors of the I/O APIC lines (`ioapic::FIRST_VECTOR` and the `ioapic::VECTORS` after
+//! it) are present for the same reason: their stubs pass the vector to
+//! `ioapic::on_device_interrupt`, which records it for the vCPU and ends it.
 
+use super::ioapic;
 use super::percpu::KERNEL_CS;
 use crate::arch::{Current, Machine, Outcome};
 use arch_x86::regs::{lidt, read_cr2, DescriptorTablePointer};
@@ -67,6 +71,34 @@ septum_timer_irq:
     pop rax
     iretq
 
+    /* Device vectors 0x50..0x6f: the vector in rdi, then the same save and call as the timer. */
+    .irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f,0x60,0x61,0x62,0x63,0x64,0x65,0x66,0x67,0x68,0x69,0x6a,0x6b,0x6c,0x6d,0x6e,0x6f
+septum_device_irq_\v:
+    push rdi
+    mov edi, \v
+    jmp septum_device_irq_common
+    .endr
+septum_device_irq_common:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push r8
+    push r9
+    push r10
+    push r11
+    call {device}
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    pop rdi
+    iretq
+
     .section .rodata.septum_exceptions, "a"
     .balign 8
     .global septum_exception_stubs
@@ -74,13 +106,20 @@ septum_exception_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad septum_exc_\v
     .endr
+    .global septum_device_irq_stubs
+septum_device_irq_stubs:
+    .irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f,0x60,0x61,0x62,0x63,0x64,0x65,0x66,0x67,0x68,0x69,0x6a,0x6b,0x6c,0x6d,0x6e,0x6f
+    .quad septum_device_irq_\v
+    .endr
     "#,
     handler = sym exception,
     timer = sym super::timer::on_timer_interrupt,
+    device = sym super::ioapic::on_device_interrupt,
 );
 
 extern "C" {
     static septum_exception_stubs: [u64; VECTORS];
+    static septum_device_irq_stubs: [u64; ioapic::VECTORS as usize];
     fn septum_timer_irq();
 }
 
@@ -175,6 +214,10 @@ pub fn init() {
         }
         let timer = septum_timer_irq as unsafe extern "C" fn() as usize as u64;
         idt.0[usize::from(super::timer::TIMER_VECTOR)] = gate(timer, 0);
+        let devices = &*addr_of!(septum_device_irq_stubs);
+        for (i, &stub) in devices.iter().enumerate() {
+            idt.0[usize::from(ioapic::FIRST_VECTOR) + i] = gate(stub, 0);
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules are the boot stub and the
 //! loader's information (`entry`, `multiboot`), per-CPU tables and exceptions (`percpu`, `idt`),
 //! the other CPUs (`acpi`, `delay`, `smp`), hardware virtualization (`virt`: VMX on, or `svm`),
-//! partitions (`guests`: the partition seam; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
+//! partitions (`guests`: the partition seam; `ioapic`: the physical I/O APIC and its device
+//! vectors; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
 //! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: an SVM vCPU), the console (`uart`)
 //! and the end of a run (`power`). The instructions themselves come from the `arch-x86` crate.
 
@@ -13,6 +14,7 @@ mod entry;
 #[cfg(septum_partitions)]
 mod guests;
 mod idt;
+mod ioapic;
 mod mmio;
 mod multiboot;
 mod percpu;

@@ -2,15 +2,17 @@
 //! table, the guest's general-purpose registers, and the `vcpu::ArchVcpu` loop steps. `run`
 //! applies a pending TLB flush through the VMCB's TLB control, enters the guest and turns the
 //! #VMEXIT into a `VmExit` (`arch_x86::svm::exit::decode`); `complete` writes back what the
-//! handler decided. The guest starts exactly as under VMX (64-bit mode on the identity tables
+//! handler decided; a device interrupt, left pending by the INTR intercept, is taken in the host
+//! right after the exit and reported as `ExternalInterrupt` with its vector (`ioapic`). The guest
+//! starts exactly as under VMX (64-bit mode on the identity tables
 //! `vmcs::write_guest_page_tables` put in its memory, no IDT, boot arguments in rdi, rsi, rdx,
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
-use super::svm;
 use super::vmcs::GUEST_PML4;
 use super::vmx_vcpu::{handler_rsp, HANDLER_RFLAGS};
+use super::{ioapic, svm};
 use alloc::boxed::Box;
 use arch_x86::svm::bitmaps::{Iopm, Msrpm};
 use arch_x86::svm::enter::{enter, GuestRegs};
@@ -71,6 +73,8 @@ pub struct SvmVcpu {
     broken: Option<&'static str>,
     /// The context an upcall interrupted, while its handler runs.
     saved: Option<UpcallFrame>,
+    /// The last exit reported was a device vector taken earlier, not a VMRUN's.
+    replayed: bool,
 }
 
 /// A heap address as the physical address the VMCB needs (the heap is identity-mapped).
@@ -107,6 +111,7 @@ impl SvmVcpu {
             _msrpm: msrpm,
             broken: None,
             saved: None,
+            replayed: false,
         };
         if svm::on() {
             v.fill(setup);
@@ -129,6 +134,7 @@ impl SvmVcpu {
             _msrpm: Box::new(Msrpm::all_exit()),
             broken: Some(why),
             saved: None,
+            replayed: false,
         }
     }
 
@@ -265,12 +271,13 @@ impl SvmVcpu {
             v.write32(off::INTERCEPT_MISC1, misc & !misc1::VINTR);
         }
         let v = &*self.vmcb;
-        if v.read64(off::EXITCODE) == exit::code::INTR {
-            // The interrupt is still pending in the local APIC (the intercept does not take it);
-            // only the hypervisor's own timer raises fixed interrupts here. Take and end it, or
-            // every VMRUN would exit again at once.
-            // SAFETY: the only fixed vector the hypervisor raises is the timer's, whose IDT
-            // handler ends it and returns (`idt`).
+        let intr = v.read64(off::EXITCODE) == exit::code::INTR;
+        if intr {
+            // The interrupt is still pending in the local APIC (the intercept does not take it):
+            // the hypervisor's timer or a device line's vector. Take and end it, or every VMRUN
+            // would exit again at once; a device vector is recorded as it is taken.
+            // SAFETY: the fixed vectors the hypervisor raises or programs are the timer's and the
+            // device lines' (`ioapic`), whose IDT handlers end them and return (`idt`).
             unsafe { arch_x86::regs::take_pending_interrupt() };
         }
         self.last = ExitInfo {
@@ -286,12 +293,29 @@ impl SvmVcpu {
             },
         };
         let exit = exit::decode(&self.last, &self.regs);
+        if intr {
+            // A device interrupt taken just now is what this exit reports (any others the
+            // window let in follow as exits of their own, `run`).
+            if let Some(vector) = ioapic::take_pending() {
+                return VmExit::ExternalInterrupt {
+                    vector: vector.into(),
+                };
+            }
+        }
         super::mmio::decode(exit, &self.last, v.read64(off::CR3), &self.regs)
     }
 }
 
 impl ArchVcpu for SvmVcpu {
     fn run(&mut self) -> VmExit {
+        // Device vectors the host took after an earlier exit and has not reported yet: one exit
+        // each, without entering the guest (`complete` then leaves the guest state alone).
+        if let Some(vector) = ioapic::take_pending() {
+            self.replayed = true;
+            return VmExit::ExternalInterrupt {
+                vector: vector.into(),
+            };
+        }
         loop {
             let exit = self.run_once();
             // EFER is CPU state the guest owns (within limits, and SVME stays set for VMRUN):
@@ -317,6 +341,11 @@ impl ArchVcpu for SvmVcpu {
     }
 
     fn complete(&mut self, completion: Completion) {
+        if core::mem::take(&mut self.replayed) {
+            // No VMRUN happened since the last completion: nothing to advance or re-inject (and
+            // an upcall entered in between keeps its entry point).
+            return;
+        }
         let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         self.vmcb.set_rip(rip);

@@ -1,0 +1,149 @@
+//! Device interrupts of a partition's lines, from the physical controller to the vCPU the
+//! partition routed them to, arch-neutral. A partition routes one of its lines (board file
+//! `irqs`) in one of two ways, and the last one it used holds:
+//! * through its view of the interrupt controller (`irqchip`: an I/O APIC redirection entry):
+//!   the line then arrives as the vector it asked for, in the target vCPU's virtual x2APIC
+//!   (`lapic`), and is counted when that vector is injected;
+//! * through the `IRQ_ROUTE` hypercall (`vintr`): the line then arrives as a
+//!   `VirtualIrq::Device(line)` upcall.
+//!
+//! Either way the physical controller's entry of the line is programmed through
+//! [`PartitionArch::route_device_line`] to deliver to the CPU that runs the target vCPU, so the
+//! interrupt makes that vCPU's guest exit and nothing else: the exit handler there
+//! ([`deliver`]) maps its host vector back to the line and raises it (and kicks the target's CPU
+//! if a route change made the interrupt land elsewhere). A line another partition owns never
+//! reaches this code for this partition: the views refuse such routes, so only its owner programs
+//! it.
+//!
+//! Edge-triggered lines only, for now. A level-triggered line would have to stay masked from its
+//! interrupt until the guest's end-of-interrupt (or it would fire again at once while the device
+//! holds it); that is not written, so an unmasked level-triggered entry is accepted in the view
+//! (it reads back what the guest wrote) but the physical line stays masked, and the console says
+//! so. The `IRQ_ROUTE` hypercall has no trigger mode to give: it asks for edge, active high (the
+//! ISA default).
+//!
+//! A run's end masks the partition's lines again and resets its controller view, as a reset
+//! leaves a real controller, so the next run starts from masked lines both in the view and on the
+//! hardware.
+
+use super::arch::{DeviceRoute, PartitionArch};
+use super::irqchip::{self, Chip};
+use super::{remote, Partition};
+use crate::arch::Current;
+use crate::board::BOARD;
+use core::sync::atomic::{AtomicU8, Ordering};
+use vcpu::irqchip::Route;
+
+/// How a line's current route was made (a `Partition::irq_via` entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Via {
+    /// Not routed in this run: the line is masked.
+    Nothing = 0,
+    /// The `IRQ_ROUTE` hypercall: upcalls.
+    Hypercall = 1,
+    /// The controller view: vectors.
+    Controller = 2,
+}
+
+impl Via {
+    fn load(a: &AtomicU8) -> Self {
+        match a.load(Ordering::SeqCst) {
+            1 => Self::Hypercall,
+            2 => Self::Controller,
+            _ => Self::Nothing,
+        }
+    }
+}
+
+/// Masks every line of the physical controller: at boot, before any partition runs (firmware
+/// may leave some open).
+pub fn mask_all() {
+    for line in 0..BOARD.irqchip.lines {
+        Current::route_device_line(line, None);
+    }
+}
+
+/// The `IRQ_ROUTE` hypercall routed `p`'s line at `pos` (of `config.irqs`) to vCPU `index`
+/// (checked by the caller): edge, active high, unmasked.
+pub fn route_by_hypercall(p: &Partition, pos: usize, index: u32) {
+    p.irq_routes[pos].store(index, Ordering::SeqCst);
+    p.irq_via[pos].store(Via::Hypercall as u8, Ordering::SeqCst);
+    let to = DeviceRoute {
+        cpu: p.vcpus[index as usize].cpu,
+        level: false,
+        active_low: false,
+    };
+    Current::route_device_line(p.config.irqs[pos], Some(to));
+}
+
+/// `p`'s controller view accepted route `r` of one of its lines.
+pub fn route_by_chip(p: &Partition, r: Route) {
+    let Some(pos) = p.config.irqs.iter().position(|&l| l == r.line) else {
+        return;
+    };
+    p.irq_routes[pos].store(r.vcpu, Ordering::SeqCst);
+    p.irq_via[pos].store(Via::Controller as u8, Ordering::SeqCst);
+    let Some(slot) = p.vcpus.get(r.vcpu as usize) else {
+        return;
+    };
+    let to = match (r.masked, r.level) {
+        (true, _) => None,
+        (false, true) => {
+            crate::println!(
+                "partition {}: line {} is level-triggered: not delivered yet (edge only), it \
+                 stays masked",
+                p.name(),
+                r.line
+            );
+            None
+        }
+        (false, false) => Some(DeviceRoute {
+            cpu: slot.cpu,
+            level: false,
+            active_low: r.active_low,
+        }),
+    };
+    Current::route_device_line(r.line, to);
+}
+
+/// An `ExternalInterrupt` with `vector` on CPU `cpu`, which runs a vCPU of `p`: if the vector is
+/// one of `p`'s device lines, raises the line on the vCPU it is routed to.
+pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
+    let Some(line) = Current::device_line(vector) else {
+        return;
+    };
+    let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
+        // Only the owner programs a line, to its own CPUs; an interrupt of a line masked since
+        // (another partition's last run on this CPU) has no one to go to.
+        return;
+    };
+    let index = p.irq_routes[pos].load(Ordering::SeqCst);
+    let Some(slot) = p.vcpus.get(index as usize) else {
+        return;
+    };
+    let now = Current::now();
+    match Via::load(&p.irq_via[pos]) {
+        Via::Nothing => return,
+        Via::Hypercall => slot.raise_device(line, now),
+        Via::Controller => match irqchip::accepted_route(p, line) {
+            // Masked (or re-routed) while the interrupt was on its way: dropped, as a masked
+            // entry of a real controller would not have sent it.
+            Some(r) if !r.masked && r.vcpu == index => slot.raise_device_vector(r.vector, now),
+            _ => return,
+        },
+    }
+    if slot.cpu != cpu {
+        remote::kick(slot.cpu);
+    }
+}
+
+/// `p`'s run ended: its lines are masked on the hardware and its view is reset.
+pub fn end_run(p: &Partition) {
+    for (pos, &line) in p.config.irqs.iter().enumerate() {
+        Current::route_device_line(line, None);
+        p.irq_via[pos].store(Via::Nothing as u8, Ordering::SeqCst);
+        p.irq_routes[pos].store(0, Ordering::SeqCst);
+    }
+    *p.irqchip.lock() = Chip::new();
+}
