@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod bus;
 pub mod exit;
 pub mod hypercall;
+pub mod ipi_mailbox;
 pub mod irqchip;
 pub mod run_loop;
 pub mod upcall;

@@ -8,8 +8,8 @@ use crate::decode::{self, Sensitive};
 use crate::estat::Estat;
 use vcpu::{Access, VmExit};
 
-/// Set in `CsrRead`/`CsrWrite`'s `csr` for IOCSR accesses (the IOCSR address is below it).
-pub const IOCSR_FLAG: u32 = 1 << 31;
+use vcpu::ipi_mailbox::exit_word;
+pub use vcpu::ipi_mailbox::IOCSR_FLAG;
 
 /// The state an exit left.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,11 +54,11 @@ fn gspr(r: &ExitRegs) -> VmExit {
                 value: r.regs[rd],
             }
         }
-        Some(Sensitive::IocsrRead { rj, .. }) => VmExit::CsrRead {
-            csr: IOCSR_FLAG | (r.regs[rj] as u32 & !IOCSR_FLAG),
+        Some(Sensitive::IocsrRead { rj, size, .. }) => VmExit::CsrRead {
+            csr: exit_word(r.regs[rj], size.bytes() as u32),
         },
         Some(Sensitive::IocsrWrite { rd, rj, size }) => VmExit::CsrWrite {
-            csr: IOCSR_FLAG | (r.regs[rj] as u32 & !IOCSR_FLAG),
+            csr: exit_word(r.regs[rj], size.bytes() as u32),
             value: r.regs[rd] & size.mask(),
         },
         Some(Sensitive::Idle) => VmExit::Halt,

@@ -291,7 +291,7 @@ fn gspr_subcases_decode_and_complete_into_rd() {
     assert_eq!(
         v.run(),
         VmExit::CsrRead {
-            csr: IOCSR_FLAG | 0x105
+            csr: IOCSR_FLAG | (2 << 28) | 0x105
         }
     );
     v.complete(Completion::Value(0xffff_ffff_8000_0000));
@@ -301,7 +301,7 @@ fn gspr_subcases_decode_and_complete_into_rd() {
     assert_eq!(
         v.run(),
         VmExit::CsrWrite {
-            csr: IOCSR_FLAG | 0x105,
+            csr: IOCSR_FLAG | (3 << 28) | 0x105,
             value: 0x104
         }
     );

@@ -207,7 +207,7 @@ fn exits_decode() {
     assert_eq!(
         decode_exit(&regs(0x16, 0, 0x0648_08a4), &owned),
         VmExit::CsrRead {
-            csr: IOCSR_FLAG | 0x105
+            csr: IOCSR_FLAG | (2 << 28) | 0x105
         }
     );
     assert_eq!(

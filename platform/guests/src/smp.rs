@@ -65,6 +65,48 @@ pub fn start_by_startup(index: u64, main: fn(u64) -> !) -> i64 {
     0
 }
 
+/// LoongArch: starts vCPU `index` in `main(index)` the way firmware-parked cores are started:
+/// its stack in its mailbox 1, the secondary entry in mailbox 0 (through MAIL_SEND, high half
+/// first), then an IPI (IPI_SEND); the hypervisor emulates the IOCSR block.
+#[cfg(target_arch = "loongarch64")]
+pub fn start_by_mailbox(index: u64, main: fn(u64) -> !) -> i64 {
+    if index as usize >= MAX_VCPUS {
+        return -2;
+    }
+    SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
+    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
+    mail(index, 1, stack);
+    mail(index, 0, rt::secondary_entry_address());
+    rt::iocsr_write32(IPI_SEND, (1 << 31) | ((index as u32) << 16));
+    0
+}
+
+#[cfg(target_arch = "loongarch64")]
+const IPI_SEND: u64 = 0x1040;
+#[cfg(target_arch = "loongarch64")]
+const MAIL_SEND: u64 = 0x1048;
+
+/// Stores `value` in mailbox `mailbox` of core `core` (two MAIL_SEND commands, high half first).
+#[cfg(target_arch = "loongarch64")]
+pub fn mail(core: u64, mailbox: u64, value: u64) {
+    for (half, data) in [
+        (mailbox * 2 + 1, value >> 32),
+        (mailbox * 2, value & 0xffff_ffff),
+    ] {
+        rt::iocsr_write64(
+            MAIL_SEND,
+            (1 << 31) | (half << 2) | (core << 16) | (data << 32),
+        );
+    }
+}
+
+/// LoongArch: an IPI through IPI_SEND to core `core` (what a guest's IPI to another partition's
+/// core would look like: the hypervisor refuses a core beyond the partition's vCPUs).
+#[cfg(target_arch = "loongarch64")]
+pub fn iocsr_ipi(core: u64) {
+    rt::iocsr_write32(IPI_SEND, (1 << 31) | ((core as u32) << 16));
+}
+
 /// Called by the runtime's secondary entry, on the stack [`start`] gave.
 pub fn secondary(index: u64) -> ! {
     let f = SECONDARY_MAIN.load(Ordering::SeqCst);

@@ -170,9 +170,16 @@ impl ExitHandler for Handler {
                 Some(()) => Action::Resume(Completion::Skip),
                 None => violation("write to MSR", u64::from(msr)),
             },
-            VmExit::CsrRead { csr } | VmExit::CsrWrite { csr, .. } => {
-                violation("CSR access", u64::from(csr))
-            }
+            // LoongArch IOCSR accesses arrive as CSR exits; the IPI block is the partition's
+            // view (`mailbox`), everything else is the hypervisor's.
+            VmExit::CsrRead { csr } => match self.irqs.iocsr_read(csr) {
+                Some(v) => Action::Resume(Completion::Value(v)),
+                None => violation("CSR access", u64::from(csr)),
+            },
+            VmExit::CsrWrite { csr, value } => match self.irqs.iocsr_write(csr, value) {
+                Some(()) => Action::Resume(Completion::Skip),
+                None => violation("CSR access", u64::from(csr)),
+            },
             VmExit::Shutdown {
                 kind: ShutdownKind::PowerOff,
             } => Action::Stop(StopReason::PowerOff { code: 0 }),

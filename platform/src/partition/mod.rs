@@ -23,6 +23,7 @@ mod handler;
 mod hypercall;
 mod irqchip;
 mod lapic;
+mod mailbox;
 mod manage;
 mod remote;
 mod report;

@@ -7,7 +7,7 @@
 //! manager and the console read counters; everything else belongs to
 //! the CPU that runs the vCPU.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use vcpu::{ExitKind, VirtualIrq};
 
 /// Where a vCPU is in its partition's current run; the numbers are what `VCPU_INFO` returns.
@@ -114,6 +114,10 @@ pub struct VcpuSlot {
     device_vectors: [AtomicU64; 4],
     /// When the hypervisor saw the last device interrupt for this vCPU (counter ticks).
     device_seen_at: AtomicU64,
+    /// LoongArch IOCSR IPI block (`mailbox`): pending IPI bits, their enable mask, mailboxes.
+    pub iocsr_ipi: AtomicU32,
+    pub iocsr_enable: AtomicU32,
+    pub mailboxes: [AtomicU64; 4],
     /// The index of the vCPU that sent the last IPI, and when (counter ticks).
     ipi_from: AtomicU64,
     ipi_sent_at: AtomicU64,
@@ -147,6 +151,9 @@ impl VcpuSlot {
             vectors: [const { AtomicU64::new(0) }; 4],
             device_vectors: [const { AtomicU64::new(0) }; 4],
             device_seen_at: AtomicU64::new(0),
+            iocsr_ipi: AtomicU32::new(0),
+            iocsr_enable: AtomicU32::new(0),
+            mailboxes: [const { AtomicU64::new(0) }; 4],
             ipi_from: AtomicU64::new(0),
             ipi_sent_at: AtomicU64::new(0),
             exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
@@ -230,9 +237,16 @@ impl VcpuSlot {
     /// Clears what a run leaves behind (pending interrupts) before the next one.
     pub fn reset_for_run(&self) {
         self.pending.store(0, Ordering::SeqCst);
-        for v in self.vectors.iter().chain(&self.device_vectors) {
+        for v in self
+            .vectors
+            .iter()
+            .chain(&self.device_vectors)
+            .chain(&self.mailboxes)
+        {
             v.store(0, Ordering::SeqCst);
         }
+        self.iocsr_ipi.store(0, Ordering::SeqCst);
+        self.iocsr_enable.store(0, Ordering::SeqCst);
         self.set_state(VcpuState::Off);
     }
 

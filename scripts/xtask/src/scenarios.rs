@@ -204,44 +204,14 @@ pub fn boot_tests() -> Vec<BootTest> {
         // paging (QEMU's TCG has no VMX): manager and worker complete with their checksums, CPUID
         // is answered (filtered) and counted, dirty logging sees exactly the worker's 37 pages and
         // then none, aging sees its working set.
-        BootTest {
-            name: "partitions",
-            board: "qemu-x86_64",
-            args: "log=info",
-            ordered: &[
+        x86_partitions(
+            "qemu-x86_64",
+            [
                 "virt: AMD SVM present, nested paging yes",
                 "partition: backend SVM: nested paging",
-                "partition manager (id 0): cpus [0]",
-                "partition worker (id 1): cpus [1, 2]",
-                "partition hostile (id 2): cpus [3]",
-                "boot complete",
-                "[manager] manager: hypercall round trip",
-                CPUID_OK,
-                "[manager] manager: dirty log start -> 0",
-                "[manager] manager: dirty pages 37 (expected 37) ok",
-                "[manager] manager: second harvest 0 ok",
-                "[manager] manager: age start -> 0",
-                "[manager] manager: working set",
-                "[worker] worker: done",
-                "partition worker finished (code 0)",
-                "[manager] manager: done ok",
-                "partition manager finished (code 0)",
-                "summary: manager finished with code 0",
-                "summary: worker finished with code 0",
-                "partitions: all ended as expected",
             ],
-            anywhere: &[
-                "smp: cpu1 joins partition worker as vCPU 0",
-                "smp: cpu2 joins partition worker as vCPU 1",
-                "smp: cpu3 joins partition hostile as vCPU 0",
-                "[manager] manager: checksum",
-                "[worker] worker: checksum",
-                "[worker] worker: final checksum",
-            ],
-            forbidden: PARTITION_FAULTS,
-            ending: Ending::Success,
-            timeout: t(120),
-        },
+            t(120),
+        ),
         // Issue 8 (and 6, test 3): each attack stops the hostile guest alone with its reason.
         BootTest {
             name: "hostile-stopped",
@@ -287,44 +257,14 @@ pub fn boot_tests() -> Vec<BootTest> {
         // Issue 6, tests 1 and 2: manager and worker run to completion under VMX + EPT on their
         // own CPUs with their checksums; dirty logging sees exactly the pages the worker wrote,
         // then none; aging sees the worker's working set.
-        BootTest {
-            name: "partitions",
-            board: "bochs-x86_64",
-            args: "log=info",
-            ordered: &[
+        x86_partitions(
+            "bochs-x86_64",
+            [
                 "virt: VMX present",
                 "partition: backend VMX: EPT with A/D, VPID",
-                "partition manager (id 0): cpus [0]",
-                "partition worker (id 1): cpus [1, 2]",
-                "partition hostile (id 2): cpus [3]",
-                "boot complete",
-                "[manager] manager: hypercall round trip",
-                CPUID_OK,
-                "[manager] manager: dirty log start -> 0",
-                "[manager] manager: dirty pages 37 (expected 37) ok",
-                "[manager] manager: second harvest 0 ok",
-                "[manager] manager: age start -> 0",
-                "[manager] manager: working set",
-                "[worker] worker: done",
-                "partition worker finished (code 0)",
-                "[manager] manager: done ok",
-                "partition manager finished (code 0)",
-                "summary: manager finished with code 0",
-                "summary: worker finished with code 0",
-                "partitions: all ended as expected",
             ],
-            anywhere: &[
-                "smp: cpu1 joins partition worker as vCPU 0",
-                "smp: cpu2 joins partition worker as vCPU 1",
-                "smp: cpu3 joins partition hostile as vCPU 0",
-                "[manager] manager: checksum",
-                "[worker] worker: checksum",
-                "[worker] worker: final checksum",
-            ],
-            forbidden: PARTITION_FAULTS,
-            ending: Ending::Success,
-            timeout: t(300),
-        },
+            t(300),
+        ),
         // Issue 6, test 3: each attack stops the hostile guest alone with its reason (malformed
         // hypercalls only get error codes); the worker finishes and the run ends cleanly.
         BootTest {
@@ -396,6 +336,26 @@ pub fn boot_tests() -> Vec<BootTest> {
     tests.extend(smp_tests("qemu-virt-la64", t(150)));
     tests.extend(smp_tests("qemu-x86_64", t(150)));
     tests.extend(smp_tests("bochs-x86_64", t(300)));
+    tests.push(BootTest {
+        // LoongArch: vCPU 1 started the firmware way (mailbox + IPI through the emulated IOCSR
+        // block), then the same timers and IPIs; an IPI_SEND to core 5 is refused.
+        name: "mailbox-start",
+        board: "qemu-virt-la64",
+        args: "log=info smp-test=2",
+        ordered: &[
+            "[worker] worker: upcall handler -> 0, start vCPU 1 (mailbox + IPI) -> 0",
+            "partition worker: IPI refused: vCPU 5 is outside its 2 vCPUs",
+            "[worker] worker: timer ticks vCPU 0 10 vCPU 1 10 (expected 10 each) ok",
+            "[worker] worker: IPIs 5 sent, 5 answered (expected 5) ok",
+            "partition worker finished (code 0) (vCPU 0)",
+            "partitions: all ended as expected",
+        ],
+        // The hypervisor's line and the guest's race on the console.
+        anywhere: &["partition worker: vCPU 1 starts on cpu2 at"],
+        forbidden: PARTITION_FAULTS,
+        ending: Ending::Success,
+        timeout: t(150),
+    });
     tests.push(x2apic_test("qemu-x86_64", t(150)));
     tests.push(x2apic_test("bochs-x86_64", t(300)));
     tests
@@ -463,6 +423,52 @@ macro_rules! hostile_ipi_irq {
 }
 const HOSTILE_IPI_IRQ_IOAPIC: [&str; 9] = hostile_ipi_irq!("IOAPIC");
 const HOSTILE_IPI_IRQ_PCH_PIC: [&str; 9] = hostile_ipi_irq!("PCH-PIC");
+
+/// The x86 boards' partitions test (issues 6 and 8): the backend's two lines, then the same run
+/// on both — manager and worker complete with their checksums, CPUID is answered (filtered) and
+/// counted, dirty logging sees exactly the worker's 37 pages and then none, aging sees its
+/// working set.
+fn x86_partitions(board: &'static str, backend: [&'static str; 2], timeout: Duration) -> BootTest {
+    let mut ordered = backend.to_vec();
+    ordered.extend_from_slice(&[
+        "partition manager (id 0): cpus [0]",
+        "partition worker (id 1): cpus [1, 2]",
+        "partition hostile (id 2): cpus [3]",
+        "boot complete",
+        "[manager] manager: hypercall round trip",
+        CPUID_OK,
+        "[manager] manager: dirty log start -> 0",
+        "[manager] manager: dirty pages 37 (expected 37) ok",
+        "[manager] manager: second harvest 0 ok",
+        "[manager] manager: age start -> 0",
+        "[manager] manager: working set",
+        "[worker] worker: done",
+        "partition worker finished (code 0)",
+        "[manager] manager: done ok",
+        "partition manager finished (code 0)",
+        "summary: manager finished with code 0",
+        "summary: worker finished with code 0",
+        "partitions: all ended as expected",
+    ]);
+    BootTest {
+        name: "partitions",
+        board,
+        args: "log=info",
+        // A host tool: the list lives as long as the suite anyway.
+        ordered: ordered.leak(),
+        anywhere: &[
+            "smp: cpu1 joins partition worker as vCPU 0",
+            "smp: cpu2 joins partition worker as vCPU 1",
+            "smp: cpu3 joins partition hostile as vCPU 0",
+            "[manager] manager: checksum",
+            "[worker] worker: checksum",
+            "[worker] worker: final checksum",
+        ],
+        forbidden: PARTITION_FAULTS,
+        ending: Ending::Success,
+        timeout,
+    }
+}
 
 /// Issue 9's scenarios, the same lines on every board but for the interrupt controller's name
 /// (the test guests and the board layouts agree: manager on CPU 0, a 2-vCPU worker on CPUs 1

@@ -164,16 +164,24 @@ fn smp_scenario(count: u64, startup_ipi: bool) -> bool {
         smp::start(1, secondary_main)
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let started = {
-        let _ = startup_ipi;
+    let started = if startup_ipi {
+        smp::start_by_mailbox(1, secondary_main)
+    } else {
         smp::start(1, secondary_main)
     };
-    let how = if startup_ipi {
+    let how = if startup_ipi && cfg!(target_arch = "loongarch64") {
+        "mailbox + IPI"
+    } else if startup_ipi {
         "INIT + STARTUP"
     } else {
         "VCPU_START"
     };
     println!("worker: upcall handler -> {r}, start vCPU 1 ({how}) -> {started}");
+    // An IPI through the IOCSR block to a core the partition does not have: refused.
+    #[cfg(target_arch = "loongarch64")]
+    if startup_ipi {
+        smp::iocsr_ipi(5);
+    }
     if started != 0 {
         return false;
     }

@@ -91,6 +91,26 @@ pub fn secondary_entry_address() -> u64 {
     septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
 }
 
+/// Writes a 64-bit IOCSR (privileged: the hypervisor emulates the partition's IPI block).
+pub fn iocsr_write64(addr: u64, value: u64) {
+    // SAFETY: traps to the hypervisor, which emulates the access or stops the partition.
+    unsafe { asm!("iocsrwr.d {v}, {a}", v = in(reg) value, a = in(reg) addr, options(nostack)) };
+}
+
+/// Writes a 32-bit IOCSR.
+pub fn iocsr_write32(addr: u64, value: u32) {
+    // SAFETY: as `iocsr_write64`.
+    unsafe { asm!("iocsrwr.w {v}, {a}", v = in(reg) value, a = in(reg) addr, options(nostack)) };
+}
+
+/// Reads a 32-bit IOCSR.
+pub fn iocsr_read32(addr: u64) -> u32 {
+    let v: u64;
+    // SAFETY: as `iocsr_write64`.
+    unsafe { asm!("iocsrrd.w {v}, {a}", v = out(reg) v, a = in(reg) addr, options(nostack)) };
+    v as u32
+}
+
 /// The stable counter (readable at PLV3 and in LVZ guests).
 pub fn now() -> u64 {
     let t: u64;

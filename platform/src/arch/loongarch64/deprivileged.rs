@@ -14,8 +14,9 @@ use super::world::{self, GuestContext};
 use crate::partition::arch::GuestBoot;
 use crate::partition::Partition;
 use arch_loongarch::csr;
-use arch_loongarch::decode::{self, MemAccess};
+use arch_loongarch::decode::{self, MemAccess, Sensitive};
 use arch_loongarch::estat::Estat;
+use vcpu::ipi_mailbox::exit_word;
 use vcpu::{Access, ArchVcpu, Completion, Delivery, VmExit};
 
 /// PRMD for guest entry: PLV3, interrupts on (so an IPI kicks the guest out).
@@ -33,6 +34,10 @@ enum Pending {
     Hypercall,
     /// An emulated load: the result goes to `rd`, extended as the instruction says.
     Load(MemAccess),
+    /// An emulated `iocsrrd`: the result goes to `rd`.
+    Iocsr {
+        rd: usize,
+    },
 }
 
 /// One vCPU of a partition under the deprivileged backend.
@@ -124,7 +129,25 @@ impl DeprivilegedVcpu {
                     args: [r[A0], r[A0 + 1], r[A0 + 2], r[A0 + 3], r[A0 + 4], r[A0 + 5]],
                 }
             }
-            0xd | 0xe => VmExit::ForbiddenInstruction {
+            // IOCSR at PLV3 is a privilege error; the partition's IPI block is emulated
+            // (`partition::mailbox`), any other address stops it there.
+            0xe => match decode::sensitive(self.ctx.badi as u32) {
+                Some(Sensitive::IocsrRead { rd, rj, size }) => {
+                    self.pending = Pending::Iocsr { rd };
+                    VmExit::CsrRead {
+                        csr: exit_word(self.ctx.regs[rj], size.bytes() as u32),
+                    }
+                }
+                Some(Sensitive::IocsrWrite { rd, rj, size }) => VmExit::CsrWrite {
+                    csr: exit_word(self.ctx.regs[rj], size.bytes() as u32),
+                    value: self.ctx.regs[rd] & size.mask(),
+                },
+                _ => VmExit::ForbiddenInstruction {
+                    pc: self.ctx.era,
+                    raw: self.ctx.badi as u32,
+                },
+            },
+            0xd => VmExit::ForbiddenInstruction {
                 pc: self.ctx.era,
                 raw: self.ctx.badi as u32,
             },
@@ -160,6 +183,7 @@ impl ArchVcpu for DeprivilegedVcpu {
                     Pending::Load(m) if m.rd != 0 => {
                         self.ctx.regs[m.rd] = decode::load_result(&m, v)
                     }
+                    Pending::Iocsr { rd } if rd != 0 => self.ctx.regs[rd] = v,
                     _ => {}
                 }
                 self.ctx.era += 4;

@@ -1,0 +1,120 @@
+//! The LoongArch IPI and mailbox registers of a vCPU (IOCSR 0x1000-0x104f), for guests that start
+//! and signal their cores the way Loongson firmware and Linux do: the decoder is
+//! `vcpu::ipi_mailbox`, the state lives in each vCPU's `VcpuSlot` (other vCPUs write it from
+//! their CPUs), and delivery shares the vCPU's IPI path (`SEND_IPI`'s pending bit, upcall and
+//! kick). Both LoongArch backends report a guest's IOCSR access as a CSR exit carrying the address
+//! and width (`ipi_mailbox::exit_word`): LVZ through its GSPR exit, the deprivileged backend
+//! through the privilege error an `iocsr*` instruction raises at PLV3.
+//!
+//! What a partition can reach: core numbers are vCPU indices, so a send names only the
+//! partition's own vCPUs; a core beyond them is refused with the `SEND_IPI` console line. An IPI
+//! to a vCPU that has not started starts it at its mailbox 0 (a0 = mailbox 1, a1 = its index), the
+//! way a parked core leaves the firmware's wait loop; one with an empty mailbox 0 stays parked.
+//! Any other IOCSR address is not the partition's (the caller stops it, as before).
+
+use super::arch::PartitionArch;
+use super::remote;
+use super::vcpus::VcpuState;
+use super::vintr::{no_such_vcpu, VirtualInterrupts};
+use crate::arch::Current;
+use core::sync::atomic::Ordering;
+use vcpu::ipi_mailbox::{self, IocsrOp};
+
+impl VirtualInterrupts {
+    /// A guest IOCSR read (`csr` is the exit word): the value, or `None` if it is not an access
+    /// to the partition's IPI block.
+    pub fn iocsr_read(&self, csr: u32) -> Option<u64> {
+        let (addr, size) = ipi_mailbox::split_exit_word(csr)?;
+        let slot = self.slot();
+        Some(match ipi_mailbox::decode(addr, size, None)? {
+            IocsrOp::ReadStatus => u64::from(slot.iocsr_ipi.load(Ordering::SeqCst)),
+            IocsrOp::ReadEnable => u64::from(slot.iocsr_enable.load(Ordering::SeqCst)),
+            IocsrOp::ReadMailbox {
+                mailbox,
+                offset,
+                size,
+            } => ipi_mailbox::bytes(slot.mailboxes[mailbox].load(Ordering::SeqCst), offset, size),
+            _ => return None,
+        })
+    }
+
+    /// A guest IOCSR write: `None` if it is not an access to the partition's IPI block;
+    /// otherwise done (or refused with a console line).
+    pub fn iocsr_write(&mut self, csr: u32, value: u64) -> Option<()> {
+        let (addr, size) = ipi_mailbox::split_exit_word(csr)?;
+        let slot = self.slot();
+        match ipi_mailbox::decode(addr, size, Some(value))? {
+            IocsrOp::WriteEnable(mask) => slot.iocsr_enable.store(mask, Ordering::SeqCst),
+            IocsrOp::SetOwn(bits) => {
+                slot.iocsr_ipi.fetch_or(bits, Ordering::SeqCst);
+                if bits & slot.iocsr_enable.load(Ordering::SeqCst) != 0 {
+                    slot.raise_ipi(self.index, Current::now());
+                }
+            }
+            IocsrOp::ClearOwn(bits) => {
+                slot.iocsr_ipi.fetch_and(!bits, Ordering::SeqCst);
+            }
+            IocsrOp::WriteMailbox {
+                mailbox,
+                offset,
+                size,
+                value,
+            } => {
+                let m = &slot.mailboxes[mailbox];
+                m.store(
+                    ipi_mailbox::with_bytes(m.load(Ordering::SeqCst), offset, size, value),
+                    Ordering::SeqCst,
+                );
+            }
+            IocsrOp::SendMail { core, half, data } => {
+                let target = self.partition.vcpus.get(core as usize);
+                let Some(target) = target else {
+                    no_such_vcpu(self.partition, "mail", core);
+                    return Some(());
+                };
+                let m = &target.mailboxes[(half / 2) as usize];
+                m.store(
+                    ipi_mailbox::with_half(m.load(Ordering::SeqCst), half, data),
+                    Ordering::SeqCst,
+                );
+            }
+            IocsrOp::SendIpi { core, vector } => self.iocsr_send_ipi(core, vector),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// IPI_SEND: starts a parked vCPU from its mailboxes, or raises IPI bit `vector` on a
+    /// running one (an upcall if the bit is enabled) and kicks its CPU.
+    fn iocsr_send_ipi(&mut self, core: u32, vector: u32) {
+        let p = self.partition;
+        let Some(target) = p.vcpus.get(core as usize) else {
+            no_such_vcpu(p, "IPI", core);
+            return;
+        };
+        p.vcpus[self.index as usize]
+            .ipis_sent
+            .fetch_add(1, Ordering::Relaxed);
+        match target.state() {
+            VcpuState::Off => {
+                let entry = target.mailboxes[0].load(Ordering::SeqCst);
+                let arg = target.mailboxes[1].load(Ordering::SeqCst);
+                if entry != 0 && target.request_start(entry, arg) && target.joined() {
+                    remote::kick(target.cpu);
+                }
+            }
+            VcpuState::Running => {
+                let bit = 1u32 << vector;
+                target.iocsr_ipi.fetch_or(bit, Ordering::SeqCst);
+                if target.iocsr_enable.load(Ordering::SeqCst) & bit != 0 {
+                    target.raise_ipi(self.index, Current::now());
+                    if core != self.index {
+                        remote::kick(target.cpu);
+                    }
+                }
+            }
+            // Starting: it will run; ended: the run is over. Either way nothing to wake.
+            _ => {}
+        }
+    }
+}
