@@ -41,14 +41,31 @@ pub fn vcpu_count() -> u64 {
     call(nr::VCPU_COUNT, 0, 0, 0).max(1) as u64
 }
 
-/// Starts vCPU `index` in `main(index)` on its own stack; returns the hypercall's result.
-pub fn start(index: u64, main: fn(u64) -> !) -> i64 {
+/// Where a secondary vCPU enters (the runtime's `septum_guest_secondary_entry`, which takes the
+/// stack top in the first argument register and the index in the second).
+pub fn secondary_entry_address() -> u64 {
+    extern "C" {
+        fn septum_guest_secondary_entry();
+    }
+    septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
+}
+
+/// Records `main` for vCPU `index` and returns the top of its stack, or `None` if the guests
+/// have no stack for it. Every way of starting a vCPU begins here.
+fn prepare(index: u64, main: fn(u64) -> !) -> Option<u64> {
     if index as usize >= MAX_VCPUS {
-        return -2;
+        return None;
     }
     SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
-    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
-    call(nr::VCPU_START, index, rt::secondary_entry_address(), stack)
+    Some(stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index))
+}
+
+/// Starts vCPU `index` in `main(index)` on its own stack; returns the hypercall's result.
+pub fn start(index: u64, main: fn(u64) -> !) -> i64 {
+    let Some(stack) = prepare(index, main) else {
+        return -2;
+    };
+    call(nr::VCPU_START, index, secondary_entry_address(), stack)
 }
 
 /// x86: starts vCPU `index` in `main(index)` the hardware way, with INIT and STARTUP IPIs
@@ -56,11 +73,9 @@ pub fn start(index: u64, main: fn(u64) -> !) -> i64 {
 /// secondary entry as [`start`].
 #[cfg(target_arch = "x86_64")]
 pub fn start_by_startup(index: u64, main: fn(u64) -> !) -> i64 {
-    if index as usize >= MAX_VCPUS {
+    let Some(stack) = prepare(index, main) else {
         return -2;
-    }
-    SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
-    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
+    };
     crate::x2apic::start_by_startup(index, stack);
     0
 }
@@ -70,13 +85,11 @@ pub fn start_by_startup(index: u64, main: fn(u64) -> !) -> i64 {
 /// first), then an IPI (IPI_SEND); the hypervisor emulates the IOCSR block.
 #[cfg(target_arch = "loongarch64")]
 pub fn start_by_mailbox(index: u64, main: fn(u64) -> !) -> i64 {
-    if index as usize >= MAX_VCPUS {
+    let Some(stack) = prepare(index, main) else {
         return -2;
-    }
-    SECONDARY_MAIN.store(main as usize, Ordering::SeqCst);
-    let stack = stack_top(core::ptr::addr_of_mut!(MAIN_STACKS), index);
+    };
     mail(index, 1, stack);
-    mail(index, 0, rt::secondary_entry_address());
+    mail(index, 0, secondary_entry_address());
     rt::iocsr_write32(IPI_SEND, (1 << 31) | ((index as u32) << 16));
     0
 }
@@ -107,10 +120,10 @@ pub fn iocsr_ipi(core: u64) {
     rt::iocsr_write32(IPI_SEND, (1 << 31) | ((core as u32) << 16));
 }
 
-/// Called by the runtime's secondary entry, on the stack [`start`] gave.
-pub fn secondary(index: u64) -> ! {
+/// Called by the runtime's secondary entry, on the stack [`prepare`] chose.
+pub extern "C" fn secondary(index: u64) -> ! {
     let f = SECONDARY_MAIN.load(Ordering::SeqCst);
-    // SAFETY: only `start` stores this, always a `fn(u64) -> !`, before the vCPU can run.
+    // SAFETY: only `prepare` stores this, always a `fn(u64) -> !`, before the vCPU can run.
     let main: fn(u64) -> ! = unsafe { core::mem::transmute::<usize, fn(u64) -> !>(f) };
     main(index)
 }

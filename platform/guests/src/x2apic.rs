@@ -255,7 +255,7 @@ pub fn start_by_startup(index: u64, stack: u64) {
         words.add(1).write_volatile(index);
         words
             .add(2)
-            .write_volatile(crate::rt::secondary_entry_address());
+            .write_volatile(crate::smp::secondary_entry_address());
     }
     let dest = u64::from(index as u32) << 32;
     msr_write(ICR, dest | (5 << 8) | (1 << 14)); // INIT, assert

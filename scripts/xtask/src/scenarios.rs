@@ -44,6 +44,17 @@ const X86_HOSTILE: &[&str] = &[
     "partitions: all ended as expected",
 ];
 
+/// What a partitions test wants anywhere on the emulator boards that run the test guests
+/// (manager on CPU 0, the 2-vCPU worker on CPUs 1 and 2, the hostile guest on CPU 3).
+const PARTITIONS_ANYWHERE: &[&str] = &[
+    "smp: cpu1 joins partition worker as vCPU 0",
+    "smp: cpu2 joins partition worker as vCPU 1",
+    "smp: cpu3 joins partition hostile as vCPU 0",
+    "[manager] manager: checksum",
+    "[worker] worker: checksum",
+    "[worker] worker: final checksum",
+];
+
 /// The emulator boot tests.
 pub fn boot_tests() -> Vec<BootTest> {
     let t = Duration::from_secs;
@@ -94,14 +105,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "summary: worker finished with code 0",
                 "partitions: all ended as expected",
             ],
-            anywhere: &[
-                "smp: cpu1 joins partition worker as vCPU 0",
-                "smp: cpu2 joins partition worker as vCPU 1",
-                "smp: cpu3 joins partition hostile as vCPU 0",
-                "[manager] manager: checksum",
-                "[worker] worker: checksum",
-                "[worker] worker: final checksum",
-            ],
+            anywhere: PARTITIONS_ANYWHERE,
             forbidden: PARTITION_FAULTS,
             ending: Ending::Success,
             timeout: t(150),
@@ -456,14 +460,7 @@ fn x86_partitions(board: &'static str, backend: [&'static str; 2], timeout: Dura
         args: "log=info",
         // A host tool: the list lives as long as the suite anyway.
         ordered: ordered.leak(),
-        anywhere: &[
-            "smp: cpu1 joins partition worker as vCPU 0",
-            "smp: cpu2 joins partition worker as vCPU 1",
-            "smp: cpu3 joins partition hostile as vCPU 0",
-            "[manager] manager: checksum",
-            "[worker] worker: checksum",
-            "[worker] worker: final checksum",
-        ],
+        anywhere: PARTITIONS_ANYWHERE,
         forbidden: PARTITION_FAULTS,
         ending: Ending::Success,
         timeout,

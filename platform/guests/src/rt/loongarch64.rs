@@ -75,21 +75,8 @@ global_asm!(
     "    move    $fp, $zero",
     "    bl      {secondary}",
     "1:  b       1b",
-    secondary = sym secondary,
+    secondary = sym crate::smp::secondary,
 );
-
-extern "C" {
-    fn septum_guest_secondary_entry();
-}
-
-extern "C" fn secondary(index: u64) -> ! {
-    crate::smp::secondary(index)
-}
-
-/// Where a secondary vCPU starts (`crate::smp::start`).
-pub fn secondary_entry_address() -> u64 {
-    septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
-}
 
 /// Writes a 64-bit IOCSR (privileged: the hypervisor emulates the partition's IPI block).
 pub fn iocsr_write64(addr: u64, value: u64) {

@@ -84,21 +84,8 @@ global_asm!(
     "    call    {secondary}",
     "1:  hlt",
     "    jmp     1b",
-    secondary = sym secondary,
+    secondary = sym crate::smp::secondary,
 );
-
-extern "C" {
-    fn septum_guest_secondary_entry();
-}
-
-extern "C" fn secondary(index: u64) -> ! {
-    crate::smp::secondary(index)
-}
-
-/// Where a secondary vCPU starts (`crate::smp::start`).
-pub fn secondary_entry_address() -> u64 {
-    septum_guest_secondary_entry as unsafe extern "C" fn() as usize as u64
-}
 
 /// The time-stamp counter.
 pub fn now() -> u64 {

@@ -9,9 +9,9 @@
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
+use super::backend::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::vmcs::GUEST_PML4;
-use super::vmx_vcpu::{handler_rsp, HANDLER_RFLAGS};
 use super::{ioapic, svm};
 use alloc::boxed::Box;
 use arch_x86::svm::bitmaps::{Iopm, Msrpm};
@@ -72,7 +72,7 @@ pub struct SvmVcpu {
     /// Set when the vCPU cannot run; `run` reports it as the first exit.
     broken: Option<&'static str>,
     /// The context an upcall interrupted, while its handler runs.
-    saved: Option<UpcallFrame>,
+    saved: Option<UpcallFrame<GuestRegs>>,
     /// The last exit reported was a device vector taken earlier, not a VMRUN's.
     replayed: bool,
 }
@@ -407,13 +407,4 @@ impl ArchVcpu for SvmVcpu {
         v.write64(off::RSP, f.rsp);
         v.write64(off::RFLAGS, f.rflags);
     }
-}
-
-/// What an upcall replaces: the general-purpose registers, RIP, RSP and RFLAGS.
-#[derive(Clone, Copy)]
-struct UpcallFrame {
-    regs: GuestRegs,
-    rip: u64,
-    rsp: u64,
-    rflags: u64,
 }

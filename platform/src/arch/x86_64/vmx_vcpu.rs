@@ -5,6 +5,7 @@
 //! handler as `ExternalInterrupt`. CPUID, too, goes to the handler (and is counted there); the
 //! answer comes back as `Completion::CpuId` from the arch's filter (`guests.rs`).
 
+use super::backend::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use super::vmcs::{self, VcpuSetup};
 use super::{smp, virt};
 use crate::memory;
@@ -53,7 +54,7 @@ pub struct VmxVcpu {
     /// Set when the vCPU could not be created; `run` reports it as the first exit.
     broken: Option<&'static str>,
     /// The context an upcall interrupted (`vcpu::upcall`), while its handler runs.
-    saved: Option<UpcallFrame>,
+    saved: Option<UpcallFrame<GuestRegs>>,
     /// An event the last exit interrupted in its delivery (IDT-vectoring information, error
     /// code, instruction length): delivered again at the next entry, or the guest would lose it.
     redeliver: Option<(u64, u64, u64)>,
@@ -70,25 +71,6 @@ const EVENT_VALID: u64 = 1 << 31;
 const RFLAGS_IF: u64 = 1 << 9;
 /// Interruptibility: blocking by STI, by MOV SS.
 const BLOCKED_BY_STI_OR_MOV_SS: u64 = 3;
-
-/// What an upcall replaces and `UPCALL_RETURN` puts back: every register the guest can see
-/// change (the general-purpose ones here, RIP, RSP and RFLAGS in the VMCS).
-#[derive(Clone, Copy)]
-struct UpcallFrame {
-    regs: GuestRegs,
-    rip: u64,
-    rsp: u64,
-    rflags: u64,
-}
-
-/// RFLAGS an upcall handler starts with: only the always-one bit (DF clear, as the ABI wants).
-pub const HANDLER_RFLAGS: u64 = 0x2;
-
-/// The stack pointer a handler starts with: `stack` as if a call had pushed a return address,
-/// so the handler (a normal function) finds the alignment the x86_64 ABI promises.
-pub fn handler_rsp(stack: u64) -> u64 {
-    stack.wrapping_sub(8)
-}
 
 fn read(field: u32) -> u64 {
     // SAFETY: only called with this vCPU's VMCS current on this CPU.
