@@ -3,8 +3,8 @@
 //! may not overlap; an access nobody claims is an error the caller turns into a partition fault.
 
 use crate::exit::AccessSize;
-use alloc::boxed::Box;
-use alloc::vec::Vec;
+#[cfg(feature = "alloc")]
+use alloc::{boxed::Box, vec::Vec};
 use core::fmt;
 
 /// A device's answer to an access it cannot serve.
@@ -76,6 +76,7 @@ impl fmt::Display for BusError {
 /// Result alias for bus operations.
 pub type Result<T> = core::result::Result<T, BusError>;
 
+#[cfg(feature = "alloc")]
 struct Slot {
     base: u64,
     end: u64,
@@ -86,10 +87,12 @@ struct Slot {
 
 /// A set of non-overlapping device ranges, kept sorted by base.
 #[derive(Default)]
+#[cfg(feature = "alloc")]
 pub struct IoBus {
     slots: Vec<Slot>,
 }
 
+#[cfg(feature = "alloc")]
 impl IoBus {
     /// An empty bus.
     pub const fn new() -> Self {

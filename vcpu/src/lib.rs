@@ -6,18 +6,24 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+// The bus keeps its devices on the heap: feature `alloc` (default). Without it the crate is the
+// ABI alone (numbers, decoders, models; no `IoBus`, no `irqchip`), which the heap-less test guests use.
+#[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
 pub mod bus;
 pub mod exit;
 pub mod hypercall;
 pub mod ipi_mailbox;
+#[cfg(feature = "alloc")]
 pub mod irqchip;
 pub mod run_loop;
 pub mod upcall;
 pub mod x2apic;
 
-pub use bus::{BusError, Device, DeviceError, IoBus};
+#[cfg(feature = "alloc")]
+pub use bus::IoBus;
+pub use bus::{BusError, Device, DeviceError};
 pub use exit::{Access, AccessSize, Completion, ShutdownKind, VmExit};
 pub use hypercall::{Hypercall, HypercallError, PartitionId};
 pub use run_loop::{

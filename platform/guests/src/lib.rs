@@ -51,32 +51,8 @@ pub fn enter(args: BootArgs) -> ! {
 /// it until the last one has been stopped.
 pub const HOSTILE_ATTACKS: u64 = if cfg!(target_arch = "x86_64") { 7 } else { 5 };
 
-/// Hypercall numbers (`vcpu/README.md`).
-pub mod nr {
-    pub const VERSION: u64 = 0x00;
-    pub const CONSOLE_WRITE: u64 = 0x01;
-    pub const SELF_ID: u64 = 0x02;
-    pub const POWER_OFF: u64 = 0x03;
-    pub const VCPU_ID: u64 = 0x04;
-    pub const VCPU_COUNT: u64 = 0x05;
-    pub const VCPU_START: u64 = 0x06;
-    pub const SEND_IPI: u64 = 0x07;
-    pub const TIMER_SET: u64 = 0x08;
-    pub const UPCALL_SET: u64 = 0x09;
-    pub const UPCALL_RETURN: u64 = 0x0a;
-    pub const IRQ_ROUTE: u64 = 0x0b;
-    pub const PARTITION_COUNT: u64 = 0x10;
-    pub const PARTITION_STATE: u64 = 0x11;
-    pub const PARTITION_STOP: u64 = 0x12;
-    pub const PARTITION_START: u64 = 0x13;
-    pub const DIRTY_LOG_START: u64 = 0x20;
-    pub const DIRTY_LOG_STOP: u64 = 0x21;
-    pub const DIRTY_HARVEST: u64 = 0x22;
-    pub const AGE_START: u64 = 0x30;
-    pub const AGE_HARVEST: u64 = 0x31;
-    pub const EXIT_COUNTERS: u64 = 0x40;
-    pub const VCPU_INFO: u64 = 0x41;
-}
+/// Hypercall numbers (`vcpu/README.md`), from the ABI's definition.
+pub use vcpu::hypercall::nr;
 
 /// Partition states as `PARTITION_STATE` reports them.
 pub mod state {
