@@ -6,7 +6,8 @@
 //! VMCB, and the general-purpose registers other than RAX (which lives in the VMCB) are loaded
 //! from and stored to a [`GuestRegs`]. All of it runs with the global interrupt flag clear (CLGI
 //! … STGI), so an interrupt or the kick NMI that arrives meanwhile waits, makes the guest exit at
-//! once if it came during the guest, and is taken by the host right after STGI.
+//! once if it came during the guest, and is taken by the host right after STGI. Right after CLGI
+//! the trampoline checks the kick flag ([`GuestRegs::kick`]) and abandons the entry if it is set.
 //!
 //! The guest owns the FPU/SSE state outright: the image is built soft-float, so the hypervisor
 //! never touches those registers.
@@ -49,14 +50,20 @@ pub struct GuestRegs {
     pub r14: u64,
     /// r15.
     pub r15: u64,
+    /// Address of a byte that, when non-zero, abandons the entry (0: none): the CPU's "kicked"
+    /// flag. It is checked after CLGI, so a kick NMI sent after the check waits for VMRUN and
+    /// exits the guest at once; one sent before it set the flag first. No kick is lost between
+    /// an exit and the next entry.
+    pub kick: u64,
 }
 
 global_asm!(
     r#"
     .section .text.septum_svm, "ax"
     .global septum_svm_enter
-    /* void septum_svm_enter(GuestRegs *regs [rdi], u64 vmcb_pa [rsi], u64 host_save_pa [rdx],
-                             Vmcb *vmcb [rcx, only so the compiler knows the VMCB changes]) */
+    /* u64 septum_svm_enter(GuestRegs *regs [rdi], u64 vmcb_pa [rsi], u64 host_save_pa [rdx],
+                            Vmcb *vmcb [rcx, only so the compiler knows the VMCB changes]);
+       0 = the guest ran until a #VMEXIT, 1 = abandoned (kicked). */
 septum_svm_enter:
     push rbp
     push rbx
@@ -68,6 +75,16 @@ septum_svm_enter:
     push rdx                       /* [rsp + 8]: the host's VMSAVE page */
     push rsi                       /* [rsp]: the VMCB */
     clgi
+    mov rax, [rdi + 15*8]
+    test rax, rax
+    jz 3f
+    cmp byte ptr [rax], 0
+    je 3f
+    stgi
+    add rsp, 24
+    mov eax, 1
+    jmp 4f
+3:
     /* IF=1 at VMRUN (GIF=0 still holds every interrupt off the host): with V_INTR_MASKING the
        host's IF is what lets a physical interrupt reach the guest and exit through the INTR
        intercept; with IF=0 the hypervisor's timer would never end a guest's run. */
@@ -117,7 +134,8 @@ septum_svm_enter:
     cli
     stgi
     add rsp, 24
-    pop r15
+    xor eax, eax
+4:  pop r15
     pop r14
     pop r13
     pop r12
@@ -128,23 +146,37 @@ septum_svm_enter:
 );
 
 extern "C" {
-    fn septum_svm_enter(regs: *mut GuestRegs, vmcb_pa: u64, host_save_pa: u64, vmcb: *mut Vmcb);
+    fn septum_svm_enter(
+        regs: *mut GuestRegs,
+        vmcb_pa: u64,
+        host_save_pa: u64,
+        vmcb: *mut Vmcb,
+    ) -> u64;
 }
 
 /// Runs the guest of `vmcb` (at physical address `vmcb_pa`) with `regs` until its next #VMEXIT;
 /// on return `regs` and the VMCB hold the guest's state at the exit, and the exit code is in
-/// the VMCB (VMEXIT_INVALID when VMRUN refused the state).
+/// the VMCB (VMEXIT_INVALID when VMRUN refused the state): `true`. `false`: the entry was
+/// abandoned because `regs.kick` pointed at a set flag (the guest did not run).
 ///
 /// # Safety
 /// EFER.SVME must be set and `VM_HSAVE_PA` must point at this CPU's host save area; `vmcb` must
 /// be a complete VMCB (VMRUN intercepted, ASID non-zero) at `vmcb_pa`, whose bitmaps and nested
 /// table stay valid while the guest runs; `host_save_pa` must be a page this CPU alone uses for
 /// VMSAVE/VMLOAD of its own state.
-pub unsafe fn enter(regs: &mut GuestRegs, vmcb: &mut Vmcb, vmcb_pa: u64, host_save_pa: u64) {
+pub unsafe fn enter(
+    regs: &mut GuestRegs,
+    vmcb: &mut Vmcb,
+    vmcb_pa: u64,
+    host_save_pa: u64,
+) -> bool {
     vmcb.set_rax(regs.rax);
     // SAFETY: the caller guarantees SVM is on and the VMCB is valid; the trampoline saves and
     // restores every register the Rust ABI needs and returns on this stack, with the host's
     // segment and MSR state back from its VMSAVE page.
-    unsafe { septum_svm_enter(regs, vmcb_pa, host_save_pa, vmcb) };
-    regs.rax = vmcb.rax();
+    let ran = unsafe { septum_svm_enter(regs, vmcb_pa, host_save_pa, vmcb) } == 0;
+    if ran {
+        regs.rax = vmcb.rax();
+    }
+    ran
 }

@@ -4,6 +4,15 @@
 //! in the same function with the host stack it left, stores every guest register, and returns
 //! to Rust as if the call had simply finished. The guest owns the FPU/SSE state outright: the
 //! image is built soft-float, so the hypervisor never touches those registers.
+//!
+//! The entry window. A kick is an NMI, and an NMI that reaches the hypervisor between an exit and
+//! the next entry is taken by its handler and lost, so the guest would run on with the request
+//! unseen. So the kicker sets the CPU's flag before the NMI, the trampoline checks the flag
+//! (`GuestRegs::kick`) at `septum_vmx_window_start`, and an NMI that interrupts the hypervisor
+//! from there to `septum_vmx_window_end` (the VMLAUNCH, inclusive) resumes at
+//! `septum_vmx_window_abort` (the host's NMI handler, platform `idt.rs`), which abandons the entry
+//! as if the flag had been seen. Every kick thus either is seen by the check, lands in the
+//! window, or exits the guest.
 
 use super::fields::wn;
 use super::VmFail;
@@ -45,6 +54,9 @@ pub struct GuestRegs {
     pub r15: u64,
     /// CR2: VMX leaves it alone, so a guest page-fault address survives only if we carry it.
     pub cr2: u64,
+    /// Address of a byte that, when non-zero, abandons the entry (0: none): the CPU's "kicked"
+    /// flag, checked in the entry window (module documentation).
+    pub kick: u64,
 }
 
 global_asm!(
@@ -52,7 +64,7 @@ global_asm!(
     .section .text.septum_vmx, "ax"
     .global septum_vmx_enter
     /* u64 septum_vmx_enter(GuestRegs *regs [rdi], u64 launched [rsi]);
-       0 = a VM exit happened, 1 = VMfailInvalid, 2 = VMfailValid. */
+       0 = a VM exit happened, 1 = VMfailInvalid, 2 = VMfailValid, 3 = abandoned (kicked). */
 septum_vmx_enter:
     push rbp
     push rbx
@@ -68,7 +80,14 @@ septum_vmx_enter:
     lea rcx, [rip + 8f]
     vmwrite rax, rcx
     jbe 7f
-    mov rax, [rdi + 15*8]
+    .global septum_vmx_window_start
+septum_vmx_window_start:
+    mov rax, [rdi + 16*8]
+    test rax, rax
+    jz 3f
+    cmp byte ptr [rax], 0
+    jne septum_vmx_window_abort
+3:  mov rax, [rdi + 15*8]
     mov cr2, rax
     cmp rsi, 0                     /* the flags survive the loads below: mov changes none */
     mov rax, [rdi + 0*8]
@@ -89,11 +108,19 @@ septum_vmx_enter:
     je 5f
     vmresume
     jmp 7f
-5:  vmlaunch
+5:
+    .global septum_vmx_window_end
+septum_vmx_window_end:
+    vmlaunch
 7:  /* VMfail: CF set = invalid (1), else ZF set = valid (2). */
     mov eax, 2
     mov ecx, 1
     cmovc eax, ecx
+    add rsp, 8
+    jmp 9f
+    .global septum_vmx_window_abort
+septum_vmx_window_abort:
+    mov eax, 3
     add rsp, 8
     jmp 9f
 8:  /* VM exit: rsp is HOST_RSP, [rsp] is the GuestRegs pointer. */
@@ -136,17 +163,19 @@ extern "C" {
 }
 
 /// Enters the guest of the current VMCS with `regs` and returns at its next VM exit, with `regs`
-/// holding the guest's registers at the exit.
+/// holding the guest's registers at the exit: `Ok(true)`. `Ok(false)`: the entry was abandoned
+/// because `regs.kick` pointed at a set flag (the guest did not run).
 ///
 /// # Safety
 /// VMX root operation with a current VMCS whose guest, host and control state is complete and
 /// consistent (its host state must describe this CPU: CR3, GDT, IDT, TR, GS base); `launched`
 /// must say whether this VMCS was launched since its last VMCLEAR.
-pub unsafe fn enter(regs: &mut GuestRegs, launched: bool) -> Result<(), VmFail> {
+pub unsafe fn enter(regs: &mut GuestRegs, launched: bool) -> Result<bool, VmFail> {
     // SAFETY: the caller guarantees the VMCS; the trampoline saves and restores every register
     // the Rust ABI needs and returns on this stack.
     match unsafe { septum_vmx_enter(regs, u64::from(launched)) } {
-        0 => Ok(()),
+        0 => Ok(true),
+        3 => Ok(false),
         1 => Err(VmFail::Invalid),
         _ => Err(VmFail::Valid),
     }

@@ -121,6 +121,8 @@ impl ExitHandler for Handler {
     fn handle(&mut self, exit: &VmExit) -> Action {
         let p = self.partition;
         p.count_exit(self.index as usize, ExitKind::of(exit));
+        // Cleared before anything is looked at: a request posted from now on kicks again.
+        remote::take_kick(self.cpu);
         remote::service(self.cpu, p.id);
         if p.stop_requested.load(Ordering::SeqCst) {
             return Action::Stop(StopReason::Stopped);

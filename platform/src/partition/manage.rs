@@ -148,17 +148,7 @@ pub fn vcpu_info(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> R
     let record = (VCPU_INFO_WORDS * 8) as usize;
     let mut n = 0;
     for (chunk, v) in out.chunks_exact_mut(record).zip(&t.vcpus) {
-        let words = [
-            v.cpu as u64,
-            v.state() as u64,
-            v.exits_total(),
-            v.timer_irqs.load(Ordering::Relaxed),
-            v.ipi_irqs.load(Ordering::Relaxed),
-            v.device_irqs.load(Ordering::Relaxed),
-            v.upcalls.load(Ordering::Relaxed),
-            v.ipis_sent.load(Ordering::Relaxed),
-        ];
-        for (w, value) in chunk.chunks_exact_mut(8).zip(words) {
+        for (w, value) in chunk.chunks_exact_mut(8).zip(v.info()) {
             w.copy_from_slice(&value.to_le_bytes());
         }
         n += 1;

@@ -25,13 +25,20 @@ use super::vcpus::Latency;
 use super::PartitionId;
 use crate::arch::{Current, Machine};
 use crate::boot::MAX_CPUS;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use mmu::flush::DEFAULT_FLUSH_THRESHOLD;
 use mmu::{Flush, TlbFlush};
 use spin::Mutex;
 
 /// `id + 1` of the partition each CPU runs now, 0 for none.
 static RUNNING_ON: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// Per CPU: a request (flush, stop, virtual interrupt) was posted for it since its last exit.
+/// Set before the kick is sent, cleared by the exit handler before it services anything. A
+/// backend whose kick can be lost (x86: the NMI, taken and dropped by the hypervisor when it
+/// arrives between an exit and the next entry) checks it in the last instructions before entering
+/// the guest, where that NMI cannot be lost (`kick_flag`), and exits at once if it is set.
+static KICKED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// One CPU's flush mailbox: the merged descriptor of every flush posted and not yet serviced,
 /// tickets handed out, and the last ticket serviced.
@@ -118,7 +125,19 @@ pub fn cpus_running(id: PartitionId) -> impl Iterator<Item = usize> {
 
 /// Makes `cpu` exit its guest soon (a stop request, a virtual interrupt to deliver).
 pub fn kick(cpu: usize) {
+    KICKED[cpu].store(true, Ordering::SeqCst);
     Current::kick(cpu);
+}
+
+/// The calling CPU's kick flag (see [`KICKED`]), for a backend's entry code.
+#[cfg(target_arch = "x86_64")]
+pub fn kick_flag(cpu: usize) -> &'static AtomicBool {
+    &KICKED[cpu]
+}
+
+/// Clears the calling CPU's kick flag: its exit handler is about to look at every request.
+pub fn take_kick(cpu: usize) {
+    KICKED[cpu].store(false, Ordering::SeqCst);
 }
 
 /// Posts `what` to `cpu`'s mailbox; returns the ticket its acknowledgement must reach.
@@ -141,6 +160,7 @@ pub fn shootdown(id: PartitionId, what: Flush) {
     let mut any = false;
     for cpu in cpus_running(id) {
         tickets[cpu] = post(cpu, what);
+        KICKED[cpu].store(true, Ordering::SeqCst);
         Current::send_flush_ipi(cpu);
         STATS.ipis.fetch_add(1, Ordering::Relaxed);
         any = true;

@@ -25,18 +25,19 @@ fn vcpu_table() {
             let (_, tm, tx) = v.timer_latency.get();
             let (_, im, ix) = v.ipi_latency.get();
             let (_, dm, dx) = v.device_latency.get();
+            let [cpu, _, exits, timer, ipi, dev, upcalls, sent] = v.info();
             crate::println!(
                 "vcpus: {:<10} {:>4} {:>3} {:<8} {:>6} {:>6} {:>4} {:>4} {:>8} {:>9}  {:>8}/{:<10} {:>8}/{:<8} {:>8}/{:<8}",
                 p.name(),
                 i,
-                v.cpu,
+                cpu,
                 v.state().name(),
-                v.exits_total(),
-                v.timer_irqs.load(Ordering::Relaxed),
-                v.ipi_irqs.load(Ordering::Relaxed),
-                v.device_irqs.load(Ordering::Relaxed),
-                v.upcalls.load(Ordering::Relaxed),
-                v.ipis_sent.load(Ordering::Relaxed),
+                exits,
+                timer,
+                ipi,
+                dev,
+                upcalls,
+                sent,
                 tm,
                 tx,
                 im,

@@ -254,6 +254,21 @@ impl VcpuSlot {
         self.exits[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The `VCPU_INFO` record (`vcpu/README.md`): physical CPU, state, exits, timer, IPI and
+    /// device interrupts delivered, upcalls, IPIs sent. The console's table shows the same.
+    pub fn info(&self) -> [u64; vcpu::hypercall::VCPU_INFO_WORDS as usize] {
+        [
+            self.cpu as u64,
+            self.state() as u64,
+            self.exits_total(),
+            self.timer_irqs.load(Ordering::Relaxed),
+            self.ipi_irqs.load(Ordering::Relaxed),
+            self.device_irqs.load(Ordering::Relaxed),
+            self.upcalls.load(Ordering::Relaxed),
+            self.ipis_sent.load(Ordering::Relaxed),
+        ]
+    }
+
     pub fn exits_total(&self) -> u64 {
         self.exits.iter().map(|e| e.load(Ordering::Relaxed)).sum()
     }

@@ -5,7 +5,9 @@
 //! the IDT index in the error code. One table is shared by all CPUs; #DF runs on each CPU's IST1
 //! stack so a stack overflow still gets reported. The one exception is the NMI (vector 2): the
 //! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
-//! nothing left to do, so its stub just returns. And one interrupt vector is present: the local
+//! nothing left to do (the kicker set the CPU's kick flag first, which the next entry checks), so
+//! its stub just returns, except inside the VMX entry window, where it resumes at the window's
+//! abort label (`arch_x86::vmx::enter`). And one interrupt vector is present: the local
 //! APIC timer's (`timer::TIMER_VECTOR`), which the SVM backend takes with interrupts briefly on
 //! after the guest exit it caused; its stub saves the caller-saved registers and ends it. The
 //! device vectors of the I/O APIC lines (`ioapic::FIRST_VECTOR` and the `ioapic::VECTORS` after
@@ -28,7 +30,22 @@ global_asm!(
     r#"
     .section .text.septum_exceptions, "ax"
     /* Vectors without an error code push a zero so every frame has the same layout. */
+    /* An NMI is a kick. One that interrupts the VMX entry window resumes at its abort label
+       instead, so the entry is abandoned and the kick seen (`arch_x86::vmx::enter`). */
 septum_exc_2:
+    push rax
+    push rcx
+    mov rax, [rsp + 16]
+    lea rcx, [rip + septum_vmx_window_start]
+    cmp rax, rcx
+    jb 1f
+    lea rcx, [rip + septum_vmx_window_end]
+    cmp rax, rcx
+    ja 1f
+    lea rax, [rip + septum_vmx_window_abort]
+    mov [rsp + 16], rax
+1:  pop rcx
+    pop rax
     iretq
     .irp v, 0,1,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
 septum_exc_\v:

@@ -94,6 +94,7 @@ impl SvmVcpu {
         let mut v = Self {
             vmcb: Box::new(Vmcb::new()),
             regs: GuestRegs {
+                kick: crate::partition::kick_flag(super::percpu::cpu_index()).as_ptr() as u64,
                 rdi,
                 rsi: if setup.boot_vcpu {
                     rsi | FLAG_VMMCALL
@@ -251,7 +252,7 @@ impl SvmVcpu {
         // save area; the VMCB is complete (VMRUN intercepted, ASID non-zero) and its permission
         // maps and nested table live as long as this vCPU and its partition; the host-state page
         // is this CPU's.
-        unsafe {
+        let ran = unsafe {
             enter(
                 &mut self.regs,
                 &mut self.vmcb,
@@ -259,6 +260,12 @@ impl SvmVcpu {
                 svm::host_state_pa(),
             )
         };
+        if !ran {
+            // Kicked before the guest could run: report the kick as the exit it would have been
+            // (`complete` then leaves the guest state alone, as for a replayed vector).
+            self.replayed = true;
+            return VmExit::ExternalInterrupt { vector: 2 };
+        }
         // An injected event was delivered or is in EXITINTINFO now (`complete` re-injects it);
         // either way it must not be injected again by a stale valid bit.
         self.vmcb.write64(off::EVENTINJ, 0);

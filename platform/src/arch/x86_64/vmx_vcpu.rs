@@ -58,6 +58,8 @@ pub struct VmxVcpu {
     /// An event the last exit interrupted in its delivery (IDT-vectoring information, error
     /// code, instruction length): delivered again at the next entry, or the guest would lose it.
     redeliver: Option<(u64, u64, u64)>,
+    /// The last entry was abandoned for a kick: no exit to complete.
+    abandoned: bool,
 }
 
 const IA32_EFER: u32 = 0xc000_0080;
@@ -87,6 +89,7 @@ impl VmxVcpu {
         let msr = Box::new(MsrBitmap::for_partition());
         let [rdi, rsi, rdx, rcx, r8] = cfg.args;
         let regs = GuestRegs {
+            kick: crate::partition::kick_flag(super::percpu::cpu_index()).as_ptr() as u64,
             rdi,
             rsi,
             rdx,
@@ -102,6 +105,7 @@ impl VmxVcpu {
             broken: None,
             saved: None,
             redeliver: None,
+            abandoned: false,
             _io: io,
             _msr: msr,
         };
@@ -124,6 +128,7 @@ impl VmxVcpu {
             broken: Some(why),
             saved: None,
             redeliver: None,
+            abandoned: false,
         }
     }
 
@@ -198,6 +203,9 @@ impl ArchVcpu for VmxVcpu {
     }
 
     fn complete(&mut self, completion: Completion) {
+        if core::mem::take(&mut self.abandoned) {
+            return;
+        }
         let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         if rip != self.last.rip {
@@ -302,8 +310,15 @@ impl VmxVcpu {
         }
         // SAFETY: this vCPU's VMCS is current on this CPU (loaded in `setup`, and vCPUs never
         // move), filled completely; `launched` tracks VMLAUNCH since the VMCLEAR.
-        if let Err(e) = unsafe { enter(&mut self.regs, self.launched) } {
-            return self.entry_failed(e);
+        match unsafe { enter(&mut self.regs, self.launched) } {
+            Err(e) => return self.entry_failed(e),
+            Ok(false) => {
+                // Kicked before the guest could run: report the kick as the exit it would have
+                // been; `complete` leaves the guest state alone.
+                self.abandoned = true;
+                return VmExit::ExternalInterrupt { vector: 2 };
+            }
+            Ok(true) => {}
         }
         self.launched = true;
         self.last = ExitInfo {
