@@ -53,13 +53,19 @@ fn ioapic_write(reg: u32, value: u32) {
     }
 }
 
+/// Redirection entry bit 15: level-triggered.
+const LEVEL: u32 = 1 << 15;
+
 /// Routes `line` to the vCPU with APIC ID `vcpu` as `vector`: fixed, physical destination,
-/// edge, active high, unmasked (destination first, while the entry is still masked).
-pub fn route(line: u32, vcpu: u32, vector: u8) {
+/// active high, edge- or `level`-triggered, unmasked (destination first, while the entry is
+/// still masked). The UART holds its interrupt output while the cause lasts, so it works either
+/// way: as a level line the hypervisor keeps it masked from each interrupt to the guest's EOI.
+pub fn route(line: u32, vcpu: u32, vector: u8, level: bool) {
     let entry = 0x10 + 2 * line;
-    ioapic_write(entry, MASKED | u32::from(vector));
+    let low = u32::from(vector) | if level { LEVEL } else { 0 };
+    ioapic_write(entry, MASKED | low);
     ioapic_write(entry + 1, vcpu << 24);
-    ioapic_write(entry, u32::from(vector));
+    ioapic_write(entry, low);
 }
 
 /// Masks `line`, keeping its vector.

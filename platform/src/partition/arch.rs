@@ -166,4 +166,7 @@ pub trait PartitionArch {
     fn device_line(_vector: u32) -> Option<u32> {
         None
     }
+    /// The guest ended its interrupt of level-triggered line `line` (its EOI of the vector the
+    /// line was routed as): the line, held masked since its interrupt was taken, may fire again.
+    fn end_device_line(_line: u32) {}
 }

@@ -15,12 +15,11 @@
 //! reaches this code for this partition: the views refuse such routes, so only its owner programs
 //! it.
 //!
-//! Edge-triggered lines only, for now. A level-triggered line would have to stay masked from its
-//! interrupt until the guest's end-of-interrupt (or it would fire again at once while the device
-//! holds it); that is not written, so an unmasked level-triggered entry is accepted in the view
-//! (it reads back what the guest wrote) but the physical line stays masked, and the console says
-//! so. The `IRQ_ROUTE` hypercall has no trigger mode to give: it asks for edge, active high (the
-//! ISA default).
+//! Level-triggered lines (routed through the view): the backend masks the line when its interrupt
+//! is taken, before ending it, since the device keeps asserting it until the guest's driver
+//! clears the cause; the guest's EOI of the line's vector in its virtual APIC (`lapic`) unmasks
+//! it again ([`guest_eoi`], [`PartitionArch::end_device_line`]). The `IRQ_ROUTE` hypercall has no
+//! trigger mode to give: it asks for edge, active high (the ISA default).
 //!
 //! A run's end masks the partition's lines again and resets its controller view, as a reset
 //! leaves a real controller, so the next run starts from masked lines both in the view and on the
@@ -87,23 +86,11 @@ pub fn route_by_chip(p: &Partition, r: Route) {
     let Some(slot) = p.vcpus.get(r.vcpu as usize) else {
         return;
     };
-    let to = match (r.masked, r.level) {
-        (true, _) => None,
-        (false, true) => {
-            crate::println!(
-                "partition {}: line {} is level-triggered: not delivered yet (edge only), it \
-                 stays masked",
-                p.name(),
-                r.line
-            );
-            None
-        }
-        (false, false) => Some(DeviceRoute {
-            cpu: slot.cpu,
-            level: false,
-            active_low: r.active_low,
-        }),
-    };
+    let to = (!r.masked).then_some(DeviceRoute {
+        cpu: slot.cpu,
+        level: r.level,
+        active_low: r.active_low,
+    });
     Current::route_device_line(r.line, to);
 }
 
@@ -135,6 +122,20 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
     }
     if slot.cpu != cpu {
         remote::kick(slot.cpu);
+    }
+}
+
+/// A vCPU of `p` ended its interrupt `vector` (x2APIC EOI): a level-triggered line routed
+/// through the view as that vector may fire again.
+pub fn guest_eoi(p: &Partition, vector: u8) {
+    for (pos, &line) in p.config.irqs.iter().enumerate() {
+        if Via::load(&p.irq_via[pos]) != Via::Controller {
+            continue;
+        }
+        match irqchip::accepted_route(p, line) {
+            Some(r) if r.level && !r.masked && r.vector == vector => Current::end_device_line(line),
+            _ => {}
+        }
     }
 }
 

@@ -59,7 +59,8 @@ impl VirtualInterrupts {
             return None;
         }
         match self.apic.write(msr, value).ok()? {
-            Effect::None | Effect::Eoi { .. } => {}
+            Effect::None | Effect::Eoi { vector: None } => {}
+            Effect::Eoi { vector: Some(v) } => super::device_irq::guest_eoi(self.partition, v),
             Effect::Timer { ticks, periodic } => {
                 self.timer_for = TimerOwner::Apic;
                 if ticks == 0 {

@@ -388,7 +388,12 @@ fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
             "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, unmasked)",
             // The guest masks the line again before it prints its count.
             "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, masked)",
-            "[worker] worker: device IRQ line 3 (COM2) -> vCPU 1: 5 interrupts (expected 5) ok",
+            "[worker] worker: device IRQ line 3 (COM2, edge) -> vCPU 1: 5 interrupts (expected 5) \
+             ok",
+            // Again as a level-triggered line: held masked from each interrupt to the guest's EOI.
+            "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, unmasked)",
+            "[worker] worker: device IRQ line 3 (COM2, level) -> vCPU 1: 5 interrupts (expected \
+             5) ok",
             "partition worker finished (code 0) (vCPU 0)",
             "partitions: all ended as expected",
         ],

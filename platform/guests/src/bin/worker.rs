@@ -365,9 +365,13 @@ mod apic {
     /// half of the scenario): `DEVICE_IRQS` transmitter-empty interrupts, each answered with a
     /// byte that causes the next, then the line masked again; true if exactly those arrived,
     /// all on vCPU 1.
-    fn device_step() -> bool {
+    fn device_step(level: bool) -> bool {
         let line = devirq::LINE;
-        devirq::route(line, DEVICE_VCPU, DEVICE_VECTOR);
+        for seen in &DEVICE_SEEN {
+            seen.store(0, Ordering::SeqCst);
+        }
+        DEVICE_TOTAL.store(0, Ordering::SeqCst);
+        devirq::route(line, DEVICE_VCPU, DEVICE_VECTOR, level);
         let start = rt::now();
         let patience = u64::from(rt::cpuid(0x4000_0010)[0]) * DEVICE_PATIENCE_MS;
         devirq::start();
@@ -385,8 +389,9 @@ mod apic {
         let on_target = DEVICE_SEEN[DEVICE_VCPU as usize].load(Ordering::SeqCst);
         let each = DEVICE_LAST.load(Ordering::SeqCst).saturating_sub(start) / n.max(1);
         let ok = n == DEVICE_IRQS && on_target == n;
+        let how = if level { "level" } else { "edge" };
         println!(
-            "worker: device IRQ line {line} (COM2) -> vCPU {DEVICE_VCPU}: {n} interrupts (expected {DEVICE_IRQS}) {}; {each} TSC ticks each, interrupt to interrupt (emulator clock: a proxy)",
+            "worker: device IRQ line {line} (COM2, {how}) -> vCPU {DEVICE_VCPU}: {n} interrupts (expected {DEVICE_IRQS}) {}; {each} TSC ticks each, interrupt to interrupt (emulator clock: a proxy)",
             if ok { "ok" } else { "MISMATCH" }
         );
         ok
@@ -458,7 +463,7 @@ mod apic {
             "worker: x2APIC IPIs {IPIS} sent, {answered} answered (expected {IPIS}), {stray} from the IPI to APIC ID {OUTSIDE_ID} {}; round trip {round_trip} TSC ticks (emulator clock: a proxy)",
             if ipis_ok { "ok" } else { "MISMATCH" }
         );
-        let device_ok = device_step();
+        let device_ok = device_step(false) & device_step(true);
         ticked && ipis_ok && device_ok
     }
 }

@@ -166,4 +166,8 @@ impl PartitionArch for Current {
     fn device_line(vector: u32) -> Option<u32> {
         ioapic::line_of(u8::try_from(vector).ok()?)
     }
+
+    fn end_device_line(line: u32) {
+        ioapic::release(line);
+    }
 }

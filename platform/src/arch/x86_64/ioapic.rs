@@ -12,13 +12,19 @@
 //! in the CPU's pending set and ends the interrupt, and the SVM vCPU reports each recorded vector
 //! as an exit ([`take_pending`]).
 //!
+//! Level-triggered lines: a device holds its line asserted until its driver clears the cause, so
+//! an unmasked level entry would fire again as soon as the hypervisor ends the interrupt, long
+//! before the guest has run its handler. So the entry is masked when its interrupt is taken,
+//! before the end-of-interrupt ([`hold`]), and unmasked when the guest ends the interrupt in its
+//! own virtual APIC ([`release`]); an edge line needs neither.
+//!
 //! Access: IOREGSEL (+0x00) selects an indirect register, IOWIN (+0x10) reads or writes it,
 //! 32-bit accesses, at the board file's `irqchip.mmio` (identity-mapped below 4 GiB). The pair is
 //! one register window for the whole machine, so every access holds [`WINDOW`].
 
 use super::{percpu, smp, Current};
 use crate::board::BOARD;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// The hypervisor vector of line 0; line n uses `FIRST_VECTOR + n`.
@@ -36,6 +42,12 @@ const ACTIVE_LOW: u64 = 1 << 13;
 
 /// Serializes the IOREGSEL/IOWIN pairs of all CPUs.
 static WINDOW: Mutex<()> = Mutex::new(());
+
+/// The low dword each line with a vector was last programmed with (masked when not routed).
+static ENTRY: [AtomicU32; VECTORS as usize] =
+    [const { AtomicU32::new(MASKED as u32) }; VECTORS as usize];
+/// Level lines masked since their interrupt was taken, waiting for the guest's EOI (bit = line).
+static HELD: AtomicU32 = AtomicU32::new(0);
 
 /// Where a line goes on the hardware.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +94,10 @@ pub fn program(line: u32, to: Option<Target>) {
         return;
     }
     let reg = REG_REDIRECTION + 2 * line;
+    if let Some(e) = ENTRY.get(line as usize) {
+        e.store(MASKED as u32, Ordering::SeqCst);
+        HELD.fetch_and(!(1 << line), Ordering::SeqCst);
+    }
     let (Some(vector), Some(t)) = (vector_of(line), to) else {
         write(reg, MASKED as u32);
         return;
@@ -96,6 +112,30 @@ pub fn program(line: u32, to: Option<Target>) {
     write(reg, (low | MASKED) as u32);
     write(reg + 1, (t.apic_id & 0xff) << 24);
     write(reg, low as u32);
+    ENTRY[line as usize].store(low as u32, Ordering::SeqCst);
+}
+
+/// The interrupt of `line` was taken: a level line is masked until [`release`]. Called before the
+/// end-of-interrupt, so the line cannot fire again in between.
+pub fn hold(line: u32) {
+    let Some(e) = ENTRY.get(line as usize) else {
+        return;
+    };
+    let low = u64::from(e.load(Ordering::SeqCst));
+    if low & LEVEL != 0 && low & MASKED == 0 {
+        HELD.fetch_or(1 << line, Ordering::SeqCst);
+        write(REG_REDIRECTION + 2 * line, (low | MASKED) as u32);
+    }
+}
+
+/// The guest ended `line`'s interrupt: a held level line is unmasked again (it fires at once if
+/// the device still asserts it, as on hardware).
+pub fn release(line: u32) {
+    if line >= VECTORS || HELD.fetch_and(!(1 << line), Ordering::SeqCst) & (1 << line) == 0 {
+        return;
+    }
+    let low = ENTRY[line as usize].load(Ordering::SeqCst);
+    write(REG_REDIRECTION + 2 * line, low);
 }
 
 /// Per CPU: device vectors taken in the host (SVM) and not yet reported, bit n = line n.
@@ -106,6 +146,7 @@ static PENDING: [AtomicU64; crate::boot::MAX_CPUS] =
 /// for the calling CPU's vCPU and ends it.
 pub extern "C" fn on_device_interrupt(vector: u64) {
     if let Some(line) = line_of(vector as u8) {
+        hold(line);
         PENDING[percpu::cpu_index()].fetch_or(1 << line, Ordering::SeqCst);
     }
     smp::local_apic().eoi();

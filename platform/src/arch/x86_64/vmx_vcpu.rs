@@ -366,7 +366,11 @@ impl VmxVcpu {
         }
         if self.last.basic() == exit::reason::EXTERNAL_INTERRUPT {
             // Acknowledged by the exit (the "acknowledge interrupt on exit" control): end it.
-            // A kick is an NMI, which has no end-of-interrupt.
+            // A kick is an NMI, which has no end-of-interrupt. A level device line is masked
+            // first, until its guest ends the interrupt (`ioapic`).
+            if let Some(line) = super::ioapic::line_of(self.last.interruption_info as u8) {
+                super::ioapic::hold(line);
+            }
             smp::local_apic().eoi();
         }
         exit
