@@ -44,6 +44,9 @@ pub enum StopReason {
     Violation { what: &'static str, addr: u64 },
     /// The hardware refused the guest state.
     InvalidState { raw: u64 },
+    /// x86: another vCPU of the partition sent this one INIT: it leaves its guest and waits for
+    /// a STARTUP; the partition runs on (the one reason that ends a vCPU, not the run).
+    Init,
 }
 
 /// The handler's decision for one exit.

@@ -127,6 +127,9 @@ impl ExitHandler for Handler {
         if p.stop_requested.load(Ordering::SeqCst) {
             return Action::Stop(StopReason::Stopped);
         }
+        if p.vcpus[self.index as usize].init_pending() {
+            return Action::Stop(StopReason::Init);
+        }
         match *exit {
             VmExit::Hypercall { nr, args, .. } => {
                 hypercall::handle(p, self.index, &mut self.irqs, nr, args)

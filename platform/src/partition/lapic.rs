@@ -142,20 +142,21 @@ impl VirtualInterrupts {
         }))
     }
 
-    /// INIT: a vCPU that has not started waits for its STARTUP, which is what INIT leaves it
-    /// doing; resetting one that runs is not offered (its partition would lose the vCPU's state
-    /// without the run loop knowing), so that is refused.
+    /// INIT: a vCPU that has not started already waits for its STARTUP, which is what INIT
+    /// leaves it doing; a running one leaves its guest at its next exit (its CPU is kicked), its
+    /// state is reset, and it waits for a STARTUP, while the partition runs on. The boot vCPU
+    /// cannot be INITed (the partition's run is tied to it), which is refused.
     fn apic_init(&self, msr: u32, to: Destination) {
         let Some(targets) = self.start_targets(to) else {
             return;
         };
         for i in targets {
-            if self.partition.vcpus[i as usize].state() != VcpuState::Off {
-                self.refused(
-                    msr,
-                    "INIT",
-                    "the vCPU is running (only a waiting vCPU may be INITed)",
-                );
+            let slot = &self.partition.vcpus[i as usize];
+            if i == 0 {
+                self.refused(msr, "INIT", "the boot vCPU cannot be reset on its own");
+            } else if slot.state() == VcpuState::Running {
+                slot.request_init();
+                remote::kick(slot.cpu);
             }
         }
     }
@@ -169,7 +170,11 @@ impl VirtualInterrupts {
         };
         for i in targets {
             let slot = &self.partition.vcpus[i as usize];
-            if slot.request_startup(u64::from(vector) << 12) && slot.joined() {
+            let entry = u64::from(vector) << 12;
+            if !slot.request_startup(entry) {
+                // Running: ignored, unless an INIT is still on its way to it.
+                slot.defer_startup(entry);
+            } else if slot.joined() {
                 remote::kick(slot.cpu);
             }
         }

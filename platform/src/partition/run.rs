@@ -92,6 +92,8 @@ fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
         StopReason::InvalidState { raw } => {
             crate::println!("partition {name} stopped: invalid guest state {raw:#x}{by}")
         }
+        // Never ends a run (`run_vcpu`).
+        StopReason::Init => {}
     }
     request_stop(p);
 }
@@ -111,6 +113,16 @@ fn run_vcpu(p: &'static Partition, cpu: usize, boot: GuestBoot, run: u64) -> Sto
     let why = vcpu::run_until_stopped(&mut vcpu, &mut handler, &mut counters);
     handler.stop();
     remote::end_run(cpu);
+    if why == StopReason::Init {
+        // Reset, not ended: the vCPU waits for a STARTUP again (or takes one that came meanwhile)
+        // and the partition runs on.
+        p.vcpus[index as usize].finish_init();
+        crate::println!(
+            "partition {}: vCPU {index} reset by INIT, waits for STARTUP",
+            p.name()
+        );
+        return why;
+    }
     p.vcpus[index as usize].set_state(VcpuState::Ended);
     end_run(p, index, why);
     why

@@ -107,6 +107,11 @@ pub struct VcpuSlot {
     start_arg: AtomicU64,
     /// The start is an x86 STARTUP IPI's: real mode at `start_entry` (see `GuestBoot`).
     start_real_mode: AtomicBool,
+    /// An INIT of the running vCPU is pending (x86, `lapic`), and the entry of a STARTUP that
+    /// came before the INIT took effect (0: none): on hardware INIT is immediate, so a STARTUP
+    /// right behind it must still start the vCPU.
+    init_requested: AtomicBool,
+    startup_after_init: AtomicU64,
     pending: AtomicU64,
     /// Interrupt vectors requested of its virtual local APIC (x86 x2APIC, `lapic`): the IRR.
     vectors: [AtomicU64; 4],
@@ -147,6 +152,8 @@ impl VcpuSlot {
             start_entry: AtomicU64::new(0),
             start_arg: AtomicU64::new(0),
             start_real_mode: AtomicBool::new(false),
+            init_requested: AtomicBool::new(false),
+            startup_after_init: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             vectors: [const { AtomicU64::new(0) }; 4],
             device_vectors: [const { AtomicU64::new(0) }; 4],
@@ -235,7 +242,48 @@ impl VcpuSlot {
     }
 
     /// Clears what a run leaves behind (pending interrupts) before the next one.
+    /// Asks the running vCPU to leave its guest for an INIT (its CPU is kicked by the caller).
+    pub fn request_init(&self) {
+        self.init_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an INIT is on its way (the flag stays up until [`VcpuSlot::finish_init`]).
+    pub fn init_pending(&self) -> bool {
+        self.init_requested.load(Ordering::SeqCst)
+    }
+
+    /// A STARTUP for `entry` arrived while an INIT was still on its way: kept for when the
+    /// INIT is done. False if no INIT is pending (the STARTUP is then ignored, the vCPU runs).
+    pub fn defer_startup(&self, entry: u64) -> bool {
+        if !self.init_requested.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.startup_after_init.store(entry, Ordering::SeqCst);
+        true
+    }
+
+    /// The INIT is done: the vCPU is reset and waits; a STARTUP that came while the INIT was on
+    /// its way starts it. The order closes every gap: a STARTUP before the state is `Off` is
+    /// deferred (the INIT flag is still up), one after it starts the vCPU itself.
+    pub fn finish_init(&self) {
+        self.clear_interrupts();
+        self.set_state(VcpuState::Off);
+        self.init_requested.store(false, Ordering::SeqCst);
+        let entry = self.startup_after_init.swap(0, Ordering::SeqCst);
+        if entry != 0 {
+            self.request_startup(entry);
+        }
+    }
+
     pub fn reset_for_run(&self) {
+        self.clear_interrupts();
+        self.init_requested.store(false, Ordering::SeqCst);
+        self.startup_after_init.store(0, Ordering::SeqCst);
+        self.set_state(VcpuState::Off);
+    }
+
+    /// Drops everything pending for the vCPU (a reset).
+    fn clear_interrupts(&self) {
         self.pending.store(0, Ordering::SeqCst);
         for v in self
             .vectors
@@ -247,7 +295,6 @@ impl VcpuSlot {
         }
         self.iocsr_ipi.store(0, Ordering::SeqCst);
         self.iocsr_enable.store(0, Ordering::SeqCst);
-        self.set_state(VcpuState::Off);
     }
 
     pub fn count_exit(&self, kind: ExitKind) {

@@ -394,6 +394,9 @@ fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
             "partition worker: IOAPIC line 3 -> vCPU 1 (vector 0x42, unmasked)",
             "[worker] worker: device IRQ line 3 (COM2, level) -> vCPU 1: 5 interrupts (expected \
              5) ok",
+            // vCPU 1 offline and online again: INIT while it runs, then STARTUP.
+            "partition worker: vCPU 1 reset by INIT, waits for STARTUP",
+            "[worker] worker: vCPU 1 reset by INIT and started again by STARTUP ok",
             "partition worker finished (code 0) (vCPU 0)",
             "partitions: all ended as expected",
         ],

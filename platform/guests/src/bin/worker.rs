@@ -464,6 +464,27 @@ mod apic {
             if ipis_ok { "ok" } else { "MISMATCH" }
         );
         let device_ok = device_step(false) & device_step(true);
-        ticked && ipis_ok && device_ok
+        let restart_ok = restart_step();
+        ticked && ipis_ok && device_ok && restart_ok
+    }
+
+    /// vCPU 1 taken down and brought back the way an OS takes a CPU offline and online: INIT
+    /// resets it while it runs its command loop, STARTUP starts it again through the real-mode
+    /// start code; it must come back up and take commands again (the manager's multi-vCPU dirty
+    /// phase, later, depends on it).
+    fn restart_step() -> bool {
+        super::SECONDARY_CMD.store(0, Ordering::SeqCst);
+        super::SECONDARY_ACK.store(0, Ordering::SeqCst);
+        super::SECONDARY_UP.store(0, Ordering::SeqCst);
+        let r = smp::start_by_startup(1, super::secondary_main);
+        let up = r == 0
+            && wait_until(SMP_POLLS, || {
+                super::SECONDARY_UP.load(Ordering::SeqCst) != 0
+            });
+        println!(
+            "worker: vCPU 1 reset by INIT and started again by STARTUP {}",
+            if up { "ok" } else { "MISMATCH" }
+        );
+        up
     }
 }
