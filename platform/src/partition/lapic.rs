@@ -14,7 +14,7 @@
 use super::arch::PartitionArch;
 use super::remote;
 use super::vcpus::VcpuState;
-use super::vintr::{no_such_vcpu, TimerOwner, VirtualInterrupts};
+use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, TimerOwner, VirtualInterrupts};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
 use vcpu::x2apic::{self, Destination, Effect, ReadContext};
@@ -64,8 +64,7 @@ impl VirtualInterrupts {
             Effect::Timer { ticks, periodic } => {
                 self.timer_for = TimerOwner::Apic;
                 if ticks == 0 {
-                    self.deadline = None;
-                    Current::arm_timer(None);
+                    self.stop();
                 } else {
                     self.arm(ticks, periodic);
                 }
@@ -103,8 +102,7 @@ impl VirtualInterrupts {
         let me = self.index;
         let now = Current::now();
         let p = self.partition;
-        for (i, target) in p.vcpus.iter().enumerate() {
-            let i = i as u32;
+        for i in 0..p.vcpus.len() as u32 {
             let chosen = match to {
                 Destination::Vcpu(t) => t == i,
                 Destination::ToSelf => i == me,
@@ -112,15 +110,11 @@ impl VirtualInterrupts {
                 Destination::Others => i != me,
             };
             // A vCPU that is not running has no APIC to take it (it waits for its start).
-            if !chosen || target.state() != VcpuState::Running {
-                continue;
-            }
-            target.raise_vector_ipi(vector, me, now);
-            p.vcpus[me as usize]
-                .ipis_sent
-                .fetch_add(1, Ordering::Relaxed);
-            if i != me {
-                remote::kick(target.cpu);
+            if chosen {
+                ipi_to(p, me, i, |t| {
+                    t.raise_vector_ipi(vector, me, now);
+                    true
+                });
             }
         }
     }
@@ -171,11 +165,11 @@ impl VirtualInterrupts {
         for i in targets {
             let slot = &self.partition.vcpus[i as usize];
             let entry = u64::from(vector) << 12;
-            if !slot.request_startup(entry) {
+            if slot.request_startup(entry) {
+                wake_for_start(slot);
+            } else {
                 // Running: ignored, unless an INIT is still on its way to it.
                 slot.defer_startup(entry);
-            } else if slot.joined() {
-                remote::kick(slot.cpu);
             }
         }
     }

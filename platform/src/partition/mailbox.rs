@@ -13,9 +13,8 @@
 //! Any other IOCSR address is not the partition's (the caller stops it, as before).
 
 use super::arch::PartitionArch;
-use super::remote;
 use super::vcpus::VcpuState;
-use super::vintr::{no_such_vcpu, VirtualInterrupts};
+use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, VirtualInterrupts};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
 use vcpu::ipi_mailbox::{self, IocsrOp};
@@ -92,29 +91,30 @@ impl VirtualInterrupts {
             no_such_vcpu(p, "IPI", core);
             return;
         };
-        p.vcpus[self.index as usize]
+        let me = self.index;
+        let taken = ipi_to(p, me, core, |t| {
+            let bit = 1u32 << vector;
+            t.iocsr_ipi.fetch_or(bit, Ordering::SeqCst);
+            let enabled = t.iocsr_enable.load(Ordering::SeqCst) & bit != 0;
+            if enabled {
+                t.raise_ipi(me, Current::now());
+            }
+            enabled
+        });
+        if taken {
+            return;
+        }
+        // Not running: counted all the same; a parked vCPU starts (starting: it will run; ended:
+        // the run is over, nothing to wake).
+        p.vcpus[me as usize]
             .ipis_sent
             .fetch_add(1, Ordering::Relaxed);
-        match target.state() {
-            VcpuState::Off => {
-                let entry = target.mailboxes[0].load(Ordering::SeqCst);
-                let arg = target.mailboxes[1].load(Ordering::SeqCst);
-                if entry != 0 && target.request_start(entry, arg) && target.joined() {
-                    remote::kick(target.cpu);
-                }
+        if target.state() == VcpuState::Off {
+            let entry = target.mailboxes[0].load(Ordering::SeqCst);
+            let arg = target.mailboxes[1].load(Ordering::SeqCst);
+            if entry != 0 && target.request_start(entry, arg) {
+                wake_for_start(target);
             }
-            VcpuState::Running => {
-                let bit = 1u32 << vector;
-                target.iocsr_ipi.fetch_or(bit, Ordering::SeqCst);
-                if target.iocsr_enable.load(Ordering::SeqCst) & bit != 0 {
-                    target.raise_ipi(self.index, Current::now());
-                    if core != self.index {
-                        remote::kick(target.cpu);
-                    }
-                }
-            }
-            // Starting: it will run; ended: the run is over. Either way nothing to wake.
-            _ => {}
         }
     }
 }

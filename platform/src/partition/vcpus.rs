@@ -60,6 +60,41 @@ fn bit(irq: VirtualIrq) -> u64 {
     }
 }
 
+/// A set of the 256 interrupt vectors that other CPUs add to: one bit per vector.
+pub struct VectorSet([AtomicU64; 4]);
+
+impl VectorSet {
+    pub const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; 4])
+    }
+
+    fn word(&self, vector: u8) -> (&AtomicU64, u64) {
+        (&self.0[usize::from(vector >> 6)], 1 << (vector & 63))
+    }
+
+    pub fn insert(&self, vector: u8) {
+        let (w, bit) = self.word(vector);
+        w.fetch_or(bit, Ordering::SeqCst);
+    }
+
+    /// Removes `vector`; whether it was in the set.
+    pub fn remove(&self, vector: u8) -> bool {
+        let (w, bit) = self.word(vector);
+        w.fetch_and(!bit, Ordering::SeqCst) & bit != 0
+    }
+
+    /// The set as four words, vector `v` at bit `v % 64` of word `v / 64`.
+    pub fn snapshot(&self) -> [u64; 4] {
+        core::array::from_fn(|i| self.0[i].load(Ordering::SeqCst))
+    }
+
+    pub fn clear(&self) {
+        for w in &self.0 {
+            w.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
 /// A latency series in counter ticks: count, sum, maximum.
 pub struct Latency {
     count: AtomicU64,
@@ -114,9 +149,9 @@ pub struct VcpuSlot {
     startup_after_init: AtomicU64,
     pending: AtomicU64,
     /// Interrupt vectors requested of its virtual local APIC (x86 x2APIC, `lapic`): the IRR.
-    vectors: [AtomicU64; 4],
+    vectors: VectorSet,
     /// Which of those a device line requested (`device_irq`), so their delivery counts as one.
-    device_vectors: [AtomicU64; 4],
+    device_vectors: VectorSet,
     /// When the hypervisor saw the last device interrupt for this vCPU (counter ticks).
     device_seen_at: AtomicU64,
     /// LoongArch IOCSR IPI block (`mailbox`): pending IPI bits, their enable mask, mailboxes.
@@ -155,8 +190,8 @@ impl VcpuSlot {
             init_requested: AtomicBool::new(false),
             startup_after_init: AtomicU64::new(0),
             pending: AtomicU64::new(0),
-            vectors: [const { AtomicU64::new(0) }; 4],
-            device_vectors: [const { AtomicU64::new(0) }; 4],
+            vectors: VectorSet::new(),
+            device_vectors: VectorSet::new(),
             device_seen_at: AtomicU64::new(0),
             iocsr_ipi: AtomicU32::new(0),
             iocsr_enable: AtomicU32::new(0),
@@ -285,13 +320,10 @@ impl VcpuSlot {
     /// Drops everything pending for the vCPU (a reset).
     fn clear_interrupts(&self) {
         self.pending.store(0, Ordering::SeqCst);
-        for v in self
-            .vectors
-            .iter()
-            .chain(&self.device_vectors)
-            .chain(&self.mailboxes)
-        {
-            v.store(0, Ordering::SeqCst);
+        self.vectors.clear();
+        self.device_vectors.clear();
+        for m in &self.mailboxes {
+            m.store(0, Ordering::SeqCst);
         }
         self.iocsr_ipi.store(0, Ordering::SeqCst);
         self.iocsr_enable.store(0, Ordering::SeqCst);
@@ -327,22 +359,26 @@ impl VcpuSlot {
 
     /// Requests interrupt `vector` of the vCPU's virtual local APIC.
     pub fn raise_vector(&self, vector: u8) {
-        self.vectors[usize::from(vector >> 6)].fetch_or(1 << (vector & 63), Ordering::SeqCst);
+        self.vectors.insert(vector);
     }
 
     /// Requests `vector` as an IPI from vCPU `from` sent at counter value `at`.
     pub fn raise_vector_ipi(&self, vector: u8, from: u32, at: u64) {
+        self.note_ipi(from, at);
+        self.raise_vector(vector);
+    }
+
+    /// Who sent the IPI about to be raised, and when (for its latency and upcall detail).
+    fn note_ipi(&self, from: u32, at: u64) {
         self.ipi_from.store(u64::from(from), Ordering::SeqCst);
         self.ipi_sent_at.store(at, Ordering::SeqCst);
-        self.raise_vector(vector);
     }
 
     /// Requests `vector` for a device line whose interrupt the hypervisor saw at counter value
     /// `at`.
     pub fn raise_device_vector(&self, vector: u8, at: u64) {
         self.device_seen_at.store(at, Ordering::SeqCst);
-        self.device_vectors[usize::from(vector >> 6)]
-            .fetch_or(1 << (vector & 63), Ordering::SeqCst);
+        self.device_vectors.insert(vector);
         self.raise_vector(vector);
     }
 
@@ -355,9 +391,9 @@ impl VcpuSlot {
     /// Whether `vector`, just delivered, was a device line's (and forgets that it was), with
     /// the time the hypervisor saw the interrupt.
     pub fn take_device_vector(&self, vector: u8) -> Option<u64> {
-        let bit = 1 << (vector & 63);
-        let was = self.device_vectors[usize::from(vector >> 6)].fetch_and(!bit, Ordering::SeqCst);
-        (was & bit != 0).then(|| self.device_seen_at.load(Ordering::SeqCst))
+        self.device_vectors
+            .remove(vector)
+            .then(|| self.device_seen_at.load(Ordering::SeqCst))
     }
 
     /// When the hypervisor saw the last device interrupt for this vCPU.
@@ -367,18 +403,17 @@ impl VcpuSlot {
 
     /// The requested vectors (IRR).
     pub fn vectors(&self) -> [u64; 4] {
-        core::array::from_fn(|i| self.vectors[i].load(Ordering::SeqCst))
+        self.vectors.snapshot()
     }
 
     /// `vector` was delivered: no longer requested.
     pub fn clear_vector(&self, vector: u8) {
-        self.vectors[usize::from(vector >> 6)].fetch_and(!(1 << (vector & 63)), Ordering::SeqCst);
+        self.vectors.remove(vector);
     }
 
     /// Records an IPI from vCPU `from` sent at counter value `at`, and makes it pending.
     pub fn raise_ipi(&self, from: u32, at: u64) {
-        self.ipi_from.store(u64::from(from), Ordering::SeqCst);
-        self.ipi_sent_at.store(at, Ordering::SeqCst);
+        self.note_ipi(from, at);
         self.raise(VirtualIrq::Ipi);
     }
 

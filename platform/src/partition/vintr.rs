@@ -72,8 +72,7 @@ impl VirtualInterrupts {
             return Err(HypercallError::Unknown);
         }
         if ns == 0 {
-            self.deadline = None;
-            Current::arm_timer(None);
+            self.stop();
             return Ok(0);
         }
         let ticks = ((u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).max(1);
@@ -120,7 +119,8 @@ impl VirtualInterrupts {
         Current::arm_timer(self.deadline);
     }
 
-    /// The vCPU's run ended: its timer must not fire into the next guest on this CPU.
+    /// Stops the timer (also when the vCPU's run ended: it must not fire into the next guest on
+    /// this CPU).
     pub fn stop(&mut self) {
         self.deadline = None;
         Current::arm_timer(None);
@@ -230,28 +230,54 @@ pub fn vcpu_start(p: &Partition, from: u32, index: u32, entry: u64, arg: u64) ->
     if !slot.request_start(entry, arg) {
         return Err(HypercallError::BadState);
     }
-    // Its CPU may be halted waiting (`PartitionArch::wait`); one still in the firmware's wait
-    // loop is left alone (it picks the request up when it joins).
+    wake_for_start(slot);
+    Ok(0)
+}
+
+/// A start was just posted for `slot`, by any interface (`VCPU_START`, STARTUP, mailbox + IPI):
+/// its CPU may be halted waiting (`PartitionArch::wait`); one still in the firmware's wait loop
+/// is left alone (it picks the request up when it joins).
+pub(super) fn wake_for_start(slot: &VcpuSlot) {
     if slot.joined() {
         remote::kick(slot.cpu);
     }
-    Ok(0)
+}
+
+/// An IPI from vCPU `from` to vCPU `index` of `p` (which has it), by any interface (`SEND_IPI`,
+/// the x2APIC ICR, IOCSR IPI_SEND): only a running vCPU takes it. `raise` makes it pending and
+/// says whether it is to be delivered now; the target's CPU is then kicked (unless the sender
+/// sent it to itself). Counted as sent. False if the target does not run.
+pub(super) fn ipi_to(
+    p: &Partition,
+    from: u32,
+    index: u32,
+    raise: impl FnOnce(&VcpuSlot) -> bool,
+) -> bool {
+    let target = &p.vcpus[index as usize];
+    if target.state() != VcpuState::Running {
+        return false;
+    }
+    let deliver = raise(target);
+    p.vcpus[from as usize]
+        .ipis_sent
+        .fetch_add(1, Ordering::Relaxed);
+    if deliver && index != from {
+        remote::kick(target.cpu);
+    }
+    true
 }
 
 /// `SEND_IPI` from vCPU `from` to vCPU `index` of the same partition.
 pub fn send_ipi(p: &Partition, from: u32, index: u32) -> Result {
-    let Some(target) = p.vcpus.get(index as usize) else {
+    if p.vcpus.get(index as usize).is_none() {
         return Err(no_such_vcpu(p, "IPI", index));
-    };
-    if target.state() != VcpuState::Running {
-        return Err(HypercallError::BadState);
     }
-    target.raise_ipi(from, Current::now());
-    p.vcpus[from as usize]
-        .ipis_sent
-        .fetch_add(1, Ordering::Relaxed);
-    if index != from {
-        remote::kick(target.cpu);
+    let sent = ipi_to(p, from, index, |t| {
+        t.raise_ipi(from, Current::now());
+        true
+    });
+    if !sent {
+        return Err(HypercallError::BadState);
     }
     Ok(0)
 }
