@@ -10,6 +10,21 @@ pub const IA32_APIC_BASE: u32 = 0x1b;
 pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
 /// Long mode enable (LME), NX enable and friends.
 pub const IA32_EFER: u32 = 0xc000_0080;
+/// EFER.SCE: SYSCALL enable.
+pub const EFER_SCE: u64 = 1 << 0;
+/// EFER.LME: long mode enable.
+pub const EFER_LME: u64 = 1 << 8;
+/// EFER.LMA: long mode active, set by the CPU when paging turns on with LME.
+pub const EFER_LMA: u64 = 1 << 10;
+/// EFER.NXE: no-execute enable.
+pub const EFER_NXE: u64 = 1 << 11;
+
+/// The EFER a partition's WRMSR of `value` leaves when the hypervisor emulates it, from the
+/// current `old`: the guest may set SCE, LME and NXE; LMA stays what the CPU made it.
+pub const fn guest_efer_write(old: u64, value: u64) -> u64 {
+    (value & (EFER_SCE | EFER_LME | EFER_NXE)) | (old & EFER_LMA)
+}
+
 /// The base of the GS segment in 64-bit mode (the per-CPU data pointer).
 pub const IA32_GS_BASE: u32 = 0xc000_0101;
 /// VMCS revision, VMCS size, memory type, whether the TRUE control MSRs exist.
@@ -74,4 +89,21 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
         asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
             options(nostack, preserves_flags))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_efer_write_keeps_lma_and_drops_other_bits() {
+        assert_eq!(
+            guest_efer_write(0, EFER_LME | EFER_LMA | (1 << 12)),
+            EFER_LME
+        );
+        assert_eq!(
+            guest_efer_write(EFER_LMA, EFER_SCE | EFER_NXE),
+            EFER_SCE | EFER_NXE | EFER_LMA
+        );
+    }
 }

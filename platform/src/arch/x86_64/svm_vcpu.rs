@@ -14,6 +14,7 @@ use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::vmcs::GUEST_PML4;
 use super::{ioapic, svm};
 use alloc::boxed::Box;
+use arch_x86::msr::{guest_efer_write, EFER_LMA, EFER_LME, IA32_EFER};
 use arch_x86::svm::bitmaps::{Iopm, Msrpm};
 use arch_x86::svm::enter::{enter, GuestRegs};
 use arch_x86::svm::exit::{self, ExitInfo};
@@ -28,11 +29,6 @@ pub const NOT_CREATED: u64 = 1 << 32;
 
 /// The power-on PAT value (WB, WT, UC-, UC repeated).
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const IA32_EFER: u32 = 0xc000_0080;
-/// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's, SVME the hypervisor's).
-const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 11);
 const CR0_ET: u64 = 1 << 4;
 /// CR0: PE, ET, NE, PG.
 const GUEST_CR0: u64 = (1 << 0) | (1 << 4) | (1 << 5) | (1 << 31);
@@ -335,8 +331,8 @@ impl ArchVcpu for SvmVcpu {
                     msr: IA32_EFER,
                     value,
                 } => {
-                    let lma = self.vmcb.read64(off::EFER) & EFER_LMA;
-                    let efer = (value & EFER_GUEST_BITS) | lma | EFER_SVME;
+                    // SVME is the hypervisor's: VMRUN needs it in the guest's EFER too.
+                    let efer = guest_efer_write(self.vmcb.read64(off::EFER), value) | EFER_SVME;
                     self.vmcb.write64(off::EFER, efer);
                     Completion::Skip
                 }

@@ -7,7 +7,7 @@
 //! raises becomes a triple fault, which stops that partition alone.
 
 use super::percpu::{self, KERNEL_CS, KERNEL_DS, KERNEL_TSS};
-use arch_x86::msr::{rdmsr, IA32_EFER, IA32_GS_BASE};
+use arch_x86::msr::{rdmsr, EFER_LMA, EFER_LME, IA32_EFER, IA32_GS_BASE};
 use arch_x86::regs::{read_cr0, read_cr3, read_cr4, sidt_base, CR4_VMXE};
 use arch_x86::vmx::controls::Controls;
 use arch_x86::vmx::fields::{w16, w32, w64, wn};
@@ -24,8 +24,6 @@ pub const GUEST_MAPPED_GIB: u64 = 4;
 const IA32_PAT: u32 = 0x277;
 /// The power-on PAT value (WB, WT, UC-, UC repeated).
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
 const CR0_PE: u64 = 1 << 0;
 const CR0_ET: u64 = 1 << 4;
 const CR0_NE: u64 = 1 << 5;

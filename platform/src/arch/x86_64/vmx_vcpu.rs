@@ -10,6 +10,7 @@ use super::vmcs::{self, VcpuSetup};
 use super::{smp, virt};
 use crate::memory;
 use alloc::boxed::Box;
+use arch_x86::msr::{guest_efer_write, EFER_LMA, IA32_EFER};
 use arch_x86::vmx::bitmaps::{IoBitmap, MsrBitmap};
 use arch_x86::vmx::controls::{ENTRY_IA32E_GUEST, PROC_INTERRUPT_WINDOW};
 use arch_x86::vmx::enter::{enter, GuestRegs};
@@ -61,11 +62,6 @@ pub struct VmxVcpu {
     /// The last entry was abandoned for a kick: no exit to complete.
     abandoned: bool,
 }
-
-const IA32_EFER: u32 = 0xc000_0080;
-const EFER_LMA: u64 = 1 << 10;
-/// EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's to set).
-const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 11);
 
 /// Valid bit of the interruption-information fields.
 const EVENT_VALID: u64 = 1 << 31;
@@ -190,9 +186,9 @@ impl ArchVcpu for VmxVcpu {
                     msr: IA32_EFER,
                     value,
                 } => {
-                    let lma = read(w64::GUEST_EFER) & EFER_LMA;
+                    let efer = guest_efer_write(read(w64::GUEST_EFER), value);
                     // SAFETY: this vCPU's VMCS is current on this CPU.
-                    let _ = unsafe { vmwrite(w64::GUEST_EFER, (value & EFER_GUEST_BITS) | lma) };
+                    let _ = unsafe { vmwrite(w64::GUEST_EFER, efer) };
                 }
                 other => return other,
             }
