@@ -64,38 +64,21 @@ septum_exc_common:
     call {handler}
     ud2
 
-    /* The CPU pushed 5 words on a 16-byte aligned stack; 9 more keep the call aligned. */
+    /* The interrupts the host takes (SVM, after the intercept): the timer's vector and the
+       device vectors 0x50..0x6f. Each stub puts its vector in rdi for {interrupt}; the CPU
+       pushed 5 words on a 16-byte aligned stack, and 9 more keep the call aligned. */
     .global septum_timer_irq
 septum_timer_irq:
-    push rax
-    push rcx
-    push rdx
-    push rsi
     push rdi
-    push r8
-    push r9
-    push r10
-    push r11
-    call {timer}
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    iretq
-
-    /* Device vectors 0x50..0x6f: the vector in rdi, then the same save and call as the timer. */
+    mov edi, {timer_vector}
+    jmp septum_host_irq_common
     .irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f,0x60,0x61,0x62,0x63,0x64,0x65,0x66,0x67,0x68,0x69,0x6a,0x6b,0x6c,0x6d,0x6e,0x6f
 septum_device_irq_\v:
     push rdi
     mov edi, \v
-    jmp septum_device_irq_common
+    jmp septum_host_irq_common
     .endr
-septum_device_irq_common:
+septum_host_irq_common:
     push rax
     push rcx
     push rdx
@@ -104,7 +87,7 @@ septum_device_irq_common:
     push r9
     push r10
     push r11
-    call {device}
+    call {interrupt}
     pop r11
     pop r10
     pop r9
@@ -130,9 +113,19 @@ septum_device_irq_stubs:
     .endr
     "#,
     handler = sym exception,
-    timer = sym super::timer::on_timer_interrupt,
-    device = sym super::ioapic::on_device_interrupt,
+    interrupt = sym host_interrupt,
+    timer_vector = const super::timer::TIMER_VECTOR,
 );
+
+/// A maskable interrupt the host took (only SVM takes them: VMX acknowledges them on exit):
+/// the timer's, which only has to end, or a device line's, which is recorded for the vCPU.
+extern "C" fn host_interrupt(vector: u64) {
+    if vector == u64::from(super::timer::TIMER_VECTOR) {
+        super::timer::on_timer_interrupt();
+    } else {
+        ioapic::on_device_interrupt(vector);
+    }
+}
 
 extern "C" {
     static septum_exception_stubs: [u64; VECTORS];

@@ -144,7 +144,7 @@ static PENDING: [AtomicU64; crate::boot::MAX_CPUS] =
 
 /// The host's handler of a device vector (SVM: taken right after the intercept): records it
 /// for the calling CPU's vCPU and ends it.
-pub extern "C" fn on_device_interrupt(vector: u64) {
+pub fn on_device_interrupt(vector: u64) {
     if let Some(line) = line_of(vector as u8) {
         hold(line);
         PENDING[percpu::cpu_index()].fetch_or(1 << line, Ordering::SeqCst);

@@ -101,6 +101,6 @@ pub fn preemption_value(rate: u32) -> u32 {
 
 /// The host's handler of [`TIMER_VECTOR`] (SVM: the interrupt stays pending after the
 /// intercept and the host takes it with interrupts briefly on): just end it.
-pub extern "C" fn on_timer_interrupt() {
+pub fn on_timer_interrupt() {
     smp::local_apic().eoi();
 }
