@@ -142,16 +142,7 @@ pub fn disable() {
     unsafe { asm!("cli", options(nomem, nostack)) };
 }
 
-pub fn msr_read(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: `rdmsr` touches no guest memory; the x2APIC MSRs exit to the virtual APIC.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-pub fn msr_write(msr: u32, value: u64) {
-    crate::rt::msr_write(msr, value);
-}
+pub use crate::rt::{msr_read, msr_write};
 
 /// A fixed IPI of `vector` to APIC ID `dest`.
 pub fn send_ipi(dest: u32, vector: u8) {

@@ -155,26 +155,8 @@ pub fn boot_tests() -> Vec<BootTest> {
             ending: Ending::Success,
             timeout: t(240),
         },
-        BootTest {
-            name: "panic-fails",
-            board: "qemu-virt-la64",
-            args: "panic=1",
-            ordered: &[BANNER, "PANIC on cpu0"],
-            anywhere: &["panic requested on the command line"],
-            forbidden: &["boot complete"],
-            ending: Ending::Failure,
-            timeout: t(60),
-        },
-        BootTest {
-            name: "fault-fails",
-            board: "qemu-virt-la64",
-            args: "fault=1",
-            ordered: &[BANNER, "EXCEPTION on cpu0"],
-            anywhere: &[],
-            forbidden: &["boot complete"],
-            ending: Ending::Failure,
-            timeout: t(60),
-        },
+        panic_fails("qemu-virt-la64", t(60)),
+        fault_fails("qemu-virt-la64", t(60)),
         BootTest {
             name: "boot",
             board: "qemu-x86_64",
@@ -227,16 +209,7 @@ pub fn boot_tests() -> Vec<BootTest> {
             ending: Ending::Success,
             timeout: t(120),
         },
-        BootTest {
-            name: "fault-fails",
-            board: "qemu-x86_64",
-            args: "fault=1",
-            ordered: &[BANNER, "EXCEPTION on cpu0"],
-            anywhere: &[],
-            forbidden: &["boot complete"],
-            ending: Ending::Failure,
-            timeout: t(60),
-        },
+        fault_fails("qemu-x86_64", t(60)),
         BootTest {
             name: "boot",
             board: "bochs-x86_64",
@@ -325,16 +298,7 @@ pub fn boot_tests() -> Vec<BootTest> {
             ending: Ending::Success,
             timeout: t(240),
         },
-        BootTest {
-            name: "panic-fails",
-            board: "bochs-x86_64",
-            args: "panic=1",
-            ordered: &[BANNER, "PANIC on cpu0"],
-            anywhere: &["panic requested on the command line"],
-            forbidden: &["boot complete"],
-            ending: Ending::Failure,
-            timeout: t(300),
-        },
+        panic_fails("bochs-x86_64", t(300)),
     ];
     // Issue 9 on the three emulated boards whose worker has two vCPUs (cpus 1 and 2).
     tests.extend(smp_tests("qemu-virt-la64", t(150)));
@@ -435,6 +399,34 @@ macro_rules! hostile_ipi_irq {
 }
 const HOSTILE_IPI_IRQ_IOAPIC: [&str; 9] = hostile_ipi_irq!("IOAPIC");
 const HOSTILE_IPI_IRQ_PCH_PIC: [&str; 9] = hostile_ipi_irq!("PCH-PIC");
+
+/// A `panic=1` boot must say where it panicked and end as a failure, on `board`.
+fn panic_fails(board: &'static str, timeout: Duration) -> BootTest {
+    BootTest {
+        name: "panic-fails",
+        board,
+        args: "panic=1",
+        ordered: &[BANNER, "PANIC on cpu0"],
+        anywhere: &["panic requested on the command line"],
+        forbidden: &["boot complete"],
+        ending: Ending::Failure,
+        timeout,
+    }
+}
+
+/// A `fault=1` boot (a CPU exception on purpose) must name it and end as a failure, on `board`.
+fn fault_fails(board: &'static str, timeout: Duration) -> BootTest {
+    BootTest {
+        name: "fault-fails",
+        board,
+        args: "fault=1",
+        ordered: &[BANNER, "EXCEPTION on cpu0"],
+        anywhere: &[],
+        forbidden: &["boot complete"],
+        ending: Ending::Failure,
+        timeout,
+    }
+}
 
 /// The x86 boards' partitions test (issues 6 and 8): the backend's two lines, then the same run
 /// on both — manager and worker complete with their checksums, CPUID is answered (filtered) and

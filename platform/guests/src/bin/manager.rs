@@ -35,9 +35,14 @@ fn bitmap() -> &'static mut [u8; BITMAP_BYTES] {
     unsafe { &mut (*core::ptr::addr_of_mut!(BITMAP)).0 }
 }
 
-/// Harvests `target`'s dirty pages: (bits the hypervisor reported, stage-2 pages set in the
-/// workload window, stage-2 pages set in total).
-fn harvest(target: u64) -> Result<(i64, u64, u64), i64> {
+/// Bitmap bits per stage-2 page (the bitmap has one bit per 4 KiB).
+const BITS_PER_PAGE: u64 = rt::PAGE / 4096;
+/// Bits in the harvest bitmap.
+const TOTAL_BITS: u64 = BITMAP_BYTES as u64 * 8;
+
+/// One `DIRTY_HARVEST` of `target` into the (cleared) bitmap: the bits the hypervisor reported
+/// and the bitmap, or its error code.
+fn harvest_bitmap(target: u64) -> Result<(i64, &'static [u8; BITMAP_BYTES]), i64> {
     let map = bitmap();
     map.fill(0);
     let n = call(
@@ -47,18 +52,26 @@ fn harvest(target: u64) -> Result<(i64, u64, u64), i64> {
         BITMAP_BYTES as u64,
     );
     if n < 0 {
-        return Err(n);
+        Err(n)
+    } else {
+        Ok((n, map))
     }
-    let per_page = rt::PAGE / 4096;
-    let bit = |i: u64| map[(i / 8) as usize] >> (i % 8) & 1 != 0;
-    let pages_in = |first: u64, count: u64| {
-        (0..count)
-            .filter(|p| (0..per_page).any(|k| bit(first + p * per_page + k)))
-            .count() as u64
-    };
-    let total_bits = BITMAP_BYTES as u64 * 8;
+}
+
+/// Whether stage-2 page `page`, counted from bitmap bit `first`, has any of its bits set.
+fn page_dirty(map: &[u8; BITMAP_BYTES], first: u64, page: u64) -> bool {
+    let base = first + page * BITS_PER_PAGE;
+    (base..base + BITS_PER_PAGE).any(|i| map[(i / 8) as usize] >> (i % 8) & 1 != 0)
+}
+
+/// Harvests `target`'s dirty pages: (bits the hypervisor reported, stage-2 pages set in the
+/// workload window, stage-2 pages set in total).
+fn harvest(target: u64) -> Result<(i64, u64, u64), i64> {
+    let (n, map) = harvest_bitmap(target)?;
+    let pages_in =
+        |first: u64, count: u64| (0..count).filter(|&p| page_dirty(map, first, p)).count() as u64;
     let window = pages_in(rt::WORKLOAD_BIT, WORKLOAD_PAGES);
-    let total = pages_in(0, total_bits / per_page);
+    let total = pages_in(0, TOTAL_BITS / BITS_PER_PAGE);
     Ok((n, window, total))
 }
 
@@ -68,28 +81,20 @@ static mut SEEN: [u64; SMP_MAX] = [0; SMP_MAX];
 
 /// Harvest `h` of the multi-vCPU phase: records which writer pages it saw.
 fn smp_harvest(target: u64, h: u64, outside: &mut u64) -> bool {
-    let map = bitmap();
-    map.fill(0);
-    let n = call(
-        nr::DIRTY_HARVEST,
-        target,
-        map.as_ptr() as u64,
-        BITMAP_BYTES as u64,
-    );
-    if n < 0 {
-        println!("manager: harvest {h} failed {n}");
-        return false;
-    }
-    let per_page = rt::PAGE / 4096;
-    let total_bits = BITMAP_BYTES as u64 * 8;
+    let map = match harvest_bitmap(target) {
+        Ok((_, map)) => map,
+        Err(n) => {
+            println!("manager: harvest {h} failed {n}");
+            return false;
+        }
+    };
     // SAFETY: single-threaded; only this function and the check below touch SEEN.
     let seen = unsafe { &mut *core::ptr::addr_of_mut!(SEEN) };
     // The window the writers' pages lie in (on x86 the rest of the bitmap is ordinary guest
     // memory, stack and data included, so strays are only counted here).
-    let window = ((total_bits - rt::WORKLOAD_BIT) / per_page).min(smp_first_page(2));
+    let window = ((TOTAL_BITS - rt::WORKLOAD_BIT) / BITS_PER_PAGE).min(smp_first_page(2));
     for p in 0..window {
-        let first = rt::WORKLOAD_BIT + p * per_page;
-        if !(0..per_page).any(|k| map[((first + k) / 8) as usize] >> ((first + k) % 8) & 1 != 0) {
+        if !page_dirty(map, rt::WORKLOAD_BIT, p) {
             continue;
         }
         let slot = (0..2).find_map(|v| {

@@ -163,6 +163,15 @@ pub fn port_write(port: u16, value: u32) {
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack)) };
 }
 
+/// Reads model-specific register `msr`.
+pub fn msr_read(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: `rdmsr` touches no guest memory; an MSR the partition does not own exits (the
+    // x2APIC ones to its virtual APIC).
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
 /// Writes `value` to model-specific register `msr`.
 pub fn msr_write(msr: u32, value: u64) {
     // SAFETY: `wrmsr` touches no guest memory; an MSR the partition does not own exits.
@@ -188,18 +197,11 @@ pub fn jump(addr: u64) -> ! {
 /// The mean round trip of `calls` VERSION hypercalls, in TSC ticks (under an emulator, its
 /// clock: a proxy for the world-switch cost, not a hardware figure).
 pub fn hypercall_round_trip(calls: u64) -> u64 {
-    let start = tsc();
+    let start = now();
     for _ in 0..calls {
         hypercall(crate::nr::VERSION, [0; 6]);
     }
-    (tsc() - start) / calls.max(1)
-}
-
-fn tsc() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: `rdtsc` only reads the time-stamp counter.
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
+    (now() - start) / calls.max(1)
 }
 
 /// Spins a little: lets other CPUs make progress between polls (inlined: no call, no stack
