@@ -12,9 +12,18 @@
     missing_docs
 )]
 
+#[cfg(feature = "linux-boot")]
+extern crate alloc;
+
 pub mod apic;
 pub mod cpuid;
+pub mod guest_msr;
 pub mod io;
+// Its field names are the boot protocol's and ACPI's own, documented where they are defined.
+#[cfg(feature = "linux-boot")]
+#[allow(missing_docs)]
+pub mod linux;
+pub mod linux_args;
 pub mod mmio;
 pub mod msr;
 pub mod regs;

@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod attrs;
+pub mod audit;
 pub mod bitmap;
 pub mod flush;
 pub mod format;

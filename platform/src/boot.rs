@@ -7,8 +7,9 @@ use crate::board::BOARD;
 use board_config::MemRange;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// The most CPUs an image supports; stacks are reserved statically for each.
-pub const MAX_CPUS: usize = 8;
+/// The most CPUs an image supports; stacks are reserved statically for each. The board checker
+/// refuses boards with more, so the number lives in the board model.
+pub use board_config::MAX_CPUS;
 const STACK_SIZE: usize = 64 * 1024;
 
 #[repr(C, align(16))]
@@ -180,6 +181,9 @@ fn run_partitions() {
     }
     if !crate::partition::summary() {
         fail("partitions did not end as expected");
+    }
+    if !crate::partition::self_check() {
+        fail("the hypervisor's self-check failed");
     }
     log::info!("partitions: all ended as expected");
 }

@@ -120,6 +120,24 @@ pub enum Completion {
     CpuId([u32; 4]),
     /// Resume at the same instruction (a repaired stage-2 fault, an interrupt).
     Retry,
+    /// Do not complete the instruction: raise exception `vector` in the guest, through its own
+    /// IDT, as the hardware would have (x86: #GP(0) for an MSR the partition may not touch). The
+    /// guest's handler sees the faulting instruction's address. Only x86 backends are ever asked
+    /// for one.
+    Exception {
+        /// The exception vector (x86: 13 for #GP).
+        vector: u8,
+        /// The error code the exception pushes, if it has one.
+        error_code: Option<u32>,
+    },
+}
+
+impl Completion {
+    /// x86 #GP(0): what a CPU raises for an RDMSR or WRMSR of an MSR it does not implement.
+    pub const GENERAL_PROTECTION: Self = Self::Exception {
+        vector: 13,
+        error_code: Some(0),
+    };
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub mod nr {
 pub const VCPU_INFO_WORDS: u64 = 8;
 /// The longest timer period or delay `TIMER_SET` accepts: 1000 s.
 pub const TIMER_MAX_NS: u64 = 1_000_000_000_000;
+/// The shortest timer period or delay `TIMER_SET` accepts (0 still disarms): 10 µs. A shorter
+/// one would only let a guest turn its timer into an interrupt storm on its own CPU (every
+/// deadline an exit, re-armed at once); no test guest or OS needs a finer tick.
+pub const TIMER_MIN_NS: u64 = 10_000;
 
 /// A partition index as the board file orders partitions.
 pub type PartitionId = u32;
@@ -227,7 +231,8 @@ impl Hypercall {
                 1,
             ),
             nr::TIMER_SET => {
-                if args[0] > TIMER_MAX_NS || args[1] > 1 {
+                let ns = args[0];
+                if ns > TIMER_MAX_NS || (ns != 0 && ns < TIMER_MIN_NS) || args[1] > 1 {
                     return Err(HypercallError::InvalidArgument);
                 }
                 (
@@ -496,7 +501,17 @@ mod tests {
                 [TIMER_MAX_NS + 1, 0, 0, 0, 0, 0],
                 InvalidArgument,
             ),
-            (nr::TIMER_SET, [1000, 2, 0, 0, 0, 0], InvalidArgument),
+            (
+                nr::TIMER_SET,
+                [TIMER_MIN_NS, 2, 0, 0, 0, 0],
+                InvalidArgument,
+            ),
+            (nr::TIMER_SET, [1, 1, 0, 0, 0, 0], InvalidArgument),
+            (
+                nr::TIMER_SET,
+                [TIMER_MIN_NS - 1, 0, 0, 0, 0, 0],
+                InvalidArgument,
+            ),
             (nr::UPCALL_SET, [0x1000, 0, 0, 0, 0, 0], InvalidArgument),
             (nr::UPCALL_RETURN, [1, 0, 0, 0, 0, 0], InvalidArgument),
             (nr::VCPU_INFO, [1, 0x9000, 12, 0, 0, 0], InvalidArgument),

@@ -26,6 +26,11 @@ pub trait ArchVcpu {
     fn inject_interrupt(&mut self, _vector: u8) -> bool {
         false
     }
+    /// Sets the levels of the guest's CPU-local interrupt lines for the next entry, the way the
+    /// hardware injects them (LoongArch LVZ: the IPI line in guest ESTAT.IS, device lines in
+    /// GINTC.VIP); `lines` uses the architecture's pending-line layout (LoongArch: ESTAT.IS).
+    /// Backends that deliver interrupts otherwise ignore it.
+    fn set_irq_lines(&mut self, _lines: u32) {}
 }
 
 /// Why a vCPU stopped for good.
@@ -76,6 +81,11 @@ pub trait ExitHandler {
     }
     /// `vector` was injected: it moves from requested to in service.
     fn vector_injected(&mut self, _vector: u8) {}
+    /// Before each entry: the levels of the vCPU's CPU-local interrupt lines its virtual
+    /// devices drive (LoongArch: the IPI block's line, ESTAT.IS bit 12), if it has any.
+    fn irq_lines(&mut self) -> Option<u32> {
+        None
+    }
 }
 
 /// Exit kinds for counting; the order is the ABI of the exit-counters hypercall.
@@ -161,6 +171,9 @@ pub fn run_until_stopped(
             if vcpu.inject_interrupt(v) {
                 handler.vector_injected(v);
             }
+        }
+        if let Some(lines) = handler.irq_lines() {
+            vcpu.set_irq_lines(lines);
         }
     }
 }
@@ -370,6 +383,51 @@ mod tests {
         assert_eq!(vcpu.offered, [0x30, 0x30]);
         assert_eq!(vcpu.taken, [0x30]);
         assert_eq!(h.injected, [0x30]);
+    }
+
+    /// Records the line levels it is given before each entry.
+    #[derive(Default)]
+    struct Lines {
+        exits: u32,
+        set: Vec<u32>,
+    }
+
+    impl ArchVcpu for Lines {
+        fn run(&mut self) -> VmExit {
+            self.exits += 1;
+            if self.exits == 3 {
+                VmExit::Halt
+            } else {
+                VmExit::ExternalInterrupt { vector: 0 }
+            }
+        }
+        fn complete(&mut self, _: Completion) {}
+        fn set_irq_lines(&mut self, lines: u32) {
+            self.set.push(lines);
+        }
+    }
+
+    /// The IPI line goes up after the first exit and down after the second.
+    struct IpiLine(u32);
+
+    impl ExitHandler for IpiLine {
+        fn handle(&mut self, exit: &VmExit) -> Action {
+            self.0 += 1;
+            match exit {
+                VmExit::Halt => Action::Stop(StopReason::PowerOff { code: 0 }),
+                _ => Action::Resume(Completion::Retry),
+            }
+        }
+        fn irq_lines(&mut self) -> Option<u32> {
+            Some(if self.0 == 1 { 1 << 12 } else { 0 })
+        }
+    }
+
+    #[test]
+    fn line_levels_are_handed_to_the_vcpu_before_every_entry_after_an_exit() {
+        let mut vcpu = Lines::default();
+        run_until_stopped(&mut vcpu, &mut IpiLine(0), &mut ExitCounters::default());
+        assert_eq!(vcpu.set, [1 << 12, 0], "not after the stop");
     }
 
     #[test]

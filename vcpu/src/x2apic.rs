@@ -8,11 +8,12 @@
 //! Identity: a vCPU's APIC ID is its index in its partition (vCPU k has APIC ID k, and the
 //! partition's boot vCPU is 0), so destinations name vCPUs of the same partition and nothing
 //! else. The timer counts at the rate the hypervisor reports to the guest (CPUID leaf
-//! 0x4000_0010 EBX, in kHz) divided by the divide configuration. Supported: one-shot and
-//! periodic timer modes, fixed IPIs (physical destination or shorthand), INIT, STARTUP, EOI,
-//! TPR, SELF IPI. Refused with a reason (the guest continues, the write has no effect):
-//! TSC-deadline mode, logical destinations, NMI/SMI/lowest-priority IPIs, writes to read-only
-//! registers.
+//! 0x4000_0010 EBX, in kHz) divided by the divide configuration. Supported: one-shot, periodic
+//! and TSC-deadline timer modes (IA32_TSC_DEADLINE, MSR 0x6e0, in counter ticks: the hypervisor's
+//! counter is the TSC the guest reads), fixed IPIs (physical destination or shorthand), INIT,
+//! STARTUP, EOI, TPR, SELF IPI. Refused with a reason (the guest continues, the write has no
+//! effect): the reserved timer mode 3, logical destinations, NMI/SMI/lowest-priority IPIs, writes
+//! to read-only registers.
 
 /// The first and last x2APIC MSR.
 pub const MSR_FIRST: u32 = 0x800;
@@ -44,6 +45,8 @@ pub const VERSION_VALUE: u64 = 0x0005_0014;
 /// LVT mask bit.
 pub const LVT_MASKED: u32 = 1 << 16;
 const LVT_TIMER_MODE_SHIFT: u32 = 17;
+/// LVT timer mode 2: TSC-deadline.
+const MODE_TSC_DEADLINE: u32 = 2;
 
 /// Whether `msr` is one of the x2APIC registers.
 pub const fn is_x2apic_msr(msr: u32) -> bool {
@@ -61,6 +64,26 @@ pub enum Destination {
     All,
     /// Every vCPU of the partition but the sender.
     Others,
+}
+
+impl Destination {
+    /// The vCPUs an IPI from vCPU `me` of a partition with `vcpus` vCPUs reaches, in index
+    /// order; `Err(i)` if the destination names vCPU `i`, which the partition does not have (the
+    /// caller refuses the IPI). Every index it yields is below `vcpus`, so the caller's routing
+    /// cannot leave the partition.
+    pub fn targets(self, me: u32, vcpus: u32) -> Result<impl Iterator<Item = u32>, u32> {
+        if let Destination::Vcpu(i) = self {
+            if i >= vcpus {
+                return Err(i);
+            }
+        }
+        Ok((0..vcpus).filter(move |&i| match self {
+            Destination::Vcpu(t) => t == i,
+            Destination::ToSelf => i == me,
+            Destination::All => true,
+            Destination::Others => i != me,
+        }))
+    }
 }
 
 /// What a register write asks of the hypervisor.
@@ -112,6 +135,8 @@ pub struct X2Apic {
     lvt: [u32; 6],
     initial: u32,
     divide: u32,
+    /// IA32_TSC_DEADLINE as last written in TSC-deadline mode.
+    deadline: u64,
     isr: [u64; 4],
 }
 
@@ -140,6 +165,7 @@ impl X2Apic {
             lvt: [LVT_MASKED; 6],
             initial: 0,
             divide: 0,
+            deadline: 0,
             isr: [0; 4],
         }
     }
@@ -153,6 +179,42 @@ impl X2Apic {
     pub fn timer_vector(&self) -> Option<u8> {
         let lvt = self.lvt_timer();
         (lvt & LVT_MASKED == 0 && self.enabled() && lvt as u8 >= 16).then_some(lvt as u8)
+    }
+
+    fn timer_mode(&self) -> u32 {
+        (self.lvt_timer() >> LVT_TIMER_MODE_SHIFT) & 3
+    }
+
+    /// Whether the timer is in TSC-deadline mode.
+    pub fn deadline_mode(&self) -> bool {
+        self.timer_mode() == MODE_TSC_DEADLINE
+    }
+
+    /// A guest RDMSR of IA32_TSC_DEADLINE: the armed deadline (0 outside TSC-deadline mode).
+    pub fn tsc_deadline(&self) -> u64 {
+        if self.deadline_mode() {
+            self.deadline
+        } else {
+            0
+        }
+    }
+
+    /// A guest WRMSR of IA32_TSC_DEADLINE at counter value `now`: in TSC-deadline mode it arms
+    /// the one-shot timer for that counter value (at once if it has passed) or, written 0,
+    /// disarms it; outside that mode the write does nothing, as on hardware.
+    pub fn write_tsc_deadline(&mut self, value: u64, now: u64) -> Effect {
+        if !self.deadline_mode() {
+            return Effect::None;
+        }
+        self.deadline = value;
+        Effect::Timer {
+            ticks: if value == 0 {
+                0
+            } else {
+                value.saturating_sub(now).max(1)
+            },
+            periodic: false,
+        }
     }
 
     /// Whether the guest software-enabled the APIC (SVR bit 8).
@@ -213,6 +275,9 @@ impl X2Apic {
             ICR => self.icr,
             LVT_TIMER..=LVT_ERROR => u64::from(self.lvt[(msr - LVT_TIMER) as usize]),
             TIMER_INITIAL => u64::from(self.initial),
+            // The countdown is kept in timer-clock ticks, so a divide change mid-count rescales
+            // what this reads (a real APIC keeps the count and changes its rate); guests set the
+            // divisor before they start the timer.
             TIMER_CURRENT => (ctx.timer_left / self.divisor()).min(u64::from(u32::MAX)),
             TIMER_DIVIDE => u64::from(self.divide),
             _ => return Err(ApicError::NoSuchRegister),
@@ -251,16 +316,30 @@ impl X2Apic {
                 decode_icr(value)
             }
             LVT_TIMER => {
-                if (low >> LVT_TIMER_MODE_SHIFT) & 3 == 2 {
-                    return Ok(Effect::Refused("TSC-deadline timer mode is not offered"));
+                let mode = (low >> LVT_TIMER_MODE_SHIFT) & 3;
+                if mode == 3 {
+                    return Ok(Effect::Refused("timer mode 3 is reserved"));
                 }
+                let was_deadline = self.deadline_mode();
                 self.lvt[0] = low & (0xff | LVT_MASKED | (3 << LVT_TIMER_MODE_SHIFT));
-                Effect::None
+                if was_deadline != (mode == MODE_TSC_DEADLINE) {
+                    // Entering or leaving TSC-deadline mode disarms the timer.
+                    self.deadline = 0;
+                    self.initial = 0;
+                    Effect::Timer {
+                        ticks: 0,
+                        periodic: false,
+                    }
+                } else {
+                    Effect::None
+                }
             }
             0x833..=LVT_ERROR => {
                 self.lvt[(msr - LVT_TIMER) as usize] = low;
                 Effect::None
             }
+            // The initial count is not used in TSC-deadline mode.
+            TIMER_INITIAL if self.deadline_mode() => Effect::None,
             TIMER_INITIAL => {
                 self.initial = low;
                 Effect::Timer {
@@ -321,6 +400,8 @@ fn decode_icr(icr: u64) -> Effect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
 
     fn enabled(id: u32) -> X2Apic {
         let mut a = X2Apic::new(id);
@@ -368,13 +449,50 @@ mod tests {
         a.write(LVT_TIMER, u64::from(0x30 | LVT_MASKED)).unwrap();
         assert_eq!(a.timer_vector(), None);
         assert!(matches!(
-            a.write(LVT_TIMER, 0x30 | (2 << 17)),
+            a.write(LVT_TIMER, 0x30 | (3 << 17)),
             Ok(Effect::Refused(_))
         ));
         // A software-disabled APIC raises nothing.
         let mut b = X2Apic::new(1);
         b.write(LVT_TIMER, 0x30).unwrap();
         assert_eq!(b.timer_vector(), None);
+    }
+
+    #[test]
+    fn tsc_deadline_mode_arms_from_the_deadline_msr() {
+        let mut a = enabled(0);
+        // Outside deadline mode a deadline write does nothing and reads back 0.
+        assert_eq!(a.write_tsc_deadline(5000, 100), Effect::None);
+        assert_eq!(a.tsc_deadline(), 0);
+        let off = Effect::Timer {
+            ticks: 0,
+            periodic: false,
+        };
+        assert_eq!(a.write(LVT_TIMER, 0xec | (2 << 17)), Ok(off));
+        assert!(a.deadline_mode());
+        assert_eq!(a.timer_vector(), Some(0xec));
+        assert_eq!(
+            a.write_tsc_deadline(5000, 100),
+            Effect::Timer {
+                ticks: 4900,
+                periodic: false
+            }
+        );
+        assert_eq!(a.tsc_deadline(), 5000);
+        // A deadline already past fires at once; 0 disarms.
+        assert_eq!(
+            a.write_tsc_deadline(50, 100),
+            Effect::Timer {
+                ticks: 1,
+                periodic: false
+            }
+        );
+        assert_eq!(a.write_tsc_deadline(0, 100), off);
+        // The initial count is ignored in this mode; leaving it disarms.
+        assert_eq!(a.write(TIMER_INITIAL, 1000), Ok(Effect::None));
+        assert_eq!(a.write(LVT_TIMER, 0xec), Ok(off));
+        assert!(!a.deadline_mode());
+        assert_eq!(a.write(LVT_TIMER, 0xec | (1 << 17)), Ok(Effect::None));
     }
 
     #[test]
@@ -429,6 +547,17 @@ mod tests {
                 vector: 0x41
             })
         );
+    }
+
+    #[test]
+    fn destinations_stay_inside_the_partition() {
+        let of = |to: Destination, me| to.targets(me, 4).map(|t| t.collect::<Vec<_>>());
+        assert_eq!(of(Destination::Vcpu(3), 0), Ok(vec![3]));
+        assert_eq!(of(Destination::Vcpu(4), 0), Err(4));
+        assert_eq!(of(Destination::Vcpu(u32::MAX), 1), Err(u32::MAX));
+        assert_eq!(of(Destination::ToSelf, 2), Ok(vec![2]));
+        assert_eq!(of(Destination::All, 2), Ok(vec![0, 1, 2, 3]));
+        assert_eq!(of(Destination::Others, 2), Ok(vec![0, 1, 3]));
     }
 
     #[test]

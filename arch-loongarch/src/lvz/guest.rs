@@ -13,7 +13,8 @@
 //! and interrupt acknowledgement), so this file is host-tested against the CSR model.
 
 use super::{
-    decode_exit, gstat, invtlb_op, leave_guest, program_entry, Entry, ExitRegs, GuestCsrs, LvzHw,
+    decode_exit, gstat, guest_lines, invtlb_op, leave_guest, program_entry, Entry, ExitRegs,
+    GuestCsrs, LvzHw,
 };
 use crate::csr;
 use crate::decode::{self, MemAccess, Sensitive};
@@ -101,6 +102,8 @@ pub struct LvzVcpu<W: LvzWorld> {
     pc: u64,
     last: Trap,
     pending: Pending,
+    /// The IPI line level last written to guest ESTAT (the guest cannot change it itself).
+    ipi_line: bool,
 }
 
 impl<W: LvzWorld> LvzVcpu<W> {
@@ -118,6 +121,7 @@ impl<W: LvzWorld> LvzVcpu<W> {
             pc: config.entry,
             last: Trap::default(),
             pending: Pending::None,
+            ipi_line: false,
         }
     }
 
@@ -160,10 +164,28 @@ impl<W: LvzWorld> LvzVcpu<W> {
         super::clear_hwi(&mut self.world, line);
     }
 
+    /// Drives the guest's IPI line (ESTAT.IS bit 12) at `level` from the next entry on. A raised
+    /// line is written again before every entry while it stays raised (an emulator that updates
+    /// the guest ESTAT from another thread, as QEMU-LVZ's guest timer does, may lose one write;
+    /// a level must not stay lost), a lowered one once.
+    pub fn set_ipi_line(&mut self, level: bool) {
+        let changed = level != self.ipi_line;
+        self.ipi_line = level;
+        if self.loaded && (level || changed) {
+            super::set_ipi_line(&mut self.world, level);
+        }
+    }
+
     /// One entry and exit.
     fn switch(&mut self) -> Trap {
         if !self.loaded {
             self.csrs.restore(&mut self.world);
+            // No line an earlier guest of this CPU left pending may interrupt this one; the IPI
+            // line is this vCPU's level.
+            self.world.gcsr_xchg(csr::ESTAT, 0, guest_lines::ALL);
+            if self.ipi_line {
+                super::set_ipi_line(&mut self.world, true);
+            }
             // Guest TLB entries left by an earlier run (of any partition: the CPU was not this
             // guest's) must not translate for this one.
             self.world.invtlb(invtlb_op::ALL_GUESTS, 0, 0);
@@ -257,9 +279,14 @@ impl<W: LvzWorld> ArchVcpu for LvzVcpu<W> {
         }
     }
 
+    fn set_irq_lines(&mut self, lines: u32) {
+        self.set_ipi_line(u64::from(lines) & guest_lines::IPI != 0);
+    }
+
     fn complete(&mut self, completion: Completion) {
         match completion {
-            Completion::Retry => {}
+            // No LoongArch exit asks for an exception: the instruction is retried.
+            Completion::Retry | Completion::Exception { .. } => {}
             Completion::Skip | Completion::CpuId(_) => self.pc += 4,
             Completion::Value(v) => {
                 match self.pending {

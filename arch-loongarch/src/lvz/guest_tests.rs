@@ -73,6 +73,8 @@ fn first_entry_loads_guest_csrs_flushes_then_programs_root_in_order() {
     assert_eq!(
         rest,
         [
+            // Pending lines an earlier guest of the CPU left are dropped.
+            Op::GXchg(csr::ESTAT, 0, guest_lines::ALL),
             Op::Inv(invtlb_op::ALL_GUESTS, 0, 0),
             Op::Wr(csr::PGDL, ROOT),
             Op::Rd(csr::GTLBC),
@@ -145,7 +147,54 @@ fn later_entries_keep_guest_csrs_and_resume_after_completion() {
         log.iter().filter(|o| matches!(o, Op::GWr(..))).count(),
         GUEST_CSRS.len()
     );
-    assert_eq!(log[GUEST_CSRS.len()], Op::Inv(invtlb_op::ALL_GUESTS, 0, 0));
+    assert_eq!(
+        log[GUEST_CSRS.len() + 1],
+        Op::Inv(invtlb_op::ALL_GUESTS, 0, 0)
+    );
+}
+
+#[test]
+fn the_ipi_line_is_guest_estat_bit_12_raised_before_each_entry_lowered_once_only_that_bit() {
+    let mut m = Model::new();
+    for _ in 0..4 {
+        m.exit(0, ENTRY, 0, 0);
+    }
+    let mut v = vcpu(m);
+    // Raised before the first entry: applied once the guest CSRs are loaded, after the clear.
+    v.set_irq_lines(1 << 12);
+    v.run();
+    let xchgs = |v: &mut LvzVcpu<Model>| -> Vec<Op> {
+        v.world()
+            .log
+            .iter()
+            .filter(|o| matches!(o, Op::GXchg(..)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        xchgs(&mut v),
+        [
+            Op::GXchg(csr::ESTAT, 0, guest_lines::ALL),
+            Op::GXchg(csr::ESTAT, 1 << 12, 1 << 12),
+        ]
+    );
+    // The guest timer's pending bit (set by the hardware meanwhile) survives both writes.
+    v.world().guest[csr::ESTAT as usize] |= 1 << 11;
+    v.set_irq_lines(1 << 12);
+    v.run();
+    assert_eq!(
+        xchgs(&mut v)[2],
+        Op::GXchg(csr::ESTAT, 1 << 12, 1 << 12),
+        "a raised line is asserted again at every entry"
+    );
+    v.set_irq_lines(0);
+    v.run();
+    assert_eq!(xchgs(&mut v)[3], Op::GXchg(csr::ESTAT, 0, 1 << 12));
+    assert_eq!(v.world().guest[csr::ESTAT as usize], 1 << 11);
+    // A lowered line is not written again; other lines in the word are not the IPI block's.
+    v.set_irq_lines(1 << 11 | 1 << 3);
+    v.run();
+    assert_eq!(xchgs(&mut v).len(), 4);
 }
 
 #[test]

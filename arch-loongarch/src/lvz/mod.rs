@@ -40,6 +40,10 @@ pub trait LvzHw {
     fn gcsr_read(&mut self, csr: u16) -> u64;
     /// Writes guest CSR `csr` (`gcsrwr`).
     fn gcsr_write(&mut self, csr: u16, value: u64);
+    /// Replaces the bits of guest CSR `csr` selected by `mask` with those of `value`, as one
+    /// access (`gcsrxchg`: the hardware may set other bits of the CSR meanwhile, e.g. the guest
+    /// timer's pending bit in ESTAT); returns the old value.
+    fn gcsr_xchg(&mut self, csr: u16, value: u64, mask: u64) -> u64;
     /// `invtlb op, rj, rk`.
     fn invtlb(&mut self, op: u32, rj: u64, rk: u64);
 }
@@ -96,6 +100,12 @@ pub mod invtlb_op {
     pub const GID_GPA: u32 = 0x14;
     /// One GID's GPA→HPA entry for one address.
     pub const GID_ADDR: u32 = 0x16;
+}
+
+/// The `rj` operand of the GID-scoped INVTLB operations (0x13-0x16): the architecture reads
+/// the guest id from rj bits 23:16, so a bare GID in the low bits would name GID 0, the root.
+pub fn gid_operand(gid: u64) -> u64 {
+    (gid & 0xff) << gtlbc::TGID_SHIFT
 }
 
 /// A range flush longer than this many 16 KiB pages becomes an all-guest flush.
@@ -233,6 +243,21 @@ pub fn leave_guest<H: LvzHw>(hw: &mut H) {
     hw.csr_write(csr::GTLBC, gtlbc & !gtlbc::TGID_MASK);
 }
 
+/// Guest ESTAT.IS bits the root drives (the rest are the guest's own: its timer, TI, bit 11).
+pub mod guest_lines {
+    /// The IPI line, ESTAT.IS bit 12: the level of the guest's IPI block (status & enable).
+    pub const IPI: u64 = 1 << 12;
+    /// Every IS bit (12:0), cleared when a vCPU's CSRs are loaded on a CPU.
+    pub const ALL: u64 = 0x1fff;
+}
+
+/// Sets the guest's IPI line (guest ESTAT.IS bit 12) to `level`, with `gcsrxchg` so the guest
+/// timer's pending bit, which the hardware sets in the same CSR, is left alone.
+pub fn set_ipi_line<H: LvzHw>(hw: &mut H, level: bool) {
+    let value = if level { guest_lines::IPI } else { 0 };
+    hw.gcsr_xchg(csr::ESTAT, value, guest_lines::IPI);
+}
+
 /// Raises virtual hardware interrupt line `line` (0-7) in the guest (GINTC.VIP).
 pub fn inject_hwi<H: LvzHw>(hw: &mut H, line: u32) {
     let v = hw.csr_read(csr::GINTC);
@@ -254,12 +279,12 @@ pub fn flush<H: LvzHw>(hw: &mut H, gid: u64, what: Flush) {
         Flush::Range { start, end } if (end.as_u64() - start.as_u64()) >> 14 <= RANGE_PAGES_MAX => {
             let mut gpa = start.as_u64() & !((1 << 15) - 1);
             while gpa < end.as_u64() {
-                hw.invtlb(invtlb_op::GID_ADDR, gid, gpa);
+                hw.invtlb(invtlb_op::GID_ADDR, gid_operand(gid), gpa);
                 // One entry maps an even/odd pair of pages.
                 gpa += 1 << 15;
             }
         }
         Flush::Range { .. } => hw.invtlb(invtlb_op::ALL_GUESTS, 0, 0),
-        Flush::All => hw.invtlb(invtlb_op::GID_GPA, gid, 0),
+        Flush::All => hw.invtlb(invtlb_op::GID_GPA, gid_operand(gid), 0),
     }
 }

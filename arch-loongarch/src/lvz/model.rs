@@ -18,6 +18,8 @@ pub enum Op {
     Wr(u16, u64),
     GRd(u16),
     GWr(u16, u64),
+    /// `gcsrxchg`: CSR, value, mask.
+    GXchg(u16, u64, u64),
     Inv(u32, u64, u64),
     /// A guest entry, with the root ERA and GSTAT in effect at the `ertn`.
     Enter {
@@ -92,7 +94,23 @@ impl LvzHw for Model {
         self.log.push(Op::GWr(csr, value));
         self.guest[csr as usize] = value;
     }
+    fn gcsr_xchg(&mut self, csr: u16, value: u64, mask: u64) -> u64 {
+        self.log.push(Op::GXchg(csr, value, mask));
+        let old = self.guest[csr as usize];
+        self.guest[csr as usize] = old & !mask | value & mask;
+        old
+    }
     fn invtlb(&mut self, op: u32, rj: u64, rk: u64) {
+        // The GID-scoped operations take the guest id from rj[23:16] and nothing else from
+        // rj; anything outside that field, or GID 0 (the root), is a backend bug the
+        // hardware would silently turn into a flush of the wrong guest.
+        if (0x13..=0x16).contains(&op) {
+            let gid_only = rj & !(0xff << 16) == 0 && rj >> 16 != 0;
+            assert!(
+                gid_only,
+                "invtlb {op:#x}: rj {rj:#x} is not a non-root GID in rj[23:16]"
+            );
+        }
         self.log.push(Op::Inv(op, rj, rk));
     }
 }

@@ -106,6 +106,20 @@ impl LvzHw for RealLvz {
         )
     }
 
+    fn gcsr_xchg(&mut self, n: u16, value: u64, mask: u64) -> u64 {
+        assert!(n == csr::ESTAT, "gcsrxchg of CSR {n:#x} is not used");
+        let mut v = value;
+        // SAFETY: gcsrxchg changes only the masked bits of the guest's ESTAT (its pending
+        // interrupt lines); the guest is not running on this CPU. The mask is pinned to $t0 and
+        // the value to $t1: the encoding reads rj = 0 as gcsrrd and rj = 1 as gcsrwr, so the
+        // mask must never land in $zero or $ra.
+        unsafe {
+            asm!("gcsrxchg $t1, $t0, 0x5", inout("$t1") v, in("$t0") mask,
+                options(nomem, nostack))
+        };
+        v
+    }
+
     fn invtlb(&mut self, op: u32, rj: u64, rk: u64) {
         // SAFETY: dropping TLB entries only makes later accesses walk the tables again; the
         // hypervisor runs in the DMW windows, which the TLB does not hold.

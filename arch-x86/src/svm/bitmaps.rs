@@ -44,8 +44,9 @@ pub struct Msrpm {
 
 /// MSRs whose state VMRUN, #VMEXIT, VMLOAD and VMSAVE switch (or that are private to the CPU the
 /// partition owns), so the guest may read and write them without an exit: the SYSENTER and
-/// SYSCALL entry points and the segment bases. PAT, EFER and TSC_AUX are not among them: EFER
-/// must keep SVME, and the others are not worth the care of switching them.
+/// SYSCALL entry points, the segment bases and TSC_AUX (private to the CPU, which the hypervisor
+/// never reads). PAT and EFER are not among them: EFER must keep SVME, and the guest's PAT is the
+/// VMCB's G_PAT, which the backend emulates with a check of the value.
 pub const GUEST_OWNED_MSRS: &[u32] = &[
     0x174,       // SYSENTER_CS
     0x175,       // SYSENTER_ESP
@@ -57,6 +58,7 @@ pub const GUEST_OWNED_MSRS: &[u32] = &[
     0xc000_0100, // FS_BASE
     0xc000_0101, // GS_BASE
     0xc000_0102, // KERNEL_GS_BASE
+    0xc000_0103, // TSC_AUX (RDTSCP/RDPID's CPU number; the hypervisor never reads it)
 ];
 
 impl Msrpm {

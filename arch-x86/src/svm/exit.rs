@@ -199,7 +199,8 @@ pub fn next_rip(info: &ExitInfo) -> u64 {
 /// RIP to resume at.
 pub fn complete(info: &ExitInfo, completion: Completion, regs: &mut GuestRegs) -> u64 {
     match completion {
-        Completion::Retry => info.rip,
+        // A fault leaves RIP on the instruction; the backend injects it (`exception_event`).
+        Completion::Retry | Completion::Exception { .. } => info.rip,
         Completion::Skip => next_rip(info),
         Completion::CpuId([a, b, c, d]) => {
             regs.rax = u64::from(a);
@@ -227,9 +228,35 @@ pub fn complete(info: &ExitInfo, completion: Completion, regs: &mut GuestRegs) -
     }
 }
 
+/// The EVENTINJ value (APM Vol. 2 §15.20) that raises exception `vector` in the guest at the next
+/// VMRUN: vector in bits 7:0, type 3 (exception) in 10:8, bit 11 when an error code is pushed,
+/// bit 31 valid, the error code in 63:32.
+pub const fn exception_event(vector: u8, error_code: Option<u32>) -> u64 {
+    let base = (1 << 31) | (3 << 8) | vector as u64;
+    match error_code {
+        Some(e) => base | (1 << 11) | ((e as u64) << 32),
+        None => base,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exception_stays_on_the_instruction_and_encodes_as_eventinj() {
+        let mut regs = GuestRegs {
+            rcx: 0x8b,
+            ..GuestRegs::default()
+        };
+        let i = info(code::MSR, 0, 0);
+        let rip = complete(&i, Completion::GENERAL_PROTECTION, &mut regs);
+        assert_eq!(rip, 0x1000, "a fault does not advance RIP");
+        assert_eq!((regs.rax, regs.rdx), (0, 0), "no register is written");
+        assert_eq!(exception_event(13, Some(0)), 0x8000_0b0d);
+        assert_eq!(exception_event(13, Some(5)), 0x5_8000_0b0d);
+        assert_eq!(exception_event(6, None), 0x8000_0306);
+    }
 
     fn info(code: u64, info1: u64, info2: u64) -> ExitInfo {
         ExitInfo {

@@ -188,7 +188,8 @@ fn decode_io(q: u64, regs: &GuestRegs) -> Option<VmExit> {
 pub fn complete(info: &ExitInfo, completion: Completion, regs: &mut GuestRegs) -> u64 {
     let next = info.rip.wrapping_add(u64::from(info.instruction_len));
     match completion {
-        Completion::Retry => info.rip,
+        // A fault leaves RIP on the instruction; the backend injects it (`exception_event`).
+        Completion::Retry | Completion::Exception { .. } => info.rip,
         Completion::Skip => next,
         Completion::CpuId([a, b, c, d]) => {
             regs.rax = u64::from(a);
@@ -216,9 +217,34 @@ pub fn complete(info: &ExitInfo, completion: Completion, regs: &mut GuestRegs) -
     }
 }
 
+/// The VM-entry interruption-information value (SDM Vol. 3C §25.8.3) that raises exception
+/// `vector` at the next entry: vector in bits 7:0, type 3 (hardware exception) in 10:8, bit 11
+/// when an error code is delivered (from the entry exception error-code field), bit 31 valid.
+pub const fn exception_event(vector: u8, has_error_code: bool) -> u64 {
+    let base = (1 << 31) | (3 << 8) | vector as u64;
+    if has_error_code {
+        base | (1 << 11)
+    } else {
+        base
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exception_stays_on_the_instruction_and_encodes_as_entry_info() {
+        let mut regs = GuestRegs::default();
+        let i = info(reason::RDMSR, 0);
+        assert_eq!(
+            complete(&i, Completion::GENERAL_PROTECTION, &mut regs),
+            0x1000
+        );
+        assert_eq!((regs.rax, regs.rdx), (0, 0));
+        assert_eq!(exception_event(13, true), 0x8000_0b0d);
+        assert_eq!(exception_event(6, false), 0x8000_0306);
+    }
 
     fn info(basic: u16, q: u64) -> ExitInfo {
         ExitInfo {

@@ -1,5 +1,9 @@
 //! The runtime schema: plain `'static` data the image embeds, generated from the checked board file.
 
+/// The most CPUs an image supports (it reserves a stack and per-CPU state for each statically).
+/// The checker refuses boards with more, so the image and the checker share this one number.
+pub const MAX_CPUS: usize = 8;
+
 /// Instruction-set architecture of a board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -46,8 +50,10 @@ pub struct MemRange {
 
 impl MemRange {
     /// One past the last byte.
+    /// Saturates at 2^64 - 1: the checker refuses ranges that reach that far, and anything
+    /// reading an unchecked range must still not overflow.
     pub const fn end(&self) -> u64 {
-        self.start + self.size
+        self.start.saturating_add(self.size)
     }
 }
 
@@ -178,6 +184,31 @@ pub enum TestGuest {
     Hostile,
 }
 
+/// The I/O port of the ACPI sleep control register the hypervisor emulates for a Linux partition
+/// (its FADT names it; writing SLP_EN with the `\_S5` type powers the partition off).
+pub const LINUX_SLEEP_PORT: u16 = 0x600;
+
+/// Bytes the hypervisor copies to a guest-physical address before a partition starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub gpa: u64,
+    pub bytes: &'static [u8],
+}
+
+/// A Linux kernel laid out by the build (`arch_x86::linux::layout`): the kernel, initrd, zero page,
+/// command line, GDT and ACPI tables as blobs, and the 64-bit entry state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinuxBoot {
+    /// The kernel file as the board names it, for messages.
+    pub kernel_path: &'static str,
+    pub blobs: &'static [Blob],
+    /// The 64-bit entry point; RSI holds `zero_page` there.
+    pub entry: u64,
+    pub zero_page: u64,
+    /// The boot GDT, with code at selector 0x10 and data at 0x18.
+    pub gdt: u64,
+}
+
 /// What a partition boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Image {
@@ -188,6 +219,8 @@ pub enum Image {
         path: &'static str,
         bytes: &'static [u8],
     },
+    /// A Linux kernel the build laid out; `load` and `entry` of the partition are unused.
+    Linux(LinuxBoot),
 }
 
 /// Where a partition's console output goes.

@@ -105,6 +105,10 @@ fn corpus_covers_every_rule() {
         Rule::Entry,
         Rule::Manager,
         Rule::ImageMissing,
+        Rule::ImagePath,
+        Rule::Limit,
+        Rule::HypervisorDevice,
+        Rule::Footprint,
     ];
     for r in all {
         assert!(

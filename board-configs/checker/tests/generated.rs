@@ -36,6 +36,27 @@ fn generated_boards_compile_and_match() {
 }
 
 #[test]
+fn hostile_names_stay_strings() {
+    let b = &boards::hostile_names::BOARD;
+    assert_eq!(
+        b.name,
+        r#"evil"; compile_error!("board name injected"); // \"#
+    );
+    assert_eq!(
+        b.partitions[0].name,
+        r##"m\"}, compile_error!("partition name injected"), r#""##
+    );
+    assert_eq!(
+        b.partitions[0].memory[1].shared_with,
+        Some(b.partitions[1].name)
+    );
+    assert_eq!(
+        b.partition(b.partitions[1].name).map(|p| p.cpus),
+        Some(&[1][..])
+    );
+}
+
+#[test]
 fn emulator_boards_run_test_guests() {
     // Every emulator board runs the same three scenarios: manager, worker, hostile.
     let want = [
@@ -62,4 +83,34 @@ fn emulator_boards_run_test_guests() {
         assert_eq!(b.partitions[1].cpus.len(), 2, "{}", b.name);
     }
     assert_eq!(boards::qemu_x86_64::BOARD.partitions[0].name, "manager");
+}
+
+#[test]
+fn a_linux_boot_is_generated_as_blobs_the_image_copies() {
+    let b = &boards::linux::BOARD;
+    let Image::Linux(l) = b.partitions[1].image else {
+        panic!("partition 1 does not boot Linux");
+    };
+    assert_eq!(l.kernel_path, "bzimage.bin");
+    assert_eq!(l.entry, 0x100_0200);
+    let file = std::fs::read("tests/valid/bzimage.bin").unwrap();
+    // The kernel blob is the file past its setup sectors, at the load address.
+    let kernel = l.blobs.iter().find(|x| x.gpa == 0x100_0000).unwrap();
+    assert_eq!(kernel.bytes, &file[5 * 512..]);
+    // The zero page carries the kernel's HdrS magic at 0x202 and the command line pointer.
+    let zp = l.blobs.iter().find(|x| x.gpa == l.zero_page).unwrap();
+    assert_eq!(&zp.bytes[0x202..0x206], b"HdrS");
+    let cmdline = u32::from_le_bytes(zp.bytes[0x228..0x22c].try_into().unwrap()) as u64;
+    let cl = l.blobs.iter().find(|x| x.gpa == cmdline).unwrap();
+    assert_eq!(cl.bytes, b"console=ttyS0 panic=-1\0");
+    // Every blob lies in the partition's memory.
+    for x in l.blobs {
+        assert!(
+            b.partitions[1]
+                .translate(x.gpa + x.bytes.len() as u64 - 1)
+                .is_some(),
+            "blob at {:#x}",
+            x.gpa
+        );
+    }
 }

@@ -45,3 +45,37 @@ fn readme_example_passes() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.partitions.len(), 2);
 }
+
+#[test]
+fn a_linux_partition_is_laid_out_and_generated_as_data() {
+    let path = Path::new("tests/valid/linux.toml");
+    let b = check_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let ImageSpec::Linux {
+        plan: Some(plan),
+        cmdline,
+        ..
+    } = &b.partitions[1].image
+    else {
+        panic!(
+            "not a laid-out Linux partition: {:?}",
+            b.partitions[1].image
+        );
+    };
+    assert_eq!(cmdline, "console=ttyS0 panic=-1");
+    // The sample kernel prefers 16M; its 64-bit entry is 0x200 in.
+    assert_eq!(plan.kernel.0, 0x100_0000);
+    assert_eq!(plan.entry, 0x100_0200);
+    // Its setup sectors (4 + the boot sector) stay in the file.
+    assert_eq!(plan.kernel.1, 5 * 512);
+    // The initrd goes to the top of the 96M partition, page aligned.
+    assert_eq!(plan.initrd, Some(96 * (1 << 20) - 4096));
+    let src = generate_rust(path).unwrap();
+    assert!(src.contains("Image::Linux("), "{src}");
+    assert!(src.contains("split_at(0xa00)"), "{src}");
+    assert!(src.contains("initrd.bin"));
+    let summary = board_config::check::summary(&b);
+    assert!(
+        summary.contains("Linux \"bzimage.bin\" with initrd \"initrd.bin\", loaded at 0x1000000"),
+        "{summary}"
+    );
+}

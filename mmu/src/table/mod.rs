@@ -22,6 +22,7 @@ mod fast;
 mod inspect;
 mod map;
 mod resize;
+mod touched;
 mod track;
 mod unmap;
 

@@ -14,6 +14,7 @@
 
 use core::sync::atomic::Ordering;
 
+use super::touched::Touched;
 use super::{Error, Result, Slot, StageTwoTable};
 use crate::addr::{Gpa, GpaRange, Hpa};
 use crate::attrs::LeafAttrs;
@@ -26,8 +27,7 @@ use crate::stats::StatDelta;
 struct ResizeState {
     delta: StatDelta,
     done: u64,
-    lo: u64,
-    hi: u64,
+    touched: Touched,
 }
 
 impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<F, A, T, M> {
@@ -47,8 +47,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         let mut st = ResizeState {
             delta: StatDelta::default(),
             done: 0,
-            lo: u64::MAX,
-            hi: 0,
+            touched: Touched::none(),
         };
         let r = if range.is_empty() {
             Ok(())
@@ -64,8 +63,8 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             )
         };
         self.stats.add_delta(&st.delta);
-        if F::SPLIT_NEEDS_FLUSH && st.lo < st.hi {
-            batch.add_range(Gpa(st.lo), Gpa(st.hi));
+        if F::SPLIT_NEEDS_FLUSH {
+            st.touched.flush_into(batch);
         }
         r.map(|()| st.done)
     }
@@ -129,8 +128,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
                         }
                         st.delta.tables += built.tables;
                         st.done += 1;
-                        st.lo = st.lo.min(slot);
-                        st.hi = st.hi.max(slot + size);
+                        st.touched.add(slot, slot + size);
                         if !full {
                             // Loop again: the slot is now a table, split further in range.
                             continue;
@@ -212,8 +210,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         let mut st = ResizeState {
             delta: StatDelta::default(),
             done: 0,
-            lo: u64::MAX,
-            hi: 0,
+            touched: Touched::none(),
         };
         if !range.is_empty() {
             self.collapse_level(
@@ -228,9 +225,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             );
         }
         self.stats.add_delta(&st.delta);
-        if st.lo < st.hi {
-            batch.add_range(Gpa(st.lo), Gpa(st.hi));
-        }
+        st.touched.flush_into(batch);
         Ok(st.done)
     }
 
@@ -324,7 +319,6 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         st.delta.leaves[level] += 1;
         st.delta.tables -= 1;
         st.done += 1;
-        st.lo = st.lo.min(slot);
-        st.hi = st.hi.max(slot + F::level_size(level));
+        st.touched.add(slot, slot + F::level_size(level));
     }
 }

@@ -13,6 +13,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::touched::Touched;
 use super::{Error, Result, Slot, StageTwoTable};
 use crate::addr::{Gfn, Gpa, GpaRange, Hpa};
 use crate::bitmap::GfnBitmap;
@@ -39,8 +40,7 @@ struct Harvest<'a> {
     word: u64,
     bits: u64,
     pages: u64,
-    lo: u64,
-    hi: u64,
+    touched: Touched,
 }
 
 impl<'a> Harvest<'a> {
@@ -50,8 +50,7 @@ impl<'a> Harvest<'a> {
             word: u64::MAX,
             bits: 0,
             pages: 0,
-            lo: u64::MAX,
-            hi: 0,
+            touched: Touched::none(),
         }
     }
 
@@ -75,8 +74,7 @@ impl<'a> Harvest<'a> {
 
     #[inline(always)]
     fn touched(&mut self, start: u64, end: u64) {
-        self.lo = self.lo.min(start);
-        self.hi = self.hi.max(end);
+        self.touched.add(start, end);
     }
 
     fn flush_word(&mut self) {
@@ -90,9 +88,7 @@ impl<'a> Harvest<'a> {
     fn finish(mut self, batch: Option<&mut FlushBatch>) -> u64 {
         self.flush_word();
         if let Some(b) = batch {
-            if self.lo < self.hi {
-                b.add_range(Gpa(self.lo), Gpa(self.hi));
-            }
+            self.touched.flush_into(b);
         }
         self.pages
     }

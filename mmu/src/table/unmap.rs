@@ -9,6 +9,7 @@
 
 use core::sync::atomic::Ordering;
 
+use super::touched::Touched;
 use super::{Error, Result, Slot, StageTwoTable};
 use crate::addr::{Gpa, GpaRange, Hpa};
 use crate::bitmap::GfnBitmap;
@@ -39,8 +40,7 @@ pub struct UnmapReport {
 pub(crate) struct UnmapState<'a> {
     delta: StatDelta,
     report: UnmapReport,
-    lo: u64,
-    hi: u64,
+    touched: Touched,
     dirty: Option<&'a mut GfnBitmap>,
 }
 
@@ -71,8 +71,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
         let mut st = UnmapState {
             delta: StatDelta::default(),
             report: UnmapReport::default(),
-            lo: u64::MAX,
-            hi: 0,
+            touched: Touched::none(),
             dirty,
         };
         let r = if range.is_empty() {
@@ -90,9 +89,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
             )
         };
         self.stats.add_delta(&st.delta);
-        if st.lo < st.hi {
-            batch.add_range(Gpa(st.lo), Gpa(st.hi));
-        }
+        st.touched.flush_into(batch);
         r.map(|()| st.report)
     }
 
@@ -158,8 +155,7 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
                         }
                     }
                     st.delta.leaves[level] -= 1;
-                    st.lo = st.lo.min(slot);
-                    st.hi = st.hi.max(slot + size);
+                    st.touched.add(slot, slot + size);
                     if M::ENABLED {
                         self.mirror.on_remove(GpaRange {
                             start: Gpa(slot),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use common::MapMirror;
 use harness::run;
 use mmu::{Ept, EptConfig, LoongArch16K, LoongArch4K, NoMirror, Npt};
-use ops::op_strategy;
+use ops::{Op, WINDOW_HUGE};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
@@ -77,4 +77,35 @@ proptest! {
     fn loongarch_with_mirror_matches_model(ops in prop::collection::vec(op_strategy(512), 1..30)) {
         run(LoongArch4K::default(), MapMirror::new(4096), &ops, mirror_map);
     }
+}
+
+/// One operation on either window; starts and lengths favour huge-page boundaries.
+fn op_strategy(huge_pages: u64) -> impl Strategy<Value = Op> {
+    let w = huge_pages * WINDOW_HUGE;
+    // Start pages: anywhere, or on a huge boundary (so huge leaves happen).
+    let page = prop_oneof![0..w, (0..WINDOW_HUGE).prop_map(move |k| k * huge_pages)];
+    let pages = prop_oneof![
+        1..8u64,
+        1..w,
+        (1..=WINDOW_HUGE).prop_map(move |k| k * huge_pages)
+    ];
+    let budget = prop_oneof![4 => Just(None), 1 => (0..4u8).prop_map(Some)];
+    prop_oneof![
+        6 => (any::<bool>(), page.clone(), pages.clone(), 0..4u8, 0..3u8, any::<bool>(), budget.clone())
+            .prop_map(|(win, page, pages, hpa, attrs, huge, budget)| Op::MapRange { win, page, pages, hpa, attrs, huge, budget }),
+        2 => (any::<bool>(), page.clone(), 0..2u8, 0..4u8, 0..3u8)
+            .prop_map(|(win, page, level, hpa, attrs)| Op::Map { win, page, level, hpa, attrs }),
+        3 => (any::<bool>(), page.clone(), pages.clone(), any::<bool>(), budget.clone())
+            .prop_map(|(win, page, pages, free, budget)| Op::Unmap { win, page, pages, free, budget }),
+        2 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::Age { win, page, pages }),
+        1 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::TestAge { win, page, pages }),
+        2 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::ClearDirty { win, page, pages }),
+        2 => (any::<bool>(), page.clone(), any::<u64>()).prop_map(|(win, page, mask)| Op::ClearMasked { win, page, mask }),
+        1 => (any::<bool>(), page.clone(), pages.clone()).prop_map(|(win, page, pages)| Op::WriteProtect { win, page, pages }),
+        2 => (any::<bool>(), page.clone(), pages.clone(), budget)
+            .prop_map(|(win, page, pages, budget)| Op::Split { win, page, pages, budget }),
+        2 => (any::<bool>(), page.clone(), pages).prop_map(|(win, page, pages)| Op::Collapse { win, page, pages }),
+        4 => (any::<bool>(), page, 0..3u8).prop_map(|(win, page, access)| Op::FastFix { win, page, access }),
+        1 => Just(Op::Commit),
+    ]
 }

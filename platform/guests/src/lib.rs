@@ -51,6 +51,20 @@ pub fn enter(args: BootArgs) -> ! {
 /// it until the last one has been stopped.
 pub const HOSTILE_ATTACKS: u64 = if cfg!(target_arch = "x86_64") { 7 } else { 5 };
 
+/// The boot flags that select an attack by volume (issue 13; the hypervisor sets them from
+/// `hostile=storm|spin|fuzz` on its command line). The hostile guest attacks; the manager
+/// measures.
+pub mod volume {
+    /// An interrupt and IPI storm; the manager times its worker without and with it.
+    pub const STORM: u64 = 8;
+    /// A vCPU spinning with interrupts masked; the manager stops and restarts it.
+    pub const SPIN: u64 = 16;
+    /// Hypercalls with random numbers and arguments.
+    pub const FUZZ: u64 = 32;
+    pub const ANY: u64 = STORM | SPIN | FUZZ;
+    pub use vcpu::hypercall::TIMER_MIN_NS;
+}
+
 /// Hypercall numbers (`vcpu/README.md`), from the ABI's definition.
 pub use vcpu::hypercall::nr;
 
@@ -150,6 +164,37 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     power_off(1)
 }
 
+/// Words the timed work runs over (64 KiB of the guest's own memory), and its passes.
+const TIMED_WORDS: usize = 8192;
+const TIMED_PASSES: u64 = 1024;
+
+#[repr(C, align(4096))]
+struct TimedBuf([u64; TIMED_WORDS]);
+static mut TIMED_BUF: TimedBuf = TimedBuf([0; TIMED_WORDS]);
+
+/// A fixed amount of work (loads, stores and multiplies over 64 KiB), timed with the
+/// architecture's counter: the neighbour's run time the storm scenario compares. Returns the
+/// median of three runs' ticks, so one descheduling of the emulator does not decide it.
+pub fn timed_work() -> u64 {
+    // SAFETY: only the worker's vCPU 0 calls this, one call at a time.
+    let buf = unsafe { &mut (*core::ptr::addr_of_mut!(TIMED_BUF)).0 };
+    let mut runs = [0u64; 3];
+    let mut x = 0x5e97_0000_0000_0005u64;
+    for t in &mut runs {
+        let start = rt::now();
+        for _ in 0..TIMED_PASSES {
+            for w in buf.iter_mut() {
+                x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(*w);
+                *w = x;
+            }
+        }
+        *t = rt::now().wrapping_sub(start);
+    }
+    core::hint::black_box(x);
+    runs.sort_unstable();
+    runs[1]
+}
+
 /// Volatile access to one u64 of guest memory.
 pub fn read(addr: u64) -> u64 {
     // SAFETY: callers pass addresses of their own memory (or deliberately foreign ones, which
@@ -181,6 +226,13 @@ pub mod shared {
     /// Multi-vCPU dirty phase: every vCPU writes its own pages, over and over, recording the
     /// harvest epoch it saw before each write, until the manager sets [`SMP_STOP`].
     pub const CMD_DIRTY_SMP: u64 = 4;
+    /// Timed phases of the storm scenario: run [`timed_work`](crate::timed_work) and write its
+    /// counter ticks to [`TIMED_TICKS`]. Two numbers, since a command is only seen when it
+    /// differs from the last one.
+    pub const CMD_TIMED_QUIET: u64 = 5;
+    pub const CMD_TIMED_STORM: u64 = 6;
+    /// The worker's run time of its last timed phase, in its counter's ticks.
+    pub const TIMED_TICKS: u64 = 56;
 
     /// The manager's harvest epoch: set to h before harvest h starts (after h - 1 returned).
     pub const EPOCH: u64 = 32;

@@ -142,21 +142,115 @@ extern "C" fn upcall_entry(irq: u64, detail: u64) -> ! {
     }
 }
 
-/// Registers `handler` as this vCPU's upcall handler, on this vCPU's upcall stack.
+/// Whether interrupts come the hardware way (LoongArch under LVZ: the guest's own exception
+/// vector, timer and IPI line) rather than as upcalls.
+pub fn hardware_interrupts() -> bool {
+    #[cfg(target_arch = "loongarch64")]
+    return rt::under_lvz();
+    #[cfg(not(target_arch = "loongarch64"))]
+    false
+}
+
+/// LoongArch under LVZ: the guest's exception vector (`rt::septum_guest_exception`) calls this
+/// with ESTAT. A timer tick is acknowledged (TICLR) and reported as [`IRQ_TIMER`]; the IPI line
+/// is served like a kernel serves it: read IPI_STATUS, write the bits back to IPI_CLEAR (the
+/// line drops), and report each bit as [`IRQ_IPI`] with the bit number, which the sender sets
+/// to its own vCPU index, as the detail. Any exception is fatal for a test guest.
+#[cfg(target_arch = "loongarch64")]
+pub extern "C" fn on_exception(estat: u64) {
+    let f = HANDLER.load(Ordering::SeqCst);
+    let ecode = (estat >> 16) & 0x3f;
+    if ecode != 0 && TRAP_ARMED.swap(false, Ordering::SeqCst) {
+        // An instruction expected to be refused: note why and go on after it.
+        TRAPPED.store(ecode, Ordering::SeqCst);
+        rt::skip_faulting_instruction();
+        return;
+    }
+    if ecode != 0 || f == 0 {
+        crate::println!("guest exception: ESTAT {estat:#x} with no handler for it");
+        crate::power_off(1);
+    }
+    // SAFETY: only `set_handler` stores this, always a `fn(u64, u64)`.
+    let handler: fn(u64, u64) = unsafe { core::mem::transmute::<usize, fn(u64, u64)>(f) };
+    if estat & rt::LINE_TIMER != 0 {
+        rt::ack_timer();
+        handler(IRQ_TIMER, 0);
+    }
+    if estat & rt::LINE_IPI != 0 {
+        let status = rt::iocsr_read32(IPI_STATUS);
+        rt::iocsr_write32(IPI_CLEAR, status);
+        for bit in 0..32 {
+            if status & 1 << bit != 0 {
+                handler(IRQ_IPI, bit);
+            }
+        }
+    }
+}
+
+/// LoongArch under LVZ: the next exception is expected (an attack the CPU should refuse); its
+/// Ecode lands in [`TRAPPED`] and the guest continues after the instruction.
+#[cfg(target_arch = "loongarch64")]
+static TRAP_ARMED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+#[cfg(target_arch = "loongarch64")]
+static TRAPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// LoongArch under LVZ: runs `f`, which should raise an exception in the guest; returns its
+/// Ecode, or `None` if `f` ran without one.
+#[cfg(target_arch = "loongarch64")]
+pub fn expect_exception(f: impl FnOnce()) -> Option<u64> {
+    TRAPPED.store(0, Ordering::SeqCst);
+    TRAP_ARMED.store(true, Ordering::SeqCst);
+    rt::interrupts_on();
+    f();
+    TRAP_ARMED.store(false, Ordering::SeqCst);
+    match TRAPPED.load(Ordering::SeqCst) {
+        0 => None,
+        e => Some(e),
+    }
+}
+
+#[cfg(target_arch = "loongarch64")]
+const IPI_STATUS: u64 = 0x1000;
+#[cfg(target_arch = "loongarch64")]
+const IPI_ENABLE: u64 = 0x1004;
+#[cfg(target_arch = "loongarch64")]
+const IPI_CLEAR: u64 = 0x100c;
+
+/// Registers `handler` as this vCPU's interrupt handler: an upcall handler on this vCPU's upcall
+/// stack, or under LVZ the guest's own exception vector with the IPI block enabled.
 pub fn set_handler(handler: fn(u64, u64)) -> i64 {
     HANDLER.store(handler as usize, Ordering::SeqCst);
+    #[cfg(target_arch = "loongarch64")]
+    if rt::under_lvz() {
+        rt::iocsr_write32(IPI_ENABLE, u32::MAX);
+        rt::interrupts_on();
+        return 0;
+    }
     let index = vcpu_id().min(MAX_VCPUS as u64 - 1);
     let stack = stack_top(core::ptr::addr_of_mut!(UPCALL_STACKS), index);
     let entry = upcall_entry as extern "C" fn(u64, u64) -> ! as usize as u64;
     call(nr::UPCALL_SET, entry, stack, 0)
 }
 
-/// Arms this vCPU's timer every `ns` nanoseconds (0 stops it).
+/// Arms this vCPU's timer every `ns` nanoseconds (0 stops it): `TIMER_SET`, or under LVZ the
+/// guest's own timer.
 pub fn timer_periodic(ns: u64) -> i64 {
+    #[cfg(target_arch = "loongarch64")]
+    if rt::under_lvz() {
+        rt::guest_timer(ns * (rt::COUNTER_HZ / 1_000_000) / 1000);
+        return 0;
+    }
     call(nr::TIMER_SET, ns, 1, 0)
 }
 
-/// Sends a virtual IPI to vCPU `index` of this partition.
+/// Sends an IPI to vCPU `index` of this partition: `SEND_IPI`, or under LVZ through the IOCSR
+/// IPI block (IPI_SEND, the vector being the sender's index).
 pub fn send_ipi(index: u64) -> i64 {
+    #[cfg(target_arch = "loongarch64")]
+    if rt::under_lvz() {
+        let me = vcpu_id() & 0x1f;
+        rt::iocsr_write32(IPI_SEND, (1 << 31) | ((index as u32) << 16) | me as u32);
+        return 0;
+    }
     call(nr::SEND_IPI, index, 0, 0)
 }

@@ -88,6 +88,17 @@ pub struct GuestBoot {
     /// `entry >> 4`:0, paging and protection off, the argument registers zero (a backend without
     /// the notion never gets it).
     pub real_mode: bool,
+    /// Whose register convention `args` follows.
+    pub abi: BootAbi,
+}
+
+/// The register convention of a vCPU's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootAbi {
+    /// The test guests': the backend may add its flags to the boot vCPU's flag register.
+    TestGuest,
+    /// A boot protocol (Linux's): the registers hold exactly `args`, nothing added.
+    Exact,
 }
 
 /// Where the physical controller sends a device line: the CPU that runs the target vCPU, and the
@@ -168,5 +179,7 @@ pub trait PartitionArch {
     }
     /// The guest ended its interrupt of level-triggered line `line` (its EOI of the vector the
     /// line was routed as): the line, held masked since its interrupt was taken, may fire again.
-    fn end_device_line(_line: u32) {}
+    /// Only x86 guests end interrupts by an EOI the hypervisor sees (their x2APIC's).
+    #[cfg(target_arch = "x86_64")]
+    fn end_device_line(line: u32);
 }

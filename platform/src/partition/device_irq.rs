@@ -127,6 +127,7 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
 
 /// A vCPU of `p` ended its interrupt `vector` (x2APIC EOI): a level-triggered line routed
 /// through the view as that vector may fire again.
+#[cfg(target_arch = "x86_64")]
 pub fn guest_eoi(p: &Partition, vector: u8) {
     for (pos, &line) in p.config.irqs.iter().enumerate() {
         if Via::load(&p.irq_via[pos]) != Via::Controller {

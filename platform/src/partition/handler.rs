@@ -29,10 +29,87 @@ pub struct Handler {
     mmio: IoBus,
     ports: IoBus,
     irqs: VirtualInterrupts,
+    #[cfg(target_arch = "x86_64")]
+    msrs: Msrs,
+    ports_seen: UnownedPorts,
+}
+
+/// A Linux partition's accesses to ports it does not own: a PC operating system probes for
+/// devices it may not have (PIC, PIT, CMOS, PCI configuration, legacy UARTs), and on a PC an
+/// absent device reads as all-ones and ignores writes. So for such a partition, and only for it,
+/// that is what an unowned port does: nothing reaches hardware, the access is counted, and the
+/// first access to each of a few ports is logged. The test guests keep the strict rule (an
+/// unowned port stops the partition), which the hostile guest's attack checks.
+#[derive(Default)]
+struct UnownedPorts {
+    logged: [u16; 16],
+    distinct: usize,
+    reads: u64,
+    writes: u64,
+}
+
+impl UnownedPorts {
+    fn note(&mut self, p: &Partition, index: u32, port: u16, write: bool) {
+        if write {
+            self.writes += 1;
+        } else {
+            self.reads += 1;
+        }
+        if !self.logged[..self.distinct].contains(&port) && self.distinct < self.logged.len() {
+            self.logged[self.distinct] = port;
+            self.distinct += 1;
+            let what = if write { "write to" } else { "read of" };
+            crate::println!(
+                "partition {}: vCPU {index}: {what} unowned port {port:#x}: absent device",
+                p.name()
+            );
+        }
+    }
+}
+
+/// The MSRs a vCPU's RDMSR/WRMSR exits reach and what was refused, for the log (x86 only: no
+/// other architecture has MSRs).
+#[cfg(target_arch = "x86_64")]
+#[derive(Default)]
+struct Msrs {
+    model: arch_x86::guest_msr::GuestMsrs,
+    /// The distinct MSRs refused so far (the first few, each logged once).
+    refused: [u32; 16],
+    distinct: usize,
+    /// Every refused access.
+    refusals: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Msrs {
+    /// Counts a refused access and logs the first of each MSR.
+    fn refuse(&mut self, p: &Partition, index: u32, msr: u32, write: bool) -> Action {
+        self.refusals += 1;
+        let seen = self.refused[..self.distinct].contains(&msr);
+        if !seen && self.distinct < self.refused.len() {
+            self.refused[self.distinct] = msr;
+            self.distinct += 1;
+            let what = if write { "WRMSR to" } else { "RDMSR of" };
+            crate::println!(
+                "partition {}: vCPU {index}: {what} {msr:#x} refused (#GP)",
+                p.name()
+            );
+        }
+        Action::Resume(Completion::GENERAL_PROTECTION)
+    }
 }
 
 fn violation(what: &'static str, addr: u64) -> Action {
     Action::Stop(StopReason::Violation { what, addr })
+}
+
+/// A CSR or IOCSR access outside the partition's IPI block: its reason names the IOCSR address
+/// for an IOCSR access (`ipi_mailbox::exit_word`), the CSR number otherwise.
+fn csr_violation(csr: u32) -> Action {
+    match vcpu::ipi_mailbox::split_exit_word(csr) {
+        Some((addr, _)) => violation("IOCSR access outside its devices at", addr),
+        None => violation("CSR access", u64::from(csr)),
+    }
 }
 
 impl Handler {
@@ -56,12 +133,90 @@ impl Handler {
             mmio,
             ports,
             irqs: VirtualInterrupts::new(partition, index),
+            #[cfg(target_arch = "x86_64")]
+            msrs: Msrs::default(),
+            ports_seen: UnownedPorts::default(),
         }
     }
 
     /// The vCPU's run is over: its timer stops.
     pub fn stop(&mut self) {
         self.irqs.stop();
+        let u = &self.ports_seen;
+        if u.reads + u.writes != 0 {
+            crate::println!(
+                "partition {}: vCPU {}: unowned ports: {} reads (all-ones), {} writes (dropped)",
+                self.partition.name(),
+                self.index,
+                u.reads,
+                u.writes
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.msrs.refusals != 0 {
+            crate::println!(
+                "partition {}: vCPU {}: {} MSR accesses refused with #GP",
+                self.partition.name(),
+                self.index,
+                self.msrs.refusals
+            );
+        }
+    }
+
+    /// Whether an unowned port is an absent device (a Linux partition, [`UnownedPorts`]) rather
+    /// than a violation.
+    fn absent_devices(&self) -> bool {
+        matches!(self.partition.config.image, board_config::Image::Linux(_))
+    }
+
+    /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
+    #[cfg(target_arch = "x86_64")]
+    fn msr_read(&mut self, msr: u32) -> Action {
+        use arch_x86::guest_msr::MsrAnswer;
+        let value = match self.msrs.model.read(msr, Current::now()) {
+            MsrAnswer::Done(v) => Some(v),
+            MsrAnswer::Apic => self.irqs.apic_read(msr),
+            MsrAnswer::Refuse => None,
+        };
+        match value {
+            Some(v) => Action::Resume(Completion::Value(v)),
+            None => self.msrs.refuse(self.partition, self.index, msr, false),
+        }
+    }
+
+    /// A guest WRMSR: taken by the policy or the virtual APIC, or #GP; never the hardware's.
+    #[cfg(target_arch = "x86_64")]
+    fn msr_write(&mut self, msr: u32, value: u64) -> Action {
+        use arch_x86::guest_msr::MsrAnswer;
+        let done = match self.msrs.model.write(msr, value) {
+            MsrAnswer::Done(_) => Some(()),
+            // Rewriting IA32_APIC_BASE as it reads changes nothing; moving or disabling the APIC
+            // is not something this partition's APIC can do, and it stops the partition (the
+            // test guests' hostile attack).
+            MsrAnswer::Apic if msr == arch_x86::guest_msr::IA32_APIC_BASE => {
+                if self.irqs.apic_read(msr) != Some(value) {
+                    return violation("write to MSR", u64::from(msr));
+                }
+                Some(())
+            }
+            MsrAnswer::Apic => self.irqs.apic_write(msr, value),
+            MsrAnswer::Refuse => None,
+        };
+        match done {
+            Some(()) => Action::Resume(Completion::Skip),
+            None => self.msrs.refuse(self.partition, self.index, msr, true),
+        }
+    }
+
+    /// No other architecture has MSRs.
+    #[cfg(not(target_arch = "x86_64"))]
+    fn msr_read(&mut self, msr: u32) -> Action {
+        violation("read of MSR", u64::from(msr))
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn msr_write(&mut self, msr: u32, _value: u64) -> Action {
+        violation("write to MSR", u64::from(msr))
     }
 
     fn bus_error(e: BusError, write: bool) -> Action {
@@ -144,11 +299,19 @@ impl ExitHandler for Handler {
             },
             VmExit::PortIn { port, size } => match self.ports.read(u64::from(port), size) {
                 Ok(v) => Action::Resume(Completion::Value(v)),
+                Err(BusError::Unclaimed { .. }) if self.absent_devices() => {
+                    self.ports_seen.note(p, self.index, port, false);
+                    Action::Resume(Completion::Value(size.mask()))
+                }
                 Err(e) => Self::port_error(e, false),
             },
             VmExit::PortOut { port, size, value } => {
                 match self.ports.write(u64::from(port), size, u64::from(value)) {
                     Ok(()) => Action::Resume(Completion::Skip),
+                    Err(BusError::Unclaimed { .. }) if self.absent_devices() => {
+                        self.ports_seen.note(p, self.index, port, true);
+                        Action::Resume(Completion::Skip)
+                    }
                     Err(e) => Self::port_error(e, true),
                 }
             }
@@ -164,26 +327,20 @@ impl ExitHandler for Handler {
                 lapic::with_apic_id(leaf, Current::cpuid(leaf, subleaf), self.index),
             )),
             VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
-            // The MSRs a partition owns never exit (the backends' MSR maps); its virtual APIC's
-            // are emulated (`lapic`); any other would reach state the hypervisor or another
-            // partition depends on.
-            VmExit::MsrRead { msr } => match self.irqs.apic_read(msr) {
-                Some(v) => Action::Resume(Completion::Value(v)),
-                None => violation("read of MSR", u64::from(msr)),
-            },
-            VmExit::MsrWrite { msr, value } => match self.irqs.apic_write(msr, value) {
-                Some(()) => Action::Resume(Completion::Skip),
-                None => violation("write to MSR", u64::from(msr)),
-            },
+            // The MSRs a partition owns never exit (the backends' MSR maps); the rest have a
+            // defined virtual answer, are its virtual APIC's (`lapic`), or raise #GP in the
+            // guest, as on a CPU without them; no write reaches a hardware MSR.
+            VmExit::MsrRead { msr } => self.msr_read(msr),
+            VmExit::MsrWrite { msr, value } => self.msr_write(msr, value),
             // LoongArch IOCSR accesses arrive as CSR exits; the IPI block is the partition's
             // view (`mailbox`), everything else is the hypervisor's.
             VmExit::CsrRead { csr } => match self.irqs.iocsr_read(csr) {
                 Some(v) => Action::Resume(Completion::Value(v)),
-                None => violation("CSR access", u64::from(csr)),
+                None => csr_violation(csr),
             },
             VmExit::CsrWrite { csr, value } => match self.irqs.iocsr_write(csr, value) {
                 Some(()) => Action::Resume(Completion::Skip),
-                None => violation("CSR access", u64::from(csr)),
+                None => csr_violation(csr),
             },
             VmExit::Shutdown {
                 kind: ShutdownKind::PowerOff,
@@ -214,5 +371,9 @@ impl ExitHandler for Handler {
 
     fn vector_injected(&mut self, vector: u8) {
         self.irqs.vector_injected(vector);
+    }
+
+    fn irq_lines(&mut self) -> Option<u32> {
+        Some(self.irqs.iocsr_lines())
     }
 }

@@ -37,6 +37,16 @@ fn stop(caller: &Partition, id: vcpu::PartitionId) -> Result {
     if t.id == caller.id || t.state() != State::Running {
         return Err(HypercallError::BadState);
     }
+    use super::arch::PartitionArch;
+    use core::sync::atomic::Ordering;
+    // Timed from here to the moment every vCPU is out of its guest (`run::run_partition`): the
+    // figure of the boot tests' spin scenario. Never 0, which means "none pending".
+    let _ = t.stop_asked_at.compare_exchange(
+        0,
+        crate::arch::Current::now().max(1),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     run::request_stop(t);
     Ok(0)
 }

@@ -1,28 +1,14 @@
-//! The virtual local APIC of a vCPU, for x86 guests that program interrupts the hardware way:
-//! x2APIC MSRs (`vcpu::x2apic`, the register model) backed by the same per-vCPU machinery as the
-//! upcall ABI — the vCPU's one timer (`vintr`), the IPI kick of another CPU, and the pending
-//! state in its `VcpuSlot` — with vectors injected through the guest's own IDT (`next_vector`,
-//! `vector_injected`, called by the exit handler before each entry).
-//!
-//! What a partition can reach: destinations are APIC IDs, and a vCPU's APIC ID is its index in
-//! its partition, so an IPI can only name the partition's own vCPUs; a destination beyond them
-//! is refused with a console line, like the `SEND_IPI` hypercall. The timer counts at the
-//! counter's rate (x86: the TSC), which CPUID leaf 0x4000_0010 reports to the guest.
-//! IA32_APIC_BASE reads as an enabled x2APIC at the architectural address (the boot vCPU marked
-//! BSP); writing it stays a violation, since the real one is the hypervisor's.
+//! The virtual local APIC of a vCPU, for x86 guests that program interrupts the hardware way,
+//! on the delivery side: the vector its APIC picks is injected through the guest's own IDT
+//! (`next_vector`, `vector_injected`, called by the exit handler before each entry) from the
+//! same per-vCPU machinery as the upcall ABI (the vCPU's one timer in `vintr`, the pending state
+//! in its `VcpuSlot`). The guest's register accesses (x2APIC MSRs, IPIs, INIT/STARTUP, the
+//! timer) are `apic_msrs`.
 
 use super::arch::PartitionArch;
-use super::remote;
-use super::vcpus::VcpuState;
-use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, TimerOwner, VirtualInterrupts};
+use super::vintr::{TimerOwner, VirtualInterrupts};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
-use vcpu::x2apic::{self, Destination, Effect, ReadContext};
-
-const IA32_APIC_BASE: u32 = 0x1b;
-/// Base 0xfee00000, x2APIC mode (bit 10), enabled (bit 11).
-const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 10) | (1 << 11);
-const APIC_BASE_BSP: u64 = 1 << 8;
 
 /// CPUID as vCPU `index` sees it: its APIC ID where CPUID reports one (leaf 1 EBX 31:24, the
 /// x2APIC ID in EDX of leaves 0xb and 0x1f), the rest as the arch answered.
@@ -36,152 +22,6 @@ pub fn with_apic_id(leaf: u32, regs: [u32; 4], index: u32) -> [u32; 4] {
 }
 
 impl VirtualInterrupts {
-    /// A guest RDMSR of its APIC: the value, or `None` if `msr` is no APIC register.
-    pub fn apic_read(&self, msr: u32) -> Option<u64> {
-        if msr == IA32_APIC_BASE {
-            let bsp = if self.index == 0 { APIC_BASE_BSP } else { 0 };
-            return Some(APIC_BASE_VALUE | bsp);
-        }
-        if !x2apic::is_x2apic_msr(msr) {
-            return None;
-        }
-        let ctx = ReadContext {
-            irr: self.slot().vectors(),
-            timer_left: self.apic_timer_left(),
-        };
-        self.apic.read(msr, &ctx).ok()
-    }
-
-    /// A guest WRMSR to its APIC: `None` if `msr` is no writable APIC register (the caller
-    /// treats it like any other MSR); otherwise the write is done, or refused with a console line.
-    pub fn apic_write(&mut self, msr: u32, value: u64) -> Option<()> {
-        if !x2apic::is_x2apic_msr(msr) {
-            return None;
-        }
-        match self.apic.write(msr, value).ok()? {
-            Effect::None | Effect::Eoi { vector: None } => {}
-            Effect::Eoi { vector: Some(v) } => super::device_irq::guest_eoi(self.partition, v),
-            Effect::Timer { ticks, periodic } => {
-                self.timer_for = TimerOwner::Apic;
-                if ticks == 0 {
-                    self.stop();
-                } else {
-                    self.arm(ticks, periodic);
-                }
-            }
-            Effect::Ipi { to, vector } => self.apic_ipi(to, vector),
-            Effect::Init { to } => self.apic_init(msr, to),
-            Effect::Startup { to, vector } => self.apic_startup(to, vector),
-            Effect::Refused(why) => self.refused(msr, "write", why),
-        }
-        Some(())
-    }
-
-    fn refused(&self, msr: u32, what: &str, why: &str) {
-        crate::println!(
-            "partition {}: vCPU {}: x2APIC {what} (MSR {msr:#x}) refused: {why}",
-            self.partition.name(),
-            self.index
-        );
-    }
-
-    /// The destination's index if it names a vCPU the partition does not have.
-    fn outside(&self, to: Destination) -> Option<u32> {
-        match to {
-            Destination::Vcpu(i) if i as usize >= self.partition.vcpus.len() => Some(i),
-            _ => None,
-        }
-    }
-
-    /// A fixed IPI: requests `vector` of every destination vCPU that runs, and kicks its CPU.
-    fn apic_ipi(&mut self, to: Destination, vector: u8) {
-        if let Some(i) = self.outside(to) {
-            no_such_vcpu(self.partition, "IPI", i);
-            return;
-        }
-        let me = self.index;
-        let now = Current::now();
-        let p = self.partition;
-        for i in 0..p.vcpus.len() as u32 {
-            let chosen = match to {
-                Destination::Vcpu(t) => t == i,
-                Destination::ToSelf => i == me,
-                Destination::All => true,
-                Destination::Others => i != me,
-            };
-            // A vCPU that is not running has no APIC to take it (it waits for its start).
-            if chosen {
-                ipi_to(p, me, i, |t| {
-                    t.raise_vector_ipi(vector, me, now);
-                    true
-                });
-            }
-        }
-    }
-
-    /// The vCPUs an INIT or STARTUP goes to (never the sender), or `None` after refusing a
-    /// destination outside the partition.
-    fn start_targets(&self, to: Destination) -> Option<impl Iterator<Item = u32> + '_> {
-        if let Some(i) = self.outside(to) {
-            no_such_vcpu(self.partition, "IPI", i);
-            return None;
-        }
-        let me = self.index;
-        Some((0..self.partition.vcpus.len() as u32).filter(move |&i| {
-            i != me
-                && match to {
-                    Destination::Vcpu(t) => t == i,
-                    _ => true,
-                }
-        }))
-    }
-
-    /// INIT: a vCPU that has not started already waits for its STARTUP, which is what INIT
-    /// leaves it doing; a running one leaves its guest at its next exit (its CPU is kicked), its
-    /// state is reset, and it waits for a STARTUP, while the partition runs on. The boot vCPU
-    /// cannot be INITed (the partition's run is tied to it), which is refused.
-    fn apic_init(&self, msr: u32, to: Destination) {
-        let Some(targets) = self.start_targets(to) else {
-            return;
-        };
-        for i in targets {
-            let slot = &self.partition.vcpus[i as usize];
-            if i == 0 {
-                self.refused(msr, "INIT", "the boot vCPU cannot be reset on its own");
-            } else if slot.state() == VcpuState::Running {
-                slot.request_init();
-                remote::kick(slot.cpu);
-            }
-        }
-    }
-
-    /// STARTUP: a waiting vCPU starts in real mode at `vector << 12` on its own CPU; one that
-    /// already started ignores it, as a processor outside wait-for-SIPI does (operating systems
-    /// send STARTUP twice).
-    fn apic_startup(&self, to: Destination, vector: u8) {
-        let Some(targets) = self.start_targets(to) else {
-            return;
-        };
-        for i in targets {
-            let slot = &self.partition.vcpus[i as usize];
-            let entry = u64::from(vector) << 12;
-            if slot.request_startup(entry) {
-                wake_for_start(slot);
-            } else {
-                // Running: ignored, unless an INIT is still on its way to it.
-                slot.defer_startup(entry);
-            }
-        }
-    }
-
-    /// Counter ticks left in the APIC timer's countdown.
-    fn apic_timer_left(&self) -> u64 {
-        match (self.timer_for, self.deadline) {
-            (TimerOwner::Apic, Some(d)) => d.saturating_sub(Current::now()),
-            _ => 0,
-        }
-    }
-
     /// The vector to inject before the next entry, if the guest's APIC has one to deliver.
     pub fn next_vector(&self) -> Option<u8> {
         if !self.apic.enabled() {
@@ -203,6 +43,7 @@ impl VirtualInterrupts {
         } else if self.timer_for == TimerOwner::Apic && self.apic.timer_vector() == Some(vector) {
             slot.timer_irqs.fetch_add(1, Ordering::Relaxed);
             slot.timer_latency.record(now.wrapping_sub(self.fired));
+            self.release_timer();
         } else {
             let (_, at) = slot.ipi_source();
             slot.ipi_irqs.fetch_add(1, Ordering::Relaxed);

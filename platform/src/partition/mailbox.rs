@@ -19,7 +19,24 @@ use crate::arch::Current;
 use core::sync::atomic::Ordering;
 use vcpu::ipi_mailbox::{self, IocsrOp};
 
+/// The IPI line's bit in the line word (ESTAT.IS bit 12).
+const IPI_LINE: u32 = 1 << 12;
+
 impl VirtualInterrupts {
+    /// The vCPU's IPI line as the hardware drives it from the block: raised while a pending bit
+    /// is enabled (ESTAT.IS bit 12 layout, `vcpu::ExitHandler::irq_lines`). Only a backend that
+    /// injects lines (LVZ) uses it; the deprivileged one delivers the same IPIs as upcalls.
+    pub fn iocsr_lines(&self) -> u32 {
+        let slot = self.slot();
+        let level =
+            slot.iocsr_ipi.load(Ordering::SeqCst) & slot.iocsr_enable.load(Ordering::SeqCst);
+        if level != 0 {
+            IPI_LINE
+        } else {
+            0
+        }
+    }
+
     /// A guest IOCSR read (`csr` is the exit word): the value, or `None` if it is not an access
     /// to the partition's IPI block.
     pub fn iocsr_read(&self, csr: u32) -> Option<u64> {

@@ -14,6 +14,8 @@
 //! every CPU the board file lists; vCPU k runs on the k-th, the first starts with the partition,
 //! the others when vCPU 0 asks (`VCPU_START`).
 
+#[cfg(target_arch = "x86_64")]
+mod apic_msrs;
 pub mod arch;
 mod device_irq;
 mod devices;
@@ -28,6 +30,7 @@ mod manage;
 mod remote;
 mod report;
 mod run;
+mod selfcheck;
 mod vcpus;
 mod vintr;
 
@@ -51,6 +54,8 @@ pub use frames::TableFrames;
 pub use remote::PartitionFlush;
 pub use report::summary;
 pub use run::{all_ended, run_cpu};
+use selfcheck::record_image_hash;
+pub use selfcheck::self_check;
 pub use vcpu::PartitionId;
 
 /// The stage-2 table type of this architecture.
@@ -92,6 +97,9 @@ pub struct Partition {
     stop_requested: AtomicBool,
     /// The manager asked for this stopped partition to run again.
     start_requested: AtomicBool,
+    /// Counter value when the manager's `PARTITION_STOP` came (0: none pending), so the run's
+    /// end can say how long stopping took (`run`).
+    stop_asked_at: AtomicU64,
     /// Completed starts (the guest gets the count of earlier ones at entry).
     starts: AtomicU64,
     /// Exits per `ExitKind`, over all runs.
@@ -256,6 +264,7 @@ fn build(
         state: AtomicU8::new(State::Created as u8),
         stop_requested: AtomicBool::new(false),
         start_requested: AtomicBool::new(false),
+        stop_asked_at: AtomicU64::new(0),
         starts: AtomicU64::new(0),
         exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
         last_end: Mutex::new(None),
@@ -296,6 +305,8 @@ pub fn build_all() -> Result<(), &'static str> {
         v.push(p);
     }
     PARTITIONS.call_once(|| v);
+    // Before any other CPU starts, so before any partition runs.
+    record_image_hash();
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! vCPU to end records why and stops the others, and vCPU 0's CPU sets the partition's state once
 //! every vCPU is out of its guest.
 
-use super::arch::{GuestBoot, PartitionArch};
+use super::arch::{BootAbi, GuestBoot, PartitionArch};
 use super::vcpus::VcpuState;
 use super::{guest_mem, handler, of_cpu, remote, Partition, State};
 use crate::arch::Current;
@@ -17,9 +17,61 @@ use vcpu::{ExitCounters, StopReason};
 /// Polls vCPU 0's CPU waits for the others to leave their guests at the end of a run.
 const END_POLLS: u64 = 500_000_000;
 
+/// The command-line words that select a volume attack, and the boot flag each sets.
+const VOLUME_SCENARIOS: [(&str, u64); 3] = [
+    ("hostile=storm", 8),
+    ("hostile=spin", 16),
+    ("hostile=fuzz", 32),
+];
+
+/// Copies each blob a Linux boot was laid out into (kernel, initrd, zero page, command line, GDT,
+/// ACPI tables) to its guest-physical address. The build checked that each lies in the
+/// partition's RAM; the copy still goes through the checked translation.
+fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'static str> {
+    for blob in linux.blobs {
+        let dst = guest_mem::host_slice(p, blob.gpa, blob.bytes.len() as u64, false)
+            .ok_or("a Linux boot blob does not fit in the partition's memory")?;
+        dst.copy_from_slice(blob.bytes);
+    }
+    #[cfg(target_arch = "x86_64")]
+    add_runtime_args(p, linux);
+    Ok(())
+}
+
+/// Appends what only the running hypervisor knows to the kernel's command line
+/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition. The
+/// command line lives in a page of its own (the build's layout), so the space ends there.
+#[cfg(target_arch = "x86_64")]
+fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
+    use arch_x86::linux_args::{append, tsc_early_khz, CMDLINE_SIZE, CMD_LINE_PTR};
+    let Some(zp) = guest_mem::host_slice(p, linux.zero_page, 0x1000, true) else {
+        return;
+    };
+    let word = |at: usize| u32::from_le_bytes(zp[at..at + 4].try_into().unwrap());
+    let (ptr, limit) = (u64::from(word(CMD_LINE_PTR)), word(CMDLINE_SIZE) as usize);
+    let space = 0x1000 - (ptr & 0xfff);
+    // The counter is the TSC on x86.
+    let khz = Current::counter_hz() / 1000;
+    let result = match guest_mem::host_slice(p, ptr, space, true) {
+        Some(line) if khz != 0 => append(line, tsc_early_khz(khz).as_bytes(), limit),
+        _ => return,
+    };
+    match result {
+        Ok(_) => crate::println!(
+            "partition {}: command line += tsc_early_khz={khz}",
+            p.name()
+        ),
+        Err(e) => crate::println!(
+            "partition {}: tsc_early_khz={khz} not added to the command line: {e:?}",
+            p.name()
+        ),
+    }
+}
+
 /// Copies the partition's image to its memory at the load address.
 fn load_image(p: &Partition) -> Result<(), &'static str> {
     let bytes: &[u8] = match p.config.image {
+        board_config::Image::Linux(ref linux) => return load_linux(p, linux),
         board_config::Image::File { bytes, .. } => bytes,
         board_config::Image::Guest(g) => match g {
             board_config::TestGuest::Worker => crate::guests::WORKER,
@@ -52,18 +104,37 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
         .map_or((0, 0), |r| (r.guest, r.size));
     // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario; bit 2
     // (`smp-test=2`): x86 guests start their second vCPU with INIT and STARTUP IPIs.
-    let flags = if crate::boot::cmdline_has("smp-test=1") {
+    let mut flags = if crate::boot::cmdline_has("smp-test=1") {
         2
     } else if crate::boot::cmdline_has("smp-test=2") {
         2 | 4
     } else {
         0
     };
+    // Bits 3-5: the volume attacks of issue 13 (`hostile=storm|spin|fuzz`), read by the hostile
+    // guest and by the manager that measures them.
+    for (word, bit) in VOLUME_SCENARIOS {
+        if crate::boot::cmdline_has(word) {
+            flags |= bit;
+        }
+    }
+    if let board_config::Image::Linux(linux) = p.config.image {
+        // The 64-bit boot protocol: RSI holds the zero page, every other register is the
+        // kernel's to set.
+        return GuestBoot {
+            entry: linux.entry,
+            args: [0, linux.zero_page, 0, 0, 0],
+            vcpu: 0,
+            real_mode: false,
+            abi: BootAbi::Exact,
+        };
+    }
     GuestBoot {
         entry: p.config.entry,
         args: [u64::from(p.id), flags, starts, shared.0, shared.1],
         vcpu: 0,
         real_mode: false,
+        abi: BootAbi::TestGuest,
     }
 }
 
@@ -171,11 +242,32 @@ fn run_partition(p: &'static Partition, cpu: usize) {
         core::hint::spin_loop();
     }
     super::device_irq::end_run(p);
+    report_stop_time(p);
     let state = match p.last_end() {
         Some(StopReason::PowerOff { .. }) => State::Finished,
         _ => State::Stopped,
     };
     p.set_state(state);
+}
+
+/// If the manager stopped this run, says how long it took from its `PARTITION_STOP` to the
+/// moment every vCPU was out of its guest (whatever the guest was doing: a vCPU spinning with
+/// its interrupts masked is made to exit by the kick, a host interrupt it cannot mask).
+fn report_stop_time(p: &Partition) {
+    let asked = p.stop_asked_at.swap(0, Ordering::SeqCst);
+    if asked == 0 || p.last_end() != Some(StopReason::Stopped) {
+        return;
+    }
+    let hz = Current::counter_hz();
+    if hz == 0 {
+        return;
+    }
+    let ticks = Current::now().wrapping_sub(asked);
+    let us = u128::from(ticks) * 1_000_000 / u128::from(hz);
+    crate::println!(
+        "partition {}: stopped {us} us after the manager asked (every vCPU out of its guest)",
+        p.name()
+    );
 }
 
 /// A secondary vCPU's run, from the start request vCPU 0 posted.
@@ -196,6 +288,7 @@ fn run_secondary(
         args: [arg, u64::from(index), 0, 0, 0],
         vcpu: index,
         real_mode,
+        abi: BootAbi::TestGuest,
     };
     run_vcpu(p, cpu, boot, p.starts.load(Ordering::SeqCst) - 1);
 }

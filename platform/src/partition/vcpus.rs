@@ -148,6 +148,9 @@ pub struct VcpuSlot {
     init_requested: AtomicBool,
     startup_after_init: AtomicU64,
     pending: AtomicU64,
+    /// The pending bit [`Self::take_pending`] looks at first next time (one past the last one
+    /// it took), so no source starves another: only the vCPU's own CPU takes interrupts.
+    take_from: AtomicU32,
     /// Interrupt vectors requested of its virtual local APIC (x86 x2APIC, `lapic`): the IRR.
     vectors: VectorSet,
     /// Which of those a device line requested (`device_irq`), so their delivery counts as one.
@@ -190,6 +193,7 @@ impl VcpuSlot {
             init_requested: AtomicBool::new(false),
             startup_after_init: AtomicU64::new(0),
             pending: AtomicU64::new(0),
+            take_from: AtomicU32::new(0),
             vectors: VectorSet::new(),
             device_vectors: VectorSet::new(),
             device_seen_at: AtomicU64::new(0),
@@ -276,8 +280,8 @@ impl VcpuSlot {
             })
     }
 
-    /// Clears what a run leaves behind (pending interrupts) before the next one.
     /// Asks the running vCPU to leave its guest for an INIT (its CPU is kicked by the caller).
+    #[cfg(target_arch = "x86_64")]
     pub fn request_init(&self) {
         self.init_requested.store(true, Ordering::SeqCst);
     }
@@ -289,6 +293,7 @@ impl VcpuSlot {
 
     /// A STARTUP for `entry` arrived while an INIT was still on its way: kept for when the
     /// INIT is done. False if no INIT is pending (the STARTUP is then ignored, the vCPU runs).
+    #[cfg(target_arch = "x86_64")]
     pub fn defer_startup(&self, entry: u64) -> bool {
         if !self.init_requested.load(Ordering::SeqCst) {
             return false;
@@ -363,6 +368,7 @@ impl VcpuSlot {
     }
 
     /// Requests `vector` as an IPI from vCPU `from` sent at counter value `at`.
+    #[cfg(target_arch = "x86_64")]
     pub fn raise_vector_ipi(&self, vector: u8, from: u32, at: u64) {
         self.note_ipi(from, at);
         self.raise_vector(vector);
@@ -425,13 +431,18 @@ impl VcpuSlot {
         )
     }
 
-    /// Takes the most urgent pending interrupt (timer, then IPI, then the lowest device line).
+    /// Takes the next pending interrupt in turn: the first pending bit at or after the one
+    /// after the last taken (timer, IPI, then device lines, wrapping around). Strict priority
+    /// would let a source that is always pending again, such as a timer whose period is
+    /// shorter than its handler, starve every other one (seen with the storm scenario on
+    /// Bochs: its IPIs never got through its 10 µs timer).
     pub fn take_pending(&self) -> Option<VirtualIrq> {
         let p = self.pending.load(Ordering::SeqCst);
         if p == 0 {
             return None;
         }
-        let low = p.trailing_zeros();
+        let low = vcpu::upcall::next_in_turn(p, self.take_from.load(Ordering::Relaxed))?;
+        self.take_from.store(low + 1, Ordering::Relaxed);
         let irq = match low {
             0 => VirtualIrq::Timer,
             1 => VirtualIrq::Ipi,

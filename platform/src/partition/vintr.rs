@@ -37,6 +37,12 @@ pub struct VirtualInterrupts {
     pub(super) period: u64,
     /// The deadline that raised the pending timer interrupt, for its latency.
     pub(super) fired: u64,
+    /// A periodic tick was raised and the guest has not taken it yet (upcalls: until its
+    /// handler returns; x2APIC: until the vector is injected). Meanwhile the CPU's timer is not
+    /// armed: the next tick could only merge into the pending one, and a period shorter than an
+    /// exit would otherwise make the guest exit again before it ran a single instruction (seen
+    /// in Bochs, where 10 µs is 40 instructions: the vCPU never reached its handler's return).
+    pub(super) held: bool,
 }
 
 /// Which interface armed a vCPU's one timer (the last one to program it wins).
@@ -58,6 +64,7 @@ impl VirtualInterrupts {
             deadline: None,
             period: 0,
             fired: 0,
+            held: false,
         }
     }
 
@@ -82,16 +89,38 @@ impl VirtualInterrupts {
     }
 
     /// Starts the timer: due in `ticks` counter ticks, then every `ticks` if periodic.
+    /// No period is shorter than `TIMER_MIN_NS` (the x2APIC timer's count is clamped to it, as
+    /// `TIMER_SET` refuses anything shorter), so a guest cannot make its timer a storm.
     pub(super) fn arm(&mut self, ticks: u64, periodic: bool) {
+        let floor = u128::from(vcpu::hypercall::TIMER_MIN_NS) * u128::from(Current::counter_hz())
+            / 1_000_000_000;
+        let ticks = ticks.max(floor as u64).max(1);
         let deadline = Current::now().wrapping_add(ticks);
         self.deadline = Some(deadline);
         self.period = if periodic { ticks } else { 0 };
+        self.held = false;
+        Current::arm_timer(self.deadline);
+    }
+
+    /// The guest took the tick that held the timer: the next one keeps its place in the period,
+    /// but comes no sooner than half a period from now (a guest whose handler is slower than
+    /// its period gets ticks back to back, each one taken, rather than exits that deliver
+    /// nothing), and the CPU's timer is armed for it again.
+    pub(super) fn release_timer(&mut self) {
+        if !core::mem::replace(&mut self.held, false) {
+            return;
+        }
+        let earliest = Current::now().wrapping_add(self.period / 2);
+        self.deadline = self.deadline.map(|d| d.max(earliest));
         Current::arm_timer(self.deadline);
     }
 
     /// After every interrupt exit: a due timer becomes pending (and a periodic one re-arms,
     /// skipping ticks it can no longer make rather than bunching them).
     pub fn on_interrupt(&mut self) {
+        if self.held {
+            return;
+        }
         let Some(d) = self.deadline else { return };
         let now = Current::now();
         if now < d {
@@ -102,27 +131,35 @@ impl VirtualInterrupts {
             return;
         }
         self.fired = d;
-        match self.timer_for {
-            TimerOwner::Upcall => self.slot().raise(VirtualIrq::Timer),
-            // A masked (or disabled) LVT entry loses the tick, as on hardware.
-            TimerOwner::Apic => {
-                if let Some(v) = self.apic.timer_vector() {
-                    self.slot().raise_vector(v);
-                }
+        let raised = match self.timer_for {
+            TimerOwner::Upcall => {
+                self.slot().raise(VirtualIrq::Timer);
+                true
             }
-        }
+            // A masked (or disabled) LVT entry loses the tick, as on hardware.
+            TimerOwner::Apic => match self.apic.timer_vector() {
+                Some(v) => {
+                    self.slot().raise_vector(v);
+                    true
+                }
+                None => false,
+            },
+        };
         self.deadline = match self.period {
             0 => None,
             p if d.wrapping_add(p) > now => Some(d.wrapping_add(p)),
             p => Some(now.wrapping_add(p)),
         };
-        Current::arm_timer(self.deadline);
+        // Periodic: held until the guest takes this tick (`release_timer`).
+        self.held = raised && self.deadline.is_some();
+        Current::arm_timer(if self.held { None } else { self.deadline });
     }
 
     /// Stops the timer (also when the vCPU's run ended: it must not fire into the next guest on
     /// this CPU).
     pub fn stop(&mut self) {
         self.deadline = None;
+        self.held = false;
         Current::arm_timer(None);
     }
 
@@ -145,7 +182,11 @@ impl VirtualInterrupts {
 
     /// `UPCALL_RETURN`: whether there is an upcall to return from.
     pub fn upcall_return(&mut self) -> bool {
-        core::mem::replace(&mut self.in_upcall, false)
+        let was = core::mem::replace(&mut self.in_upcall, false);
+        if was && self.timer_for == TimerOwner::Upcall {
+            self.release_timer();
+        }
+        was
     }
 
     /// The interrupt to deliver before the next entry, if the vCPU takes upcalls now.

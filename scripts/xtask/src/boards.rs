@@ -45,6 +45,8 @@ pub struct Board {
     pub boot: Boot,
     pub emulator: Option<Emulator>,
     pub cpus: u32,
+    /// One past the highest RAM address the board file declares.
+    pub ram_top: u64,
 }
 
 impl Board {
@@ -83,6 +85,11 @@ impl Board {
         }
     }
 
+    /// The emulator's memory size in MiB: enough for the board's highest RAM address.
+    pub fn memory_mib(&self) -> u64 {
+        self.ram_top.div_ceil(1 << 20)
+    }
+
     pub fn is_success(&self, status: i32) -> bool {
         status == self.success_status()
     }
@@ -114,6 +121,16 @@ pub fn load(name: &str) -> Result<Board, String> {
     if !file.exists() {
         return Err(format!("no board {name:?}; boards: {}", names().join(", ")));
     }
+    if crate::linux::board_uses_images(&file) {
+        let images = dir();
+        let missing = [crate::linux::KERNEL, crate::linux::INITRD]
+            .iter()
+            .any(|f| !images.join(f).exists());
+        if missing {
+            crate::linux::ensure_images()
+                .map_err(|e| format!("board {name}: its Linux files could not be fetched: {e}"))?;
+        }
+    }
     let checked = board_config::check::check_file(&file).map_err(|e| e.to_string())?;
     Ok(Board {
         name: checked.name,
@@ -133,6 +150,7 @@ pub fn load(name: &str) -> Result<Board, String> {
             board_config::Emulator::Bochs => Emulator::Bochs,
         }),
         cpus: checked.cpus,
+        ram_top: checked.ram.iter().map(|r| r.end()).max().unwrap_or(0),
     })
 }
 

@@ -3,7 +3,7 @@
 //! test says which check failed and shows the last 40 lines of the log.
 
 use crate::boards::{self, Board};
-use crate::emulator::{self, Captured};
+use crate::emulator::{self, Captured, Flavour};
 use crate::image::Artifacts;
 use std::time::Duration;
 
@@ -28,8 +28,60 @@ pub struct BootTest {
     pub anywhere: &'static [&'static str],
     /// Text that must not appear anywhere.
     pub forbidden: &'static [&'static str],
+    /// Numbers the run prints, each checked against its bounds and shown when the test passes.
+    pub figures: &'static [Figure],
     pub ending: Ending,
     pub timeout: Duration,
+    /// LoongArch: the emulator, and so the backend the image must choose.
+    pub flavour: Flavour,
+}
+
+impl BootTest {
+    /// The board column of the summary: a LoongArch board names its backend
+    /// (`qemu-virt-la64/lvz`, `qemu-virt-la64/depriv`).
+    pub fn board_label(&self) -> String {
+        if self.loongarch() {
+            format!("{}/{}", self.board, self.flavour.suffix())
+        } else {
+            self.board.to_owned()
+        }
+    }
+
+    /// Whether the board is a LoongArch one (its tests run on both emulators).
+    pub fn loongarch(&self) -> bool {
+        self.board.contains("la64") || self.board.starts_with("ls3a")
+    }
+}
+
+/// A number a scenario prints: the integer right after the text `after` on every line that has
+/// it. At least one such line must exist, and every value must lie in `min..=max`.
+pub struct Figure {
+    pub name: &'static str,
+    pub after: &'static str,
+    pub min: i64,
+    pub max: i64,
+}
+
+/// The integer (optionally signed) that starts `text`, after any spaces.
+fn leading_int(text: &str) -> Option<i64> {
+    let t = text.trim_start();
+    let end = t
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+        .map_or(t.len(), |(i, _)| i);
+    t[..end].parse().ok()
+}
+
+/// Every value of figure `f` in `lines`, in order (a line where no number follows counts as a
+/// problem, reported by [`judge`]).
+pub fn figure_values(f: &Figure, lines: &[&str]) -> Vec<Option<i64>> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            l.find(f.after)
+                .map(|i| leading_int(&l[i + f.after.len()..]))
+        })
+        .collect()
 }
 
 /// The checks of a boot test, applied to a finished run; every failed check is listed.
@@ -60,6 +112,22 @@ pub fn judge(test: &BootTest, board: &Board, run: &Captured) -> Result<(), Vec<S
             problems.push(format!("forbidden {bad:?} in line {l:?}"));
         }
     }
+    for f in test.figures {
+        let values = figure_values(f, &lines);
+        if values.is_empty() {
+            problems.push(format!("figure {}: no line with {:?}", f.name, f.after));
+        }
+        for v in values {
+            match v {
+                None => problems.push(format!("figure {}: no number after {:?}", f.name, f.after)),
+                Some(v) if v < f.min || v > f.max => problems.push(format!(
+                    "figure {}: {v} outside its bounds {}..={}",
+                    f.name, f.min, f.max
+                )),
+                Some(_) => {}
+            }
+        }
+    }
     let want_status = match test.ending {
         Ending::Success => board.success_status(),
         Ending::Failure => board.failure_status(),
@@ -85,13 +153,45 @@ pub fn judge(test: &BootTest, board: &Board, run: &Captured) -> Result<(), Vec<S
 /// Runs one boot test on already-built artifacts, printing its verdict.
 pub fn run(test: &BootTest, artifacts: &Artifacts) -> Result<Duration, String> {
     let board = boards::load(test.board)?;
-    let run = emulator::run_captured(&board, artifacts, test.args, test.name, test.timeout)?;
+    let tag = if test.loongarch() {
+        format!("{}-{}", test.name, test.flavour.suffix())
+    } else {
+        test.name.to_owned()
+    };
+    let run = emulator::run_captured(
+        &board,
+        artifacts,
+        test.args,
+        &tag,
+        test.timeout,
+        test.flavour,
+    )?;
     match judge(test, &board, &run) {
-        Ok(()) => Ok(run.elapsed),
+        Ok(()) => {
+            let lines: Vec<&str> = run.serial.lines().collect();
+            for f in test.figures {
+                let values: Vec<String> = figure_values(f, &lines)
+                    .iter()
+                    .map(|v| v.map_or("?".into(), |v| v.to_string()))
+                    .collect();
+                eprintln!(
+                    "figure {}: {} (bounds {}..={})",
+                    f.name,
+                    values.join(", "),
+                    f.min,
+                    f.max
+                );
+            }
+            Ok(run.elapsed)
+        }
         Err(problems) => {
             let lines: Vec<&str> = run.serial.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
-            let mut report = format!("boot test {} on {} failed:\n", test.name, test.board);
+            let mut report = format!(
+                "boot test {} on {} failed:\n",
+                test.name,
+                test.board_label()
+            );
             for p in &problems {
                 report.push_str(&format!("  - {p}\n"));
             }
@@ -121,6 +221,7 @@ mod tests {
             boot: Boot::Direct,
             emulator: Some(Emulator::QemuX86),
             cpus: 2,
+            ram_top: 256 << 20,
         }
     }
 
@@ -132,8 +233,15 @@ mod tests {
             ordered: &["one", "two"],
             anywhere: &["cpu1"],
             forbidden: &["PANIC"],
+            figures: &[Figure {
+                name: "stop time",
+                after: "stopped after ",
+                min: 0,
+                max: 500,
+            }],
             ending: Ending::Success,
             timeout: Duration::from_secs(1),
+            flavour: Flavour::Stock,
         }
     }
 
@@ -149,14 +257,52 @@ mod tests {
     #[test]
     fn passes_when_every_check_holds() {
         assert_eq!(
-            judge(&test(), &board(), &captured("one\ncpu1\ntwo\n", Some(33))),
+            judge(
+                &test(),
+                &board(),
+                &captured("one\ncpu1\nstopped after 12 us\ntwo\n", Some(33))
+            ),
             Ok(())
         );
     }
 
     #[test]
+    fn figures_out_of_bounds_missing_or_not_numbers_fail() {
+        let run = |serial: &str| judge(&test(), &board(), &captured(serial, Some(33)));
+        assert_eq!(
+            run("one\ncpu1\nstopped after 12 us\nstopped after 501 us\ntwo\n").unwrap_err(),
+            vec!["figure stop time: 501 outside its bounds 0..=500".to_string()]
+        );
+        assert_eq!(
+            run("one\ncpu1\nstopped after -3\ntwo\n").unwrap_err(),
+            vec!["figure stop time: -3 outside its bounds 0..=500".to_string()]
+        );
+        assert_eq!(
+            run("one\ncpu1\ntwo\n").unwrap_err(),
+            vec!["figure stop time: no line with \"stopped after \"".to_string()]
+        );
+        assert_eq!(
+            run("one\ncpu1\nstopped after soon\ntwo\n").unwrap_err(),
+            vec!["figure stop time: no number after \"stopped after \"".to_string()]
+        );
+    }
+
+    #[test]
+    fn figure_values_read_signed_integers() {
+        assert_eq!(leading_int(" -28% (bound"), Some(-28));
+        assert_eq!(leading_int("1363 interrupts"), Some(1363));
+        assert_eq!(leading_int("-"), None);
+        assert_eq!(leading_int("x1"), None);
+    }
+
+    #[test]
     fn out_of_order_lines_fail() {
-        let e = judge(&test(), &board(), &captured("two\none\ncpu1\n", Some(33))).unwrap_err();
+        let e = judge(
+            &test(),
+            &board(),
+            &captured("two\none\ncpu1\nstopped after 1\n", Some(33)),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             vec!["line \"two\" appeared, but not after the lines expected before it".to_string()]
@@ -168,11 +314,16 @@ mod tests {
         let e = judge(
             &test(),
             &board(),
-            &captured("one\ntwo\nPANIC x\n", Some(35)),
+            &captured("one\ntwo\nstopped after 1\nPANIC x\n", Some(35)),
         )
         .unwrap_err();
         assert_eq!(e.len(), 3, "{e:?}");
-        let e = judge(&test(), &board(), &captured("one\ncpu1\ntwo\n", None)).unwrap_err();
+        let e = judge(
+            &test(),
+            &board(),
+            &captured("one\ncpu1\nstopped after 1\ntwo\n", None),
+        )
+        .unwrap_err();
         assert_eq!(e, vec!["no exit within 1 s: killed".to_string()]);
     }
 }

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 /// A file that must exist and the Debian package that provides it.
-struct Need {
-    path: &'static str,
-    package: &'static str,
-    backports: bool,
+pub struct Need {
+    pub path: &'static str,
+    pub package: &'static str,
+    pub backports: bool,
 }
 
 const QEMU_LA: &[Need] = &[Need {
@@ -111,13 +111,15 @@ pub fn ensure(board: &Board) -> Result<(), String> {
     install(&needs(board))
 }
 
-/// Installs everything any shipped board needs (`cargo xtask setup`, and the start of `test`).
+/// Installs everything any shipped board needs (`cargo xtask setup`, and the start of `test`),
+/// QEMU-LVZ included (built from the vendored source into the per-machine cache when missing).
 pub fn ensure_all() -> Result<(), String> {
     let all: Vec<&Need> = [QEMU_LA, QEMU_X86, BOCHS, GRUB_ISO, UEFI_X86]
         .into_iter()
         .flatten()
         .collect();
-    install(&all)
+    install(&all)?;
+    crate::qemu_lvz::ensure().map(|_| ())
 }
 
 fn codename() -> Option<String> {
@@ -135,7 +137,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn install(needs: &[&Need]) -> Result<(), String> {
+pub fn install(needs: &[&Need]) -> Result<(), String> {
     let missing: Vec<&&Need> = needs
         .iter()
         .filter(|n| !Path::new(n.path).exists())

@@ -20,10 +20,38 @@ struct Invocation {
     cmd: Command,
     /// The file the serial console is written to when it is not the process's stdout (Bochs).
     serial_file: Option<PathBuf>,
+    /// Whether the emulator's stderr goes to a file of its own (QEMU-LVZ's debug flood).
+    split_stderr: bool,
 }
 
-fn qemu_loongarch(board: &Board, elf: &Path, args: &str) -> Command {
-    let mut cmd = Command::new("qemu-system-loongarch64");
+/// Which LoongArch emulator a run uses: Debian's QEMU (no LVZ: the deprivileged backend) or
+/// QEMU-LVZ (`qemu_lvz.rs`: the LVZ backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Stock,
+    Lvz,
+}
+
+impl Flavour {
+    /// The backend the image is expected to choose under this emulator, for the summary's
+    /// board column (`qemu-virt-la64/lvz`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Flavour::Stock => "depriv",
+            Flavour::Lvz => "lvz",
+        }
+    }
+
+    fn qemu_loongarch(self) -> Result<PathBuf, String> {
+        match self {
+            Flavour::Stock => Ok(PathBuf::from("qemu-system-loongarch64")),
+            Flavour::Lvz => crate::qemu_lvz::ensure(),
+        }
+    }
+}
+
+fn qemu_loongarch(board: &Board, elf: &Path, args: &str, program: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(["-M", "virt", "-cpu", "max", "-m", "1G", "-smp"])
         .arg(board.cpus.to_string())
         .args([
@@ -54,7 +82,11 @@ fn qemu_loongarch(board: &Board, elf: &Path, args: &str) -> Command {
 /// `/EFI/BOOT/BOOTLOONGARCH64.EFI` from a FAT view of the image's ESP directory. QEMU's `virt`
 /// is not the board, but the image takes its memory from the UEFI map, so the boot path, the
 /// EFI entry and ExitBootServices are exercised here; 4 GiB covers the board file's RAM.
-fn qemu_loongarch_uefi(board: &Board, artifacts: &Artifacts) -> Result<Command, String> {
+fn qemu_loongarch_uefi(
+    board: &Board,
+    artifacts: &Artifacts,
+    program: &Path,
+) -> Result<Command, String> {
     let firmware = crate::uefi::ensure_firmware()?;
     let efi = artifacts
         .efi
@@ -65,7 +97,7 @@ fn qemu_loongarch_uefi(board: &Board, artifacts: &Artifacts) -> Result<Command, 
         .ancestors()
         .nth(3)
         .ok_or("the EFI image is not in an ESP tree")?;
-    let mut cmd = Command::new("qemu-system-loongarch64");
+    let mut cmd = Command::new(program);
     cmd.args(["-M", "virt", "-cpu", "max", "-m", "4G", "-smp"])
         .arg(board.cpus.to_string())
         .args([
@@ -97,7 +129,9 @@ fn qemu_loongarch_uefi(board: &Board, artifacts: &Artifacts) -> Result<Command, 
 
 fn qemu_x86(board: &Board, elf: &Path, args: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp"])
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m"])
+        .arg(format!("{}M", board.memory_mib()))
+        .arg("-smp")
         .arg(board.cpus.to_string())
         .args([
             "-nic",
@@ -202,6 +236,7 @@ fn bochs(
     Ok(Invocation {
         cmd,
         serial_file: (serial == Serial::Captured).then_some(serial_file),
+        split_stderr: false,
     })
 }
 
@@ -211,26 +246,34 @@ fn invocation(
     args: &str,
     dir: &Path,
     serial: Serial,
+    flavour: Flavour,
 ) -> Result<Invocation, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let plain = |cmd| Invocation {
+        cmd,
+        serial_file: None,
+        split_stderr: false,
+    };
+    let loongarch = |cmd| Invocation {
+        cmd,
+        serial_file: None,
+        split_stderr: flavour == Flavour::Lvz,
+    };
     match board.emulator {
-        Some(Emulator::QemuLoongArch) => Ok(Invocation {
-            cmd: qemu_loongarch(board, &artifacts.elf, args),
-            serial_file: None,
-        }),
-        Some(Emulator::QemuX86) => Ok(Invocation {
-            cmd: qemu_x86(board, &artifacts.elf, args),
-            serial_file: None,
-        }),
+        Some(Emulator::QemuLoongArch) => Ok(loongarch(qemu_loongarch(
+            board,
+            &artifacts.elf,
+            args,
+            &flavour.qemu_loongarch()?,
+        ))),
+        Some(Emulator::QemuX86) => Ok(plain(qemu_x86(board, &artifacts.elf, args))),
         Some(Emulator::Bochs) => bochs(board, artifacts, args, dir, serial),
-        None if board.boot == Boot::Uefi && board.arch == Arch::LoongArch64 => Ok(Invocation {
-            cmd: qemu_loongarch_uefi(board, artifacts)?,
-            serial_file: None,
-        }),
-        None if board.boot == Boot::Grub && board.arch == Arch::X86_64 => Ok(Invocation {
-            cmd: qemu_x86_uefi(board, &artifacts.elf, args, dir)?,
-            serial_file: None,
-        }),
+        None if board.boot == Boot::Uefi && board.arch == Arch::LoongArch64 => Ok(loongarch(
+            qemu_loongarch_uefi(board, artifacts, &flavour.qemu_loongarch()?)?,
+        )),
+        None if board.boot == Boot::Grub && board.arch == Arch::X86_64 => {
+            Ok(plain(qemu_x86_uefi(board, &artifacts.elf, args, dir)?))
+        }
         None => Err(format!(
             "board {} is real hardware with no emulator; flash {} instead",
             board.name,
@@ -250,11 +293,18 @@ pub fn run_interactive(
     artifacts: &Artifacts,
     args: &str,
     timeout_secs: u64,
+    flavour: Flavour,
 ) -> Result<i32, String> {
     let dir = image::out_dir(&board.name).join("run");
-    let mut inv = invocation(board, artifacts, args, &dir, Serial::Terminal)?;
+    let mut inv = invocation(board, artifacts, args, &dir, Serial::Terminal, flavour)?;
     if board.emulator == Some(Emulator::Bochs) {
         inv.cmd.stdin(std::process::Stdio::null());
+    }
+    if inv.split_stderr {
+        let err = dir.join("emulator.err");
+        eprintln!("xtask: QEMU-LVZ's debug output goes to {}", err.display());
+        let f = std::fs::File::create(&err).map_err(|e| format!("{}: {e}", err.display()))?;
+        inv.cmd.stderr(f);
     }
     let Bounded { status, elapsed } =
         process::run_attached(&mut inv.cmd, Duration::from_secs(timeout_secs))?;
@@ -284,10 +334,12 @@ pub fn run_captured(
     args: &str,
     tag: &str,
     timeout: Duration,
+    flavour: Flavour,
 ) -> Result<Captured, String> {
     let dir = image::out_dir(&board.name).join(format!("test-{tag}"));
-    let mut inv = invocation(board, artifacts, args, &dir, Serial::Captured)?;
+    let mut inv = invocation(board, artifacts, args, &dir, Serial::Captured, flavour)?;
     let output = dir.join("emulator.out");
+    let err_log = inv.split_stderr.then(|| dir.join("emulator.err"));
     // A real board's image parks after saying how the run ended (`power.rs`); on an emulator
     // standing in for the board that line ends the run with the board's status.
     let ends: &[(&str, i32)] = if board.emulator.is_none() {
@@ -299,7 +351,7 @@ pub fn run_captured(
         &[]
     };
     let Bounded { status, elapsed } =
-        process::run_bounded_until(&mut inv.cmd, &output, timeout, ends)?;
+        process::run_bounded_split(&mut inv.cmd, &output, err_log.as_deref(), timeout, ends)?;
     let serial_path = inv.serial_file.unwrap_or(output);
     let serial =
         String::from_utf8_lossy(&std::fs::read(&serial_path).unwrap_or_default()).replace('\r', "");

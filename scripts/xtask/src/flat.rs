@@ -65,6 +65,37 @@ pub fn from_elf(elf: &[u8]) -> Result<Vec<u8>, String> {
     Ok(image)
 }
 
+/// Where the image lies in physical memory once loaded and running: from the lowest loadable
+/// segment's physical address to the end of the highest one's memory size, which counts the
+/// zero-initialised tail (.bss, where the linker scripts put the heap and the CPU stacks).
+pub fn footprint(elf: &[u8]) -> Result<(u64, u64), String> {
+    if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    let phoff = u64_at(elf, 0x20)? as usize;
+    let phentsize = u16_at(elf, 0x36)? as usize;
+    let phnum = u16_at(elf, 0x38)? as usize;
+    let mut span: Option<(u64, u64)> = None;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(elf, ph)? != PT_LOAD {
+            continue;
+        }
+        let (paddr, memsz) = (u64_at(elf, ph + 24)?, u64_at(elf, ph + 40)?);
+        if memsz == 0 {
+            continue;
+        }
+        let end = paddr
+            .checked_add(memsz)
+            .ok_or_else(|| format!("segment at {paddr:#x} wraps the address space"))?;
+        span = Some(match span {
+            None => (paddr, end),
+            Some((s, e)) => (s.min(paddr), e.max(end)),
+        });
+    }
+    span.ok_or_else(|| "no loadable segment".into())
+}
+
 const MACHINE_LOONGARCH64: u16 = 0x6264;
 const MACHINE_X86_64: u16 = 0x8664;
 const LINUX_LOONGARCH_MAGIC: u32 = 0x8182_23cd;
@@ -101,7 +132,7 @@ pub fn check_pe(image: &[u8], loongarch: bool) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// A minimal ELF64 with the given (paddr, bytes) PT_LOAD segments.
+    /// A minimal ELF64 with the given (paddr, bytes) PT_LOAD segments, memory size = file size.
     fn elf(segments: &[(u64, &[u8])]) -> Vec<u8> {
         let phoff = 64usize;
         let data_start = phoff + 56 * segments.len();
@@ -117,6 +148,7 @@ mod tests {
             f[ph + 8..ph + 16].copy_from_slice(&offset.to_le_bytes());
             f[ph + 24..ph + 32].copy_from_slice(&paddr.to_le_bytes());
             f[ph + 32..ph + 40].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            f[ph + 40..ph + 48].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
             f.extend_from_slice(bytes);
         }
         f
@@ -126,6 +158,16 @@ mod tests {
     fn segments_are_placed_by_physical_address_with_gaps_zeroed() {
         let image = from_elf(&elf(&[(0x1004, b"cd"), (0x1000, b"ab")])).unwrap();
         assert_eq!(image, b"ab\0\0cd");
+    }
+
+    #[test]
+    fn footprint_counts_memory_size_past_the_file() {
+        let mut f = elf(&[(0x20_0000, b"abcd"), (0x20_1000, b"ef")]);
+        // The second segment's memory size (its .bss) runs 0x10000 bytes past its file bytes.
+        let ph = 64 + 56;
+        f[ph + 40..ph + 48].copy_from_slice(&0x10002u64.to_le_bytes());
+        assert_eq!(footprint(&f), Ok((0x20_0000, 0x21_1002)));
+        assert!(footprint(b"not an elf").is_err());
     }
 
     #[test]

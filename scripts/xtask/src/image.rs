@@ -121,6 +121,7 @@ pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
     // Every board builds to the same cargo path, so each one's ELF is copied out at once.
     let elf = out.join("septum.elf");
     std::fs::copy(&built, &elf).map_err(|e| format!("copy {}: {e}", built.display()))?;
+    check_footprint(board, &elf)?;
     let mut artifacts = Artifacts {
         board: board.name.clone(),
         elf,
@@ -133,6 +134,22 @@ pub fn build(board: &Board, profile: Profile) -> Result<Artifacts, String> {
         Boot::Uefi => artifacts.efi = Some(efi_image(board, &out, &artifacts.elf)?),
     }
     Ok(artifacts)
+}
+
+/// The board's `hypervisor` range covers the linked image (code, data, and the heap and stacks in
+/// .bss): only now is the image's real size known, so the checker's last rule runs here and a
+/// board that would hand the hypervisor's memory to a partition fails the build.
+fn check_footprint(board: &Board, elf: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let (start, end) = flat::footprint(&bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let checked = board_config::check::check_file(&board.file).map_err(|e| e.to_string())?;
+    board_config::check::check_footprint(&checked, board_config::check::Footprint { start, end })
+        .map_err(|e| {
+            format!(
+                "{e}\nthe image for board {} does not fit its hypervisor range",
+                board.name
+            )
+        })
 }
 
 /// The firmware a GRUB ISO is made for.

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! cargo xtask build --board B            image for board B (ELF, plus ISO or EFI image)
-//! cargo xtask run [--board B] [-- ARGS]  build and boot B in its emulator, console on the terminal
+//! cargo xtask run [--board B] [--lvz] [-- ARGS]  build and boot B in its emulator (LoongArch:
+//!                                        --lvz boots QEMU-LVZ), console on the terminal
 //! cargo xtask test [FILTER]              fmt, clippy, host tests, cross-builds, boot tests, bench
 //! cargo xtask check-config FILE          check a board file and print its summary
 //! cargo xtask bench mmu [--short]        the mmu benchmark
-//! cargo xtask setup                      install the emulators (Debian, as root)
+//! cargo xtask fuzz TARGET [--time S]     run one libFuzzer target, adding finds to its corpus
+//! cargo xtask setup                      install the emulators (Debian, as root), build QEMU-LVZ
 //! ```
 
 mod boards;
@@ -15,8 +17,11 @@ mod boot_test;
 mod deps;
 mod emulator;
 mod flat;
+mod fuzz;
 mod image;
+mod linux;
 mod process;
+mod qemu_lvz;
 mod scenarios;
 mod suite;
 mod uefi;
@@ -39,11 +44,12 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask <command>\n\
          \n  build --board B [--debug]          build the image for board B\
-         \n  run [--board B] [--timeout S] [-- KERNEL-ARGS]\
+         \n  run [--board B] [--timeout S] [--lvz] [-- KERNEL-ARGS]\
          \n                                     build and boot B in its emulator (default {DEFAULT_BOARD})\
          \n  test [FILTER]                      everything: fmt, clippy, host tests, builds, boot tests\
          \n  check-config FILE                  check a board file and print its summary\
          \n  bench mmu [--short]                run the mmu benchmark\
+         \n  fuzz TARGET [--time S]             run a fuzz target for S seconds (default 60)\
          \n  setup                              install missing emulators (Debian, as root)\
          \n\nboards: {}",
         boards::names().join(", ")
@@ -110,11 +116,16 @@ fn run_command(mut args: Vec<String>) -> Result<bool, String> {
                     .map_err(|_| format!("--timeout takes seconds, not {t:?}"))?,
                 None => 600,
             };
+            let flavour = if take_flag(&mut args, "--lvz") {
+                emulator::Flavour::Lvz
+            } else {
+                emulator::Flavour::Stock
+            };
             reject_rest(&args)?;
             let board = boards::load(&board)?;
             deps::ensure(&board)?;
             let artifacts = image::build(&board, image::Profile::Release)?;
-            let status = emulator::run_interactive(&board, &artifacts, &extra, timeout)?;
+            let status = emulator::run_interactive(&board, &artifacts, &extra, timeout, flavour)?;
             println!(
                 "\nxtask: {} exited with status {status}",
                 board.emulator_name()
@@ -138,9 +149,25 @@ fn run_command(mut args: Vec<String>) -> Result<bool, String> {
                 _ => Err("bench takes `mmu`".into()),
             }
         }
+        "fuzz" => {
+            let time = match take_option(&mut args, "--time")? {
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| format!("--time takes seconds, not {t:?}"))?,
+                None => 60,
+            };
+            let [target] = args.as_slice() else {
+                return Err(format!(
+                    "fuzz takes one TARGET: {}",
+                    fuzz::TARGETS.join(", ")
+                ));
+            };
+            fuzz::run_one(target, time)
+        }
         "setup" => {
             reject_rest(&args)?;
             deps::ensure_all()?;
+            println!("xtask: QEMU-LVZ is {}", qemu_lvz::ensure()?.display());
             Ok(true)
         }
         other => Err(format!("unknown command {other:?}")),

@@ -76,8 +76,23 @@ pub fn run_bounded_until(
     timeout: Duration,
     ends: &[(&str, i32)],
 ) -> Result<Bounded, String> {
+    run_bounded_split(cmd, log, None, timeout, ends)
+}
+
+/// [`run_bounded_until`], with stderr written to `err_log` instead of `log` when given (an
+/// emulator whose stderr is a debug flood that must never reach the parsed serial log).
+pub fn run_bounded_split(
+    cmd: &mut Command,
+    log: &Path,
+    err_log: Option<&Path>,
+    timeout: Duration,
+    ends: &[(&str, i32)],
+) -> Result<Bounded, String> {
     let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let err = match err_log {
+        Some(p) => File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => out.try_clone().map_err(|e| e.to_string())?,
+    };
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     let ended = || {
         if ends.is_empty() {
@@ -283,6 +298,21 @@ mod tests {
         assert!(alive(sibling.id() as i32));
         sibling.kill().unwrap();
         sibling.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_split_run_keeps_stderr_out_of_the_log() {
+        let dir = std::env::temp_dir().join(format!("xtask-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (log, err) = (dir.join("out.log"), dir.join("err.log"));
+        let mut child = Command::new("sh");
+        child.arg("-c").arg("echo serial; echo VM_EXIT pc=0 >&2");
+        let run =
+            run_bounded_split(&mut child, &log, Some(&err), Duration::from_secs(30), &[]).unwrap();
+        assert_eq!(run.status, Some(0));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "serial\n");
+        assert_eq!(std::fs::read_to_string(&err).unwrap(), "VM_EXIT pc=0\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,10 +1,18 @@
 //! The emulator boot tests: per board, the command line, the serial lines expected in order and
 //! anywhere, the lines that fail a run, how the emulator must end, and the timeout. Issue 9's
 //! three multi-vCPU scenarios are one list ([`smp_tests`]) run on every board whose worker
-//! partition has two vCPUs.
+//! partition has two vCPUs. The volume attacks are [`volume`]; the QEMU-LVZ reruns of the
+//! LoongArch tests are [`lvz`].
+
+mod lvz;
+mod volume;
 
 use crate::boot_test::{BootTest, Ending};
+use crate::emulator::Flavour;
+use lvz::for_lvz;
+pub use lvz::not_under_lvz;
 use std::time::Duration;
+use volume::volume_tests;
 
 /// Lines every successful boot prints, in order, on every board.
 const BANNER: &str = "Septum 0.1.0 on board";
@@ -77,9 +85,11 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: &["smp: cpu1 online", "smp: cpu2 online", "smp: cpu3 online"],
             forbidden: NO_CRASH,
+            figures: &[],
             ending: Ending::Success,
             // The run goes on to the partitions' scenarios (multi-vCPU ones included).
             timeout: t(150),
+            flavour: Flavour::Stock,
         },
         BootTest {
             name: "partitions",
@@ -107,8 +117,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: PARTITIONS_ANYWHERE,
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(150),
+            flavour: Flavour::Stock,
         },
         BootTest {
             name: "hostile-stopped",
@@ -128,8 +140,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: &["partition worker finished (code 0)"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(150),
+            flavour: Flavour::Stock,
         },
         BootTest {
             name: "uefi",
@@ -152,8 +166,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: &["[control] worker: checksum", "[app] worker: checksum"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(240),
+            flavour: Flavour::Stock,
         },
         panic_fails("qemu-virt-la64", t(60)),
         fault_fails("qemu-virt-la64", t(60)),
@@ -183,8 +199,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "virt: SVM (EFER.SVME) enabled on cpu3",
             ],
             forbidden: NO_CRASH,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(60),
+            flavour: Flavour::Stock,
         },
         // Issue 8: the same partitions and scenarios as on the Bochs board, under SVM with nested
         // paging (QEMU's TCG has no VMX): manager and worker complete with their checksums, CPUID
@@ -206,8 +224,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ordered: X86_HOSTILE,
             anywhere: &["partition worker finished (code 0)"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(120),
+            flavour: Flavour::Stock,
         },
         fault_fails("qemu-x86_64", t(60)),
         BootTest {
@@ -228,8 +248,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: &["smp: cpu1 online", "virt: VMXON enabled on cpu1"],
             forbidden: NO_CRASH,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(300),
+            flavour: Flavour::Stock,
         },
         // Issue 6, tests 1 and 2: manager and worker run to completion under VMX + EPT on their
         // own CPUs with their checksums; dirty logging sees exactly the pages the worker wrote,
@@ -251,8 +273,10 @@ pub fn boot_tests() -> Vec<BootTest> {
             ordered: X86_HOSTILE,
             anywhere: &["partition worker finished (code 0)"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(300),
+            flavour: Flavour::Stock,
         },
         // Issue 8: the real-PC board's image boots the way a UEFI PC boots it, in QEMU: OVMF
         // starts GRUB's EFI image from a CD, GRUB loads the ELF with multiboot2. TCG has no VMX,
@@ -295,8 +319,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "partition app finished (code 0)",
             ],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout: t(240),
+            flavour: Flavour::Stock,
         },
         panic_fails("bochs-x86_64", t(300)),
     ];
@@ -321,11 +347,24 @@ pub fn boot_tests() -> Vec<BootTest> {
         // The hypervisor's line and the guest's race on the console.
         anywhere: &["partition worker: vCPU 1 starts on cpu2 at"],
         forbidden: PARTITION_FAULTS,
+        figures: &[],
         ending: Ending::Success,
         timeout: t(150),
+        flavour: Flavour::Stock,
     });
     tests.push(x2apic_test("qemu-x86_64", t(150)));
     tests.push(x2apic_test("bochs-x86_64", t(300)));
+    // Issue 13 §4: attacks by volume on each emulated backend.
+    tests.extend(volume_tests("qemu-virt-la64", t(150)));
+    tests.extend(volume_tests("qemu-x86_64", t(150)));
+    tests.extend(volume_tests("bochs-x86_64", t(400)));
+    // Every LoongArch test again on QEMU-LVZ, the lines following the LVZ backend.
+    let lvz: Vec<BootTest> = tests
+        .iter()
+        .filter(|t| t.loongarch())
+        .filter_map(|t| for_lvz(t).ok())
+        .collect();
+    tests.extend(lvz);
     tests
 }
 
@@ -367,8 +406,10 @@ fn x2apic_test(board: &'static str, timeout: Duration) -> BootTest {
         // The hypervisor's line and the guest's race on the console.
         anywhere: &["partition worker: vCPU 1 starts on cpu2 at 0x8000"],
         forbidden: PARTITION_FAULTS,
+        figures: &[],
         ending: Ending::Success,
         timeout,
+        flavour: Flavour::Stock,
     }
 }
 
@@ -409,8 +450,10 @@ fn panic_fails(board: &'static str, timeout: Duration) -> BootTest {
         ordered: &[BANNER, "PANIC on cpu0"],
         anywhere: &["panic requested on the command line"],
         forbidden: &["boot complete"],
+        figures: &[],
         ending: Ending::Failure,
         timeout,
+        flavour: Flavour::Stock,
     }
 }
 
@@ -423,8 +466,10 @@ fn fault_fails(board: &'static str, timeout: Duration) -> BootTest {
         ordered: &[BANNER, "EXCEPTION on cpu0"],
         anywhere: &[],
         forbidden: &["boot complete"],
+        figures: &[],
         ending: Ending::Failure,
         timeout,
+        flavour: Flavour::Stock,
     }
 }
 
@@ -462,8 +507,10 @@ fn x86_partitions(board: &'static str, backend: [&'static str; 2], timeout: Dura
         ordered: ordered.leak(),
         anywhere: PARTITIONS_ANYWHERE,
         forbidden: PARTITION_FAULTS,
+        figures: &[],
         ending: Ending::Success,
         timeout,
+        flavour: Flavour::Stock,
     }
 }
 
@@ -496,8 +543,10 @@ fn smp_tests(board: &'static str, timeout: Duration) -> [BootTest; 3] {
             ],
             anywhere: &["partition worker: vCPU 1 starts on cpu2 at"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout,
+            flavour: Flavour::Stock,
         },
         // 2: both worker vCPUs write while the manager harvests; the union of the harvests is
         // exactly the set written, and no page's last write is missed (each harvest's flush
@@ -516,8 +565,10 @@ fn smp_tests(board: &'static str, timeout: Duration) -> [BootTest; 3] {
             ],
             anywhere: &[],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout,
+            flavour: Flavour::Stock,
         },
         // 3: the hostile partition names vCPUs outside itself and the worker's IRQ line, by
         // hypercall and then in the interrupt controller's registers: each is refused with a
@@ -534,8 +585,10 @@ fn smp_tests(board: &'static str, timeout: Duration) -> [BootTest; 3] {
             },
             anywhere: &["partition worker finished (code 0)"],
             forbidden: PARTITION_FAULTS,
+            figures: &[],
             ending: Ending::Success,
             timeout,
+            flavour: Flavour::Stock,
         },
     ]
 }

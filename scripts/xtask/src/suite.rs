@@ -5,8 +5,8 @@
 use crate::boards::{self, Board};
 use crate::boot_test;
 use crate::image::{self, Artifacts, Profile};
-use crate::scenarios::boot_tests;
-use crate::{deps, process, root};
+use crate::scenarios::{boot_tests, not_under_lvz};
+use crate::{deps, fuzz, process, root};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
@@ -23,6 +23,8 @@ struct Suite {
     filter: Option<String>,
     rows: Vec<Row>,
     failures: Vec<String>,
+    /// LoongArch scenarios left out under LVZ, with why (printed, never silent).
+    not_run: Vec<String>,
     built: HashMap<String, Result<Artifacts, String>>,
 }
 
@@ -67,14 +69,14 @@ impl Suite {
 
     fn print_summary(&self) {
         println!(
-            "\n{:<28} {:<18} {:<6} {:>8}",
+            "\n{:<28} {:<24} {:<6} {:>8}",
             "test", "board", "result", "seconds"
         );
-        println!("{}", "-".repeat(63));
+        println!("{}", "-".repeat(69));
         for r in &self.rows {
             let result = if r.passed { "pass" } else { "FAIL" };
             println!(
-                "{:<28} {:<18} {:<6} {:>8.1}",
+                "{:<28} {:<24} {:<6} {:>8.1}",
                 r.test, r.board, result, r.seconds
             );
         }
@@ -84,6 +86,9 @@ impl Suite {
             passed,
             self.rows.len() - passed
         );
+        for n in &self.not_run {
+            println!("not run under LVZ: {n}");
+        }
     }
 }
 
@@ -109,6 +114,7 @@ pub fn run(filter: Option<&str>) -> bool {
         filter: filter.map(str::to_owned),
         rows: Vec::new(),
         failures: Vec::new(),
+        not_run: Vec::new(),
         built: HashMap::new(),
     };
     suite.step("emulators installed", "-", |_| deps::ensure_all());
@@ -119,6 +125,31 @@ pub fn run(filter: Option<&str>) -> bool {
         process::run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
     });
     suite.step("host tests", "-", |_| process::run(cargo().arg("test")));
+    suite.step("clippy (fuzz targets)", "-", |_| {
+        process::run(cargo().args([
+            "clippy",
+            "-p",
+            "septum-fuzz",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    let fuzz_selected = fuzz::TARGETS
+        .iter()
+        .any(|t| suite.selected(&format!("fuzz: {t}"), "-"));
+    if fuzz_selected {
+        let bins = fuzz::build();
+        for target in fuzz::TARGETS {
+            suite.step(&format!("fuzz: {target}"), "-", |_| {
+                let bins = bins.as_ref().map_err(|e| format!("fuzz build: {e}"))?;
+                let n = fuzz::run_brief(bins, target)?;
+                eprintln!("{target}: {n} executions in {} s", fuzz::TEST_SECONDS);
+                Ok(())
+            });
+        }
+    }
 
     let boards: Vec<Board> = match boards::names().iter().map(|n| boards::load(n)).collect() {
         Ok(b) => b,
@@ -153,9 +184,16 @@ pub fn run(filter: Option<&str>) -> bool {
             s.artifacts(board).map(|a| a.print())
         });
     }
-    for test in boot_tests() {
+    let tests = boot_tests();
+    for (what, why) in not_under_lvz() {
+        if suite.selected(&what, "lvz") {
+            eprintln!("not run under LVZ: {what} ({why})");
+            suite.not_run.push(format!("{what}: {why}"));
+        }
+    }
+    for test in tests {
         let name = format!("boot: {}", test.name);
-        suite.step(&name, test.board, |s| {
+        suite.step(&name, &test.board_label(), |s| {
             let board = boards::load(test.board)?;
             deps::ensure(&board)?;
             let artifacts = s.artifacts(&board)?;

@@ -175,7 +175,20 @@ impl IoApic {
             }
             // A masked entry delivers nothing, and a guest rewrites an entry one dword at a time
             // (destination first), so it may pass through states it never unmasks.
-            Err(_) if new & MASKED != 0 => self.entries[line as usize] = new,
+            Err(_) if new & MASKED != 0 => {
+                self.entries[line as usize] = new;
+                // If the entry was unmasked, the line was delivering: the caller must still hear
+                // that it is masked now, or the physical line stays open. The old entry decoded
+                // (it was checked when unmasked), so its target stands in.
+                if old & MASKED == 0 {
+                    if let Ok(route) = decode_route(line, old, own.vcpus) {
+                        report(RouteEvent::Accepted(Route {
+                            masked: true,
+                            ..route
+                        }));
+                    }
+                }
+            }
             Err(why) => report(RouteEvent::Refused { line, why }),
         }
     }

@@ -180,9 +180,9 @@ impl PchPic {
         }))
     }
 
-    /// A guest write at `offset`; every line whose MASK bit, ROUTE byte or HTMSI vector the write
-    /// would change reports the decision to `report`, once per line (a write that changes
-    /// nothing reports nothing).
+    /// A guest write at `offset`; every line whose MASK, EDGE or POL bit, ROUTE byte or HTMSI
+    /// vector the write would change reports the decision to `report`, once per line (a write
+    /// that changes nothing reports nothing).
     pub fn write(
         &mut self,
         offset: u64,
@@ -235,7 +235,9 @@ impl PchPic {
                 continue;
             }
             *self.bits_mut(r) ^= 1 << line;
-            if r == Bits::Mask {
+            // Trigger mode and polarity are part of the route the physical line is programmed
+            // with, so a change of them is reported like a change of mask; HTMSI_EN is not.
+            if r != Bits::HtmsiEn {
                 if let Some(route) = self.route(line, own) {
                     report(RouteEvent::Accepted(route));
                 }

@@ -230,8 +230,15 @@ fn pch_pic_accepts_an_owned_line_byte_route_and_vector() {
         pic_write(&mut p, pch_pic::HTMSI_VECTOR + 3, b, 0x33, &WORKER),
         [RouteEvent::Accepted(route)]
     );
-    // Edge, then unmask with a read-modify-write of the whole mask word.
-    assert_eq!(pic_write(&mut p, pch_pic::EDGE, W, 1 << 3, &WORKER), []);
+    // Edge (reported: the physical line's trigger mode follows), then unmask with a
+    // read-modify-write of the whole mask word.
+    assert_eq!(
+        pic_write(&mut p, pch_pic::EDGE, W, 1 << 3, &WORKER),
+        [RouteEvent::Accepted(Route {
+            level: false,
+            ..route
+        })]
+    );
     let mask = p.read(pch_pic::MASK, W, &WORKER).unwrap();
     let unmasked = pic_write(&mut p, pch_pic::MASK, W, mask & !(1 << 3), &WORKER);
     let route = Route {
@@ -306,4 +313,79 @@ fn pch_pic_refuses_foreign_lines_and_vcpus_out_of_range() {
         }]
     );
     assert_eq!(p.read(pch_pic::ROUTE + 3, b, &WORKER), Ok(0));
+}
+
+/// Found by the `ioapic` fuzz target: masking an unmasked entry in the same dword write that
+/// makes it undecodable (here delivery mode 7) was stored silently, so the caller never heard
+/// the line was masked and left the physical line delivering.
+#[test]
+fn ioapic_reports_masking_even_when_the_masked_entry_does_not_decode() {
+    let mut a = IoApic::new(24);
+    ioapic_write(&mut a, 0x17, 0x0100_0000, &WORKER);
+    let open = ioapic_write(&mut a, 0x16, 0x8033, &WORKER);
+    assert!(matches!(
+        open[..],
+        [RouteEvent::Accepted(Route {
+            vcpu: 1,
+            masked: false,
+            ..
+        })]
+    ));
+    let closed = ioapic_write(&mut a, 0x16, 0x0001_8733, &WORKER);
+    assert_eq!(
+        closed,
+        [RouteEvent::Accepted(Route {
+            line: 3,
+            vcpu: 1,
+            vector: 0x33,
+            masked: true,
+            level: true,
+            active_low: false,
+        })]
+    );
+    assert_eq!(ioapic_read(&mut a, 0x16, &WORKER), 0x0001_8733);
+    assert_eq!(a.route(3, &WORKER), None);
+    // Rewriting it while masked reports nothing more: the line is already closed.
+    assert_eq!(ioapic_write(&mut a, 0x16, 0x0001_8633, &WORKER), []);
+}
+
+/// Found by the `pch_pic` fuzz target: a change of an unmasked line's polarity (or trigger mode)
+/// was not reported, so the physical line kept the old one while the view held the new.
+#[test]
+fn pch_pic_reports_trigger_and_polarity_changes() {
+    let mut p = PchPic::new(32);
+    let open = pic_write(&mut p, pch_pic::MASK, W, 0xffff_fff7, &WORKER);
+    assert!(matches!(
+        open[..],
+        [RouteEvent::Accepted(Route { masked: false, .. })]
+    ));
+    let low = pic_write(&mut p, pch_pic::POL, W, 1 << 3, &WORKER);
+    let route = Route {
+        line: 3,
+        vcpu: 0,
+        vector: 0,
+        masked: false,
+        level: true,
+        active_low: true,
+    };
+    assert_eq!(low, [RouteEvent::Accepted(route)]);
+    assert_eq!(p.route(3, &WORKER), Some(route));
+    let edge = pic_write(&mut p, pch_pic::EDGE, AccessSize::Byte, 1 << 3, &WORKER);
+    let route = Route {
+        level: false,
+        ..route
+    };
+    assert_eq!(edge, [RouteEvent::Accepted(route)]);
+    // HTMSI_EN is not part of a route: nothing to report.
+    assert_eq!(pic_write(&mut p, pch_pic::HTMSI_EN, W, 1 << 3, &WORKER), []);
+    // And another partition cannot change them at all.
+    assert_eq!(pic_write(&mut p, pch_pic::POL, W, 0, &HOSTILE), []);
+    assert_eq!(
+        pic_write(&mut p, pch_pic::POL, W, 1 << 3, &HOSTILE),
+        [RouteEvent::Refused {
+            line: 3,
+            why: Refusal::NotOwned
+        }]
+    );
+    assert_eq!(p.route(3, &WORKER), Some(route));
 }

@@ -5,9 +5,10 @@
 
 use super::error::{Rule, Sink};
 use super::size::{fmt_range, overlaps};
-use super::spec::{CheckedBoard, ImageSpec, PartitionSpec};
+use super::spans::{overlaps_within, Index, Span};
+use super::spec::{CheckedBoard, PartitionSpec};
 use crate::model::{Arch, PartitionConsole, UartAccess};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A 16550 occupies eight registers.
 const UART_REGS: u64 = 8;
@@ -59,6 +60,8 @@ fn check_names(b: &CheckedBoard, sink: &mut Sink) {
     for p in &b.partitions {
         if p.name.is_empty() {
             sink.board(Rule::Invalid, "partition.name", &[], "is empty".into());
+        } else if let Some(text) = super::spec::control_char(&p.name) {
+            sink.board(Rule::Invalid, "partition.name", &[&p.name], text);
         } else if seen.insert(p.name.as_str(), ()).is_some() {
             sink.one(
                 &p.name,
@@ -101,7 +104,8 @@ fn check_manager(b: &CheckedBoard, sink: &mut Sink) {
 fn check_cpus(b: &CheckedBoard, sink: &mut Sink) {
     let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
     for p in &b.partitions {
-        for (i, &cpu) in p.cpus.iter().enumerate() {
+        let mut listed = BTreeSet::new();
+        for &cpu in &p.cpus {
             if cpu >= b.cpus {
                 let (c, n) = (cpu.to_string(), b.cpus.to_string());
                 sink.one(
@@ -113,7 +117,7 @@ fn check_cpus(b: &CheckedBoard, sink: &mut Sink) {
                 );
                 continue;
             }
-            if p.cpus[..i].contains(&cpu) {
+            if !listed.insert(cpu) {
                 sink.one(
                     &p.name,
                     Rule::CpuTwice,
@@ -150,7 +154,17 @@ fn windows(b: &CheckedBoard, p: &PartitionSpec, sink: &mut Sink) -> Vec<Window> 
             start: m.start,
             size: m.size,
         };
-        if m.start % b.base_page != 0 || m.size % b.base_page != 0 || m.size == 0 {
+        if m.size == 0 {
+            sink.one(
+                &p.name,
+                Rule::Invalid,
+                "mmio",
+                &[&w.text()],
+                format!("{} has size 0", w.text()),
+            );
+        } else if let Some((vs, text)) = super::layout::wraps(m.start, m.size) {
+            sink.one(&p.name, Rule::Invalid, "mmio", &[&vs], text);
+        } else if m.start % b.base_page != 0 || m.size % b.base_page != 0 {
             let page = super::size::fmt_size(b.base_page);
             sink.one(
                 &p.name,
@@ -163,6 +177,25 @@ fn windows(b: &CheckedBoard, p: &PartitionSpec, sink: &mut Sink) -> Vec<Window> 
         out.push(w);
     }
     for r in &p.ports {
+        let (start, end) = (u32::from(r.start), u32::from(r.start) + u32::from(r.size));
+        let text = fmt_range(start.into(), r.size.into());
+        if r.size == 0 {
+            sink.one(
+                &p.name,
+                Rule::Invalid,
+                "ports",
+                &[&text],
+                format!("{text} has size 0"),
+            );
+        } else if end > 0x1_0000 {
+            sink.one(
+                &p.name,
+                Rule::Invalid,
+                "ports",
+                &[&text],
+                format!("{text} runs past port 0xffff"),
+            );
+        }
         out.push(Window {
             key: "ports",
             space: Space::Port,
@@ -211,8 +244,21 @@ fn check_devices(b: &CheckedBoard, sink: &mut Sink) {
     };
     let hit =
         |a: &Window, c: &Window| a.space == c.space && overlaps(a.start, a.size, c.start, c.size);
+    let ram = Index::new(
+        b.ram
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Span::new(r.start, r.size, i)),
+    );
     for (pi, p) in b.partitions.iter().enumerate() {
         let ws = &all[pi];
+        // Device windows are mapped identity, so they occupy the same guest addresses.
+        let guest = Index::new(
+            p.memory
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Span::new(m.guest, m.size, i)),
+        );
         for w in ws {
             for hv in [&console, &chip] {
                 if hit(w, hv) {
@@ -225,68 +271,83 @@ fn check_devices(b: &CheckedBoard, sink: &mut Sink) {
                     );
                 }
             }
-            if w.space == Space::Mmio {
-                for r in &b.ram {
-                    if overlaps(w.start, w.size, r.start, r.size) {
-                        let rr = fmt_range(r.start, r.size);
-                        sink.one(
-                            &p.name,
-                            Rule::Invalid,
-                            w.key,
-                            &[&w.text(), &rr],
-                            format!("{} overlaps board.ram {rr} (give RAM as memory)", w.text()),
-                        );
-                    }
-                }
-                // Device windows are mapped identity, so they occupy the same guest addresses.
-                for m in &p.memory {
-                    if overlaps(w.start, w.size, m.guest, m.size) {
-                        let g = fmt_range(m.guest, m.size);
-                        sink.one(
-                            &p.name,
-                            Rule::GuestOverlap,
-                            "memory.guest",
-                            &[&g, &w.text()],
-                            format!(
-                                "{g} overlaps {} {} (mapped at the same guest address)",
-                                w.key,
-                                w.text()
-                            ),
-                        );
-                    }
-                }
+            if w.space != Space::Mmio {
+                continue;
+            }
+            let end = w.start.saturating_add(w.size);
+            if let Some(r) = ram.hit(w.start, end) {
+                let r = b.ram[r.tag];
+                let rr = fmt_range(r.start, r.size);
+                sink.one(
+                    &p.name,
+                    Rule::Invalid,
+                    w.key,
+                    &[&w.text(), &rr],
+                    format!("{} overlaps board.ram {rr} (give RAM as memory)", w.text()),
+                );
+            }
+            if let Some(m) = guest.hit(w.start, end) {
+                let m = &p.memory[m.tag];
+                let g = fmt_range(m.guest, m.size);
+                sink.one(
+                    &p.name,
+                    Rule::GuestOverlap,
+                    "memory.guest",
+                    &[&g, &w.text()],
+                    format!(
+                        "{g} overlaps {} {} (mapped at the same guest address)",
+                        w.key,
+                        w.text()
+                    ),
+                );
             }
         }
-        for (i, a) in ws.iter().enumerate() {
-            for c in &ws[i + 1..] {
-                if hit(a, c) {
-                    sink.one(
-                        &p.name,
-                        Rule::DeviceTwice,
-                        a.key,
-                        &[&a.text(), &c.text()],
-                        overlap_text(a, c),
-                    );
-                }
-            }
-        }
-        for (qi, q) in b.partitions.iter().enumerate().skip(pi + 1) {
-            for a in ws {
-                for c in &all[qi] {
-                    if hit(a, c) {
-                        sink.pair(
-                            &p.name,
-                            &q.name,
-                            Rule::DeviceTwice,
-                            a.key,
-                            &[&a.text(), &c.text()],
-                            overlap_text(a, c),
-                        );
-                    }
-                }
+        // The partition's view of the interrupt controller is emulated at the chip's address.
+        for m in &p.memory {
+            if overlaps(m.guest, m.size, chip.start, chip.size) {
+                let g = fmt_range(m.guest, m.size);
+                sink.one(
+                    &p.name,
+                    Rule::GuestOverlap,
+                    "memory.guest",
+                    &[&g, &chip.text()],
+                    format!(
+                        "{g} overlaps board.irqchip {} (where the partition's interrupt controller is emulated)",
+                        chip.text()
+                    ),
+                );
             }
         }
         check_virtual_console(b, p, ws, &console, sink);
+    }
+    check_window_pairs(b, &all, sink);
+}
+
+/// No window is given twice, inside a partition or across two, found by one sweep per space.
+fn check_window_pairs(b: &CheckedBoard, all: &[Vec<Window>], sink: &mut Sink) {
+    for space in [Space::Mmio, Space::Port] {
+        let mut spans = Vec::new();
+        for (pi, ws) in all.iter().enumerate() {
+            for (wi, w) in ws.iter().enumerate().filter(|(_, w)| w.space == space) {
+                spans.push(Span::new(w.start, w.size, (pi, wi)));
+            }
+        }
+        let mut pairs: Vec<((usize, usize), (usize, usize))> = overlaps_within(&spans)
+            .into_iter()
+            .map(|(x, y)| (x.min(y), x.max(y)))
+            .collect();
+        pairs.sort_unstable();
+        for ((pi, ai), (qi, ci)) in pairs {
+            let (a, c) = (&all[pi][ai], &all[qi][ci]);
+            let (p, q) = (&b.partitions[pi].name, &b.partitions[qi].name);
+            let values = [a.text(), c.text()];
+            let values = [values[0].as_str(), values[1].as_str()];
+            if pi == qi {
+                sink.one(p, Rule::DeviceTwice, a.key, &values, overlap_text(a, c));
+            } else {
+                sink.pair(p, q, Rule::DeviceTwice, a.key, &values, overlap_text(a, c));
+            }
+        }
     }
 }
 
@@ -385,23 +446,13 @@ fn check_irqs(b: &CheckedBoard, sink: &mut Sink) {
     }
 }
 
-/// Image files exist (test guests are built by the workspace and need no file).
+/// Image files exist inside the board's folder (test guests are built by the workspace and need
+/// no file).
 fn check_images(b: &CheckedBoard, sink: &mut Sink) {
     for p in &b.partitions {
-        if let ImageSpec::File {
-            path,
-            resolved,
-            size: None,
-        } = &p.image
-        {
-            let looked = resolved.display().to_string();
-            sink.one(
-                &p.name,
-                Rule::ImageMissing,
-                "image",
-                &[path, &looked],
-                format!("{path:?} does not exist (looked for {looked})"),
-            );
+        for f in &p.image_faults {
+            let looked = f.resolved.display().to_string();
+            sink.one(&p.name, f.rule, f.key, &[&f.path, &looked], f.text.clone());
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Scope {
     Partition(String),
     /// Two partitions that conflict, in file order.
     Pair(String, String),
+    /// The report itself (the count of faults left out).
+    File,
 }
 
 /// The rule a fault breaks, for callers that react to a kind of fault rather than its text.
@@ -51,6 +53,16 @@ pub enum Rule {
     Manager,
     /// The image file does not exist.
     ImageMissing,
+    /// The image path is absolute, leaves the board's folder, or names no regular file.
+    ImagePath,
+    /// Beyond what the image supports: CPUs, address widths, interrupt lines.
+    Limit,
+    /// A device or I/O port the hypervisor keeps, or one that resets or reconfigures the machine.
+    HypervisorDevice,
+    /// `board.hypervisor` does not cover the image as it is linked.
+    Footprint,
+    /// A Linux kernel, initrd or command line that cannot be booted as given.
+    Linux,
 }
 
 /// One fault in a board file.
@@ -86,6 +98,7 @@ impl fmt::Display for ConfigError {
                     self.file, self.key, self.text
                 )
             }
+            Scope::File => write!(f, "{}: {}", self.file, self.text),
             Scope::Pair(p, q) => {
                 write!(
                     f,
@@ -141,10 +154,16 @@ impl<'a> IntoIterator for &'a Errors {
     }
 }
 
+/// The most faults one report lists: a hostile file can repeat one fault a million times, and
+/// past this many the owner learns nothing more from the list.
+pub const MAX_FAULTS: usize = 100;
+
 /// Gathers faults while the checks run; each check adds to it instead of returning early.
 pub(crate) struct Sink {
     file: String,
     pub(crate) errors: Vec<ConfigError>,
+    /// Faults found past [`MAX_FAULTS`], counted but not kept.
+    dropped: usize,
 }
 
 impl Sink {
@@ -152,6 +171,7 @@ impl Sink {
         Sink {
             file,
             errors: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -164,6 +184,10 @@ impl Sink {
         values: &[&str],
         text: String,
     ) {
+        if self.errors.len() >= MAX_FAULTS {
+            self.dropped += 1;
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.clone(),
             scope,
@@ -200,7 +224,18 @@ impl Sink {
         );
     }
 
-    pub(crate) fn finish(self) -> Result<(), Errors> {
+    pub(crate) fn finish(mut self) -> Result<(), Errors> {
+        if self.dropped > 0 {
+            let n = self.dropped;
+            self.errors.push(ConfigError {
+                file: self.file.clone(),
+                scope: Scope::File,
+                rule: Rule::Invalid,
+                key: String::new(),
+                values: vec![n.to_string()],
+                text: format!("{n} more faults not listed (only the first {MAX_FAULTS} are)"),
+            });
+        }
         if self.errors.is_empty() {
             Ok(())
         } else {

@@ -5,21 +5,30 @@
 //! tools call [`check_file`] and read the [`CheckedBoard`].
 //!
 //! Order of the rules, which is also the order of the messages: TOML syntax and keys, values
-//! (`spec`), names / manager / CPUs, memory layout, devices and IRQs, image files.
+//! (`spec`), the hypervisor's and reserved ranges, what the image supports (`limits`), names /
+//! manager / CPUs, memory layout, devices and IRQs, image files. After linking, the image build
+//! also calls [`check_footprint`] with where the image really lies.
 
 mod codegen;
 mod devices;
 mod error;
+mod image_path;
 mod layout;
-mod schema;
+mod limits;
+mod linux;
+pub(crate) mod schema;
 mod size;
+mod spans;
 mod spec;
 mod summary;
 
+pub use error::MAX_FAULTS;
 pub use error::{ConfigError, Errors, Rule, Scope};
 pub use layout::free_memory;
+pub use limits::{guest_bits, link_address, max_lines, Footprint, HYPERVISOR_PORTS, MAX_CPUS};
+pub use linux::PlannedBoot;
 pub use size::{fmt_size, parse_size};
-pub use spec::{CheckedBoard, ImageSpec, PartitionSpec, RegionSpec};
+pub use spec::{CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
 pub use summary::summary;
 
 use error::Sink;
@@ -46,17 +55,57 @@ pub fn check_str(text: &str, file: &Path, base_dir: &Path) -> Result<CheckedBoar
             return Err(sink.finish().unwrap_err());
         }
     };
-    let board = spec::convert(&parsed, file, base_dir, &mut sink);
+    let mut board = spec::convert(&parsed, file, base_dir, &mut sink);
+    linux::plan_partitions(&mut board, &mut sink);
     layout::check_board(&board, &mut sink);
+    limits::check_board(&board, &mut sink);
+    for p in &board.partitions {
+        limits::check_partition(&board, p, &mut sink);
+    }
     devices::check_ownership(&board, &mut sink);
     layout::check(&board, &mut sink);
     devices::check(&board, &mut sink);
     sink.finish().map(|()| board)
 }
 
+/// The largest board file read: far more than any board a person writes (a 20,000-region file
+/// is about 1.2M), and small enough that parsing it takes well under a second.
+pub const MAX_FILE_SIZE: u64 = 4 << 20;
+
+/// The file's text, refusing what is not a regular file or is larger than [`MAX_FILE_SIZE`], so
+/// a device (`/dev/zero`) or a huge file is never read without end.
+fn read_board_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("it is a directory".into());
+    }
+    if !meta.is_file() {
+        return Err("it is not a regular file (a device, FIFO or socket)".into());
+    }
+    let too_large = || {
+        format!(
+            "it is larger than {}, the most a board file may be",
+            fmt_size(MAX_FILE_SIZE)
+        )
+    };
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    // It may have grown since the size was looked at.
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".into())
+}
+
 /// Reads and checks one board file; every fault in it is in the error, one per line.
 pub fn check_file(path: &Path) -> Result<CheckedBoard, Errors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_board_file(path).map_err(|e| {
         let mut sink = Sink::new(path.display().to_string());
         let msg = format!("cannot read the file: {e}");
         sink.push(
@@ -70,6 +119,15 @@ pub fn check_file(path: &Path) -> Result<CheckedBoard, Errors> {
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     check_str(&text, path, base_dir)
+}
+
+/// The image build's last check, once the image is linked: `board.hypervisor` must cover where
+/// the image really lies (`footprint`: its loadable segments, including the zero-initialised
+/// heap and stacks), or a partition could be given the hypervisor's own memory.
+pub fn check_footprint(board: &CheckedBoard, footprint: Footprint) -> Result<(), Errors> {
+    let mut sink = Sink::new(board.file.display().to_string());
+    limits::footprint_fault(board, footprint, &mut sink);
+    sink.finish()
 }
 
 /// Rust source for a checked board (`pub static BOARD: board_config::Board = …;`).

@@ -120,11 +120,18 @@ pub struct PartitionToml {
     #[serde(default)]
     pub irqs: Vec<u32>,
     pub uart: Option<UartToml>,
-    /// A file, relative to the board file. Exactly one of `image` and `guest`.
+    /// A file, relative to the board file. Exactly one of `image`, `guest` and `kernel`.
     pub image: Option<String>,
     pub guest: Option<GuestToml>,
-    pub load: u64,
-    pub entry: u64,
+    /// A Linux kernel (x86: bzImage), relative to the board file; the loader places it.
+    pub kernel: Option<String>,
+    /// With `kernel`: an initramfs, relative to the board file.
+    pub initrd: Option<String>,
+    /// With `kernel`: the kernel command line.
+    pub cmdline: Option<String>,
+    /// Where `image` or `guest` is copied and entered; not given with `kernel`.
+    pub load: Option<u64>,
+    pub entry: Option<u64>,
     #[serde(default)]
     pub console: ConsoleKindToml,
     #[serde(default)]

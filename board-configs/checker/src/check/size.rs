@@ -91,11 +91,6 @@ pub fn overlaps(a: u64, asize: u64, b: u64, bsize: u64) -> bool {
     asize > 0 && bsize > 0 && a < b.saturating_add(bsize) && b < a.saturating_add(asize)
 }
 
-/// Whether `[a, a + asize)` lies inside `[outer, outer + osize)`.
-pub fn contains(outer: u64, osize: u64, a: u64, asize: u64) -> bool {
-    a >= outer && a.saturating_add(asize) <= outer.saturating_add(osize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +127,5 @@ mod tests {
         assert!(overlaps(0, 10, 9, 1));
         assert!(!overlaps(0, 10, 10, 1));
         assert!(!overlaps(0, 0, 0, 10));
-        assert!(contains(0, 10, 2, 8));
-        assert!(!contains(0, 10, 2, 9));
     }
 }

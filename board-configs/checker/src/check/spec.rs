@@ -6,7 +6,8 @@
 
 use super::error::{Rule, Sink};
 use super::schema::*;
-use super::size::{fmt_range, fmt_size, overlaps};
+use super::size::{fmt_range, fmt_size};
+use super::spans::{overlaps_within, Span};
 use crate::model::{
     Access, Arch, BootMethod, Cache, Emulator, IrqChip, IrqChipKind, LogLevel, MemRange,
     PartitionConsole, PassthroughUart, PortRange, TestGuest, Uart, UartAccess,
@@ -48,6 +49,9 @@ pub struct PartitionSpec {
     pub entry: u64,
     pub console: PartitionConsole,
     pub manager: bool,
+    /// Why a file may not be embedded (reported with the image rules): the key naming it, the
+    /// path as written, and the rule and sentence.
+    pub(crate) image_faults: Vec<FileFault>,
 }
 
 /// One checked memory region (the owned twin of [`crate::model::Region`]).
@@ -61,10 +65,36 @@ pub struct RegionSpec {
     pub shared_with: Option<String>,
 }
 
+/// A file that may not be embedded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileFault {
+    pub key: &'static str,
+    pub path: String,
+    pub resolved: PathBuf,
+    pub rule: Rule,
+    pub text: String,
+}
+
+/// A file the board names, found below its folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub resolved: PathBuf,
+    pub size: Option<u64>,
+}
+
 /// What a partition boots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageSpec {
     Guest(TestGuest),
+    /// A Linux kernel, placed by the loader (see `super::linux`); `plan` is filled in by the
+    /// Linux check once the files are read.
+    Linux {
+        kernel: FileSpec,
+        initrd: Option<FileSpec>,
+        cmdline: String,
+        plan: Option<super::linux::PlannedBoot>,
+    },
     /// `path` as written in the file; `resolved` relative to the file's directory; `size` if it exists.
     File {
         path: String,
@@ -138,8 +168,9 @@ fn board(b: &BoardToml, sink: &mut Sink) -> CheckedBoard {
     };
     let mut base_page = b.base_page.map_or(default_page, |s| s.0);
     let allowed: &[u64] = match arch {
-        // LoongArch's walker takes 4K or 16K pages; EPT and NPT only 4K.
-        Arch::LoongArch64 => &[4 << 10, 16 << 10],
+        // What the image maps: its LoongArch GPA table is built for 16K pages only (the hardware
+        // walker would take 4K too, but the image has no 4K table); EPT and NPT take 4K.
+        Arch::LoongArch64 => &[16 << 10],
         Arch::X86_64 => &[4 << 10],
     };
     if !allowed.contains(&base_page) {
@@ -174,13 +205,23 @@ fn board(b: &BoardToml, sink: &mut Sink) -> CheckedBoard {
             "is empty: list the board's RAM ranges".into(),
         );
     }
-    for (i, a) in ram.iter().enumerate() {
-        for c in &ram[i + 1..] {
-            if overlaps(a.start, a.size, c.start, c.size) {
-                let (x, y) = (fmt_range(a.start, a.size), fmt_range(c.start, c.size));
-                sink.board(Rule::Invalid, "ram", &[&x, &y], format!("{x} overlaps {y}"));
-            }
-        }
+    if let Some(text) = control_char(&b.name) {
+        sink.board(Rule::Invalid, "name", &[&b.name], text);
+    }
+    let spans: Vec<Span<usize>> = ram
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Span::new(r.start, r.size, i))
+        .collect();
+    let mut pairs: Vec<(usize, usize)> = overlaps_within(&spans)
+        .into_iter()
+        .map(|(i, j)| (i.min(j), i.max(j)))
+        .collect();
+    pairs.sort_unstable();
+    for (i, j) in pairs {
+        let (a, c) = (ram[i], ram[j]);
+        let (x, y) = (fmt_range(a.start, a.size), fmt_range(c.start, c.size));
+        sink.board(Rule::Invalid, "ram", &[&x, &y], format!("{x} overlaps {y}"));
     }
     let console = match (b.console.mmio, b.console.port) {
         (Some(base), None) => UartAccess::Mmio { base },
@@ -259,6 +300,14 @@ fn range_of(start: u64, size: u64) -> MemRange {
     MemRange { start, size }
 }
 
+/// Names are printed on the console, in messages and into the image's source: a control
+/// character (a newline, an escape sequence) could forge lines in any of them.
+pub(crate) fn control_char(name: &str) -> Option<String> {
+    name.chars().any(char::is_control).then(|| {
+        format!("{name:?} has a control character (names are printed on the console and compiled into the image)")
+    })
+}
+
 /// Converts one `[[partition]]`, recording faults local to its values.
 fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSpec {
     let name = p.name.as_str();
@@ -323,41 +372,118 @@ fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSp
             None
         }
     });
-    let image = match (&p.image, p.guest) {
-        (Some(path), None) => {
-            let resolved = base_dir.join(path);
-            let size = std::fs::metadata(&resolved)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len());
-            ImageSpec::File {
+    let mut image_faults = Vec::new();
+    let mut file = |key: &'static str, path: &String| {
+        let found = super::image_path::find(path, base_dir);
+        if let Some((rule, text)) = found.fault {
+            image_faults.push(FileFault {
+                key,
                 path: path.clone(),
-                resolved,
-                size,
-            }
+                resolved: found.resolved.clone(),
+                rule,
+                text,
+            });
         }
-        (None, Some(g)) => ImageSpec::Guest(guest(g)),
-        (Some(path), Some(g)) => {
-            let g = guest_name(guest(g));
-            sink.one(
-                name,
-                Rule::Invalid,
-                "image",
-                &[path, g],
-                format!("{path:?} and guest {g:?} are both given (choose one)"),
+        FileSpec {
+            path: path.clone(),
+            resolved: found.resolved,
+            size: found.size,
+        }
+    };
+    // What the partition names to boot, each as `key "value"` for the message.
+    let given: Vec<(&str, String)> = [
+        p.image.as_ref().map(|i| ("image", format!("{i:?}"))),
+        p.guest
+            .map(|g| ("guest", format!("{:?}", guest_name(guest(g))))),
+        p.kernel.as_ref().map(|k| ("kernel", format!("{k:?}"))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let image = match (&p.image, p.guest, &p.kernel) {
+        _ if given.len() > 1 => {
+            let values: Vec<&str> = given.iter().map(|(_, v)| v.as_str()).collect();
+            // The message starts at the first key ("image"), so the text goes on from its value.
+            let others: Vec<String> = given[1..].iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let both = if given.len() == 2 { "both" } else { "all" };
+            let text = format!(
+                "{} and {} are {both} given (choose one)",
+                given[0].1,
+                others.join(" and ")
             );
+            sink.one(name, Rule::Invalid, given[0].0, &values, text);
             ImageSpec::Guest(TestGuest::Worker)
         }
-        (None, None) => {
+        (Some(path), None, None) => {
+            let f = file("image", path);
+            ImageSpec::File {
+                path: f.path,
+                resolved: f.resolved,
+                size: f.size,
+            }
+        }
+        (None, Some(g), None) => ImageSpec::Guest(guest(g)),
+        (None, None, Some(kernel)) => {
+            let kernel = file("kernel", kernel);
+            let initrd = p.initrd.as_ref().map(|i| file("initrd", i));
+            ImageSpec::Linux {
+                kernel,
+                initrd,
+                cmdline: p.cmdline.clone().unwrap_or_default(),
+                plan: None,
+            }
+        }
+        _ => {
             sink.one(
                 name,
                 Rule::Invalid,
                 "image",
                 &[],
-                "is missing: give image = \"file\" or guest = \"worker\" | \"manager\" | \"hostile\""
+                "is missing: give image = \"file\", guest = \"worker\" | \"manager\" | \"hostile\", or kernel = \"file\""
                     .into(),
             );
             ImageSpec::Guest(TestGuest::Worker)
+        }
+    };
+    let is_linux = matches!(image, ImageSpec::Linux { .. });
+    for (key, given) in [
+        ("initrd", p.initrd.is_some()),
+        ("cmdline", p.cmdline.is_some()),
+    ] {
+        if given && !is_linux {
+            sink.one(
+                name,
+                Rule::Invalid,
+                key,
+                &[],
+                "is given without kernel (only a Linux kernel takes an initrd and a command line)"
+                    .into(),
+            );
+        }
+    }
+    let (load, entry) = match (is_linux, p.load, p.entry) {
+        (true, None, None) => (0, 0),
+        (true, _, _) => {
+            sink.one(
+                name,
+                Rule::Invalid,
+                "load",
+                &[],
+                "and entry are chosen by the loader for a kernel: leave them out".into(),
+            );
+            (0, 0)
+        }
+        (false, Some(l), Some(e)) => (l, e),
+        (false, l, _) => {
+            let key = if l.is_none() { "load" } else { "entry" };
+            sink.one(
+                name,
+                Rule::Invalid,
+                key,
+                &[],
+                "is missing: an image or test guest needs load and entry".into(),
+            );
+            (l.unwrap_or(0), p.entry.unwrap_or(0))
         }
     };
     let console = match p.console {
@@ -408,10 +534,11 @@ fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSp
         irqs: p.irqs.clone(),
         uart,
         image,
-        load: p.load,
-        entry: p.entry,
+        load,
+        entry,
         console,
         manager: p.manager,
+        image_faults,
     }
 }
 

@@ -129,6 +129,30 @@ fn partition_table(p: &PartitionSpec) -> String {
         ImageSpec::File { path, size, .. } => {
             format!("image {path:?} ({} bytes)", size.unwrap_or(0))
         }
+        ImageSpec::Linux {
+            kernel,
+            initrd,
+            plan,
+            ..
+        } => {
+            let rd = initrd
+                .as_ref()
+                .map_or(String::new(), |f| format!(" with initrd {:?}", f.path));
+            match plan {
+                Some(pl) => format!(
+                    "Linux {:?}{rd}, loaded at {:#x}, entry {:#x}, {} of RAM in its e820 map",
+                    kernel.path,
+                    pl.kernel.0,
+                    pl.entry,
+                    fmt_size(pl.ram_bytes)
+                ),
+                None => format!("Linux {:?}{rd}", kernel.path),
+            }
+        }
+    };
+    let boots = match &p.image {
+        ImageSpec::Linux { .. } => image,
+        _ => format!("{image} at {:#x}, entry {:#x}", p.load, p.entry),
     };
     let console = match p.console {
         PartitionConsole::Virtual => "virtual",
@@ -140,10 +164,7 @@ fn partition_table(p: &PartitionSpec) -> String {
     let mut s = format!("partition {:?}{role}\n", p.name);
     let mut head = vec![
         vec!["cpus".into(), cpus.join(", ")],
-        vec![
-            "boots".into(),
-            format!("{image} at {:#x}, entry {:#x}", p.load, p.entry),
-        ],
+        vec!["boots".into(), boots],
         vec!["console".into(), console.into()],
     ];
     let mut devices = Vec::new();

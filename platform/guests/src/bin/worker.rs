@@ -176,7 +176,12 @@ fn smp_scenario(count: u64, startup_ipi: bool) -> bool {
     } else {
         "VCPU_START"
     };
-    println!("worker: upcall handler -> {r}, start vCPU 1 ({how}) -> {started}");
+    let handler = if smp::hardware_interrupts() {
+        "exception vector"
+    } else {
+        "upcall handler"
+    };
+    println!("worker: {handler} -> {r}, start vCPU 1 ({how}) -> {started}");
     // An IPI through the IOCSR block to a core the partition does not have: refused.
     #[cfg(target_arch = "loongarch64")]
     if startup_ipi {
@@ -289,6 +294,7 @@ fn guest_main(args: BootArgs) -> ! {
                 }
                 write(sh + SMP_WRITERS, writers);
             }
+            CMD_TIMED_QUIET | CMD_TIMED_STORM => write(sh + TIMED_TICKS, test_guests::timed_work()),
             _ => break,
         }
         done = cmd;

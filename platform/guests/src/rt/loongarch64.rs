@@ -117,6 +117,138 @@ extern "C" fn start(id: u64, flags: u64, starts: u64, shared: u64, shared_size: 
     })
 }
 
+/// Whether the guest runs under LVZ (boot flag bit 0): it is then a LoongArch kernel in guest
+/// PLV0 with its own CSRs, timer and exception vector, and takes interrupts the hardware way.
+pub fn under_lvz() -> bool {
+    USE_HVCL.load(Ordering::Relaxed)
+}
+
+/// The stable counter's rate: 100 MHz on QEMU `virt` and the 3A5000 (CPUCFG4 x CPUCFG5; a
+/// guest's `cpucfg` exits to the hypervisor, which does not answer it yet).
+pub const COUNTER_HZ: u64 = 100_000_000;
+
+/// Guest CSR numbers the LVZ interrupt path writes.
+mod gcsr {
+    pub const ECFG: u32 = 0x4;
+    pub const EENTRY: u32 = 0xc;
+    pub const TCFG: u32 = 0x41;
+    pub const TICLR: u32 = 0x44;
+}
+
+/// ESTAT.IS / ECFG.LIE bits of the timer and the IPI line.
+pub const LINE_TIMER: u64 = 1 << 11;
+pub const LINE_IPI: u64 = 1 << 12;
+
+// The guest's exception vector (LVZ only): EENTRY points here, ECFG.VS = 0 sends every
+// exception and interrupt to it. It saves every register the Rust handler may change on the
+// interrupted stack, calls `handler(ESTAT)`, restores them and returns with `ertn`.
+global_asm!(
+    ".section .text, \"ax\"",
+    ".balign 4096",
+    ".global septum_guest_exception",
+    "septum_guest_exception:",
+    "    addi.d  $sp, $sp, -256",
+    "    st.d    $ra, $sp, 8",
+    "    st.d    $a0, $sp, 32",
+    "    st.d    $a1, $sp, 40",
+    "    st.d    $a2, $sp, 48",
+    "    st.d    $a3, $sp, 56",
+    "    st.d    $a4, $sp, 64",
+    "    st.d    $a5, $sp, 72",
+    "    st.d    $a6, $sp, 80",
+    "    st.d    $a7, $sp, 88",
+    "    st.d    $t0, $sp, 96",
+    "    st.d    $t1, $sp, 104",
+    "    st.d    $t2, $sp, 112",
+    "    st.d    $t3, $sp, 120",
+    "    st.d    $t4, $sp, 128",
+    "    st.d    $t5, $sp, 136",
+    "    st.d    $t6, $sp, 144",
+    "    st.d    $t7, $sp, 152",
+    "    st.d    $t8, $sp, 160",
+    "    st.d    $r21, $sp, 168",
+    "    st.d    $fp, $sp, 176",
+    "    csrrd   $a0, 0x5",
+    "    bl      {handler}",
+    "    ld.d    $ra, $sp, 8",
+    "    ld.d    $a0, $sp, 32",
+    "    ld.d    $a1, $sp, 40",
+    "    ld.d    $a2, $sp, 48",
+    "    ld.d    $a3, $sp, 56",
+    "    ld.d    $a4, $sp, 64",
+    "    ld.d    $a5, $sp, 72",
+    "    ld.d    $a6, $sp, 80",
+    "    ld.d    $a7, $sp, 88",
+    "    ld.d    $t0, $sp, 96",
+    "    ld.d    $t1, $sp, 104",
+    "    ld.d    $t2, $sp, 112",
+    "    ld.d    $t3, $sp, 120",
+    "    ld.d    $t4, $sp, 128",
+    "    ld.d    $t5, $sp, 136",
+    "    ld.d    $t6, $sp, 144",
+    "    ld.d    $t7, $sp, 152",
+    "    ld.d    $t8, $sp, 160",
+    "    ld.d    $r21, $sp, 168",
+    "    ld.d    $fp, $sp, 176",
+    "    addi.d  $sp, $sp, 256",
+    "    ertn",
+    handler = sym crate::smp::on_exception,
+);
+
+/// LVZ: points the guest's exception vector at [`septum_guest_exception`], unmasks the timer
+/// and IPI lines (ECFG.LIE) and turns interrupts on (CRMD.IE).
+pub fn interrupts_on() {
+    extern "C" {
+        fn septum_guest_exception();
+    }
+    let entry = septum_guest_exception as unsafe extern "C" fn() as usize as u64;
+    // SAFETY: under LVZ these are the guest's own CSRs; the vector is ready before IE is set.
+    unsafe {
+        asm!("csrwr {0}, {1}", inout(reg) entry => _, const gcsr::EENTRY, options(nostack));
+        asm!("csrwr {0}, {1}", inout(reg) LINE_TIMER | LINE_IPI => _, const gcsr::ECFG,
+            options(nostack));
+        // The mask is pinned to $t0: rj = 0 or 1 would make the word a csrrd or a csrwr.
+        asm!("csrxchg $t1, $t0, 0x0", inout("$t1") 4u64 => _, in("$t0") 4u64, options(nostack));
+    }
+}
+
+/// LVZ: the guest's own timer, periodic every `ticks` counter ticks (0 stops it).
+pub fn guest_timer(ticks: u64) {
+    let tcfg = if ticks == 0 {
+        0
+    } else {
+        (ticks.max(4) & !3) | 0b11
+    };
+    // SAFETY: the guest's own TCFG (GCFG.TIT is clear: no trap); it only raises its own line.
+    unsafe { asm!("csrwr {0}, {1}", inout(reg) tcfg => _, const gcsr::TCFG, options(nostack)) };
+}
+
+/// LVZ, in the exception handler: resumes after the instruction that raised the exception.
+pub fn skip_faulting_instruction() {
+    // SAFETY: the guest's own ERA; `ertn` then returns past the refused instruction.
+    unsafe {
+        asm!("csrrd $t0, 0x6", "addi.d $t0, $t0, 4", "csrwr $t0, 0x6", out("$t0") _,
+            options(nostack))
+    };
+}
+
+/// LVZ: `invtlb 0x16` (one GID's entry for one address) naming guest `gid`, from inside a guest:
+/// the GID-scoped operations are the root's, so the CPU must refuse it.
+pub fn invtlb_for_gid(gid: u64, gpa: u64) {
+    // SAFETY: an attack the CPU refuses (a guest exception); were it executed it would only drop
+    // TLB entries, which are refilled from the tables.
+    unsafe { asm!("invtlb 0x16, {0}, {1}", in(reg) gid << 16, in(reg) gpa, options(nostack)) };
+}
+
+/// An IOCSR read of a chip-wide register no partition owns (MISC_FUNC, 0x420).
+pub const FOREIGN_IOCSR: u64 = 0x420;
+
+/// LVZ: acknowledges the guest timer's interrupt.
+pub fn ack_timer() {
+    // SAFETY: the guest's own TICLR; writing bit 0 clears its timer line.
+    unsafe { asm!("csrwr {0}, {1}", inout(reg) 1u64 => _, const gcsr::TICLR, options(nostack)) };
+}
+
 /// Makes hypercall `nr` with `args`; returns a0.
 pub fn hypercall(nr: u64, args: [u64; 6]) -> i64 {
     let mut a0 = args[0];
@@ -181,3 +313,32 @@ pub fn relax() {
         core::hint::spin_loop();
     }
 }
+
+/// Masks interrupts where the guest can (an LVZ guest clears CRMD.IE; a PLV3 partition has no
+/// way to) and spins forever without another exit: the guest that never gives its CPU back.
+/// Only the hypervisor's own preemption source (its timer or IPI, which a guest cannot mask)
+/// can take the CPU back.
+pub fn spin_masked() -> ! {
+    if USE_HVCL.load(Ordering::Relaxed) {
+        // SAFETY: in an LVZ guest CRMD is the guest's own CSR; clearing IE (bit 2) masks only
+        // its interrupts.
+        unsafe { asm!("csrxchg $zero, {m}, 0x0", m = in(reg) 4u64, options(nomem, nostack)) };
+    }
+    // SAFETY: the loop touches nothing.
+    unsafe { asm!("2: b 2b", options(noreturn, nomem, nostack)) }
+}
+
+/// The hostile guest's memory: guest-physical `[0, OWN_MEMORY)` (`qemu-virt-la64.toml`).
+pub const OWN_MEMORY: u64 = 0x200_0000;
+/// Addresses the hypercall fuzzer aims at: the hypervisor's image (its physical address, which
+/// in this partition's guest-physical space is its own memory, and its cached DMW window), just
+/// past its own memory, and the other test partitions' host memory (manager, worker, their
+/// shared region), none of which a buffer argument may reach.
+pub const FUZZ_TARGETS: [u64; 6] = [
+    0x20_0000,
+    0x9000_0000_0020_0000,
+    OWN_MEMORY,
+    0x400_0000,
+    0x600_0000,
+    0xa00_0000,
+];

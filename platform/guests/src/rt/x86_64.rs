@@ -212,3 +212,26 @@ pub fn relax() {
         core::hint::spin_loop();
     }
 }
+
+/// Masks interrupts and spins forever without another exit (no hypercall, no memory access):
+/// the guest that never gives its CPU back. Only the hypervisor's own preemption source (a host
+/// interrupt, which exits the guest whatever its RFLAGS.IF) can take the CPU back.
+pub fn spin_masked() -> ! {
+    // SAFETY: `cli` only masks this vCPU's virtual interrupts; the loop touches nothing.
+    unsafe { asm!("cli", "2: jmp 2b", options(noreturn, nomem, nostack)) }
+}
+
+/// The hostile guest's memory: guest-physical `[0, OWN_MEMORY)` (`board-configs/*x86_64.toml`).
+pub const OWN_MEMORY: u64 = 0x100_0000;
+/// Addresses the hypercall fuzzer aims at: the hypervisor's image (its host address, which in
+/// this partition's guest-physical space is its own memory), just past its own memory, and the
+/// other test partitions' host memory (manager, worker, their shared region), none of which a
+/// buffer argument may reach.
+pub const FUZZ_TARGETS: [u64; 6] = [
+    0x10_0000,
+    OWN_MEMORY,
+    0x200_0000,
+    0x400_0000,
+    0x700_0000,
+    0xfee0_0000,
+];

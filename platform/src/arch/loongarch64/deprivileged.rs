@@ -175,7 +175,8 @@ impl ArchVcpu for DeprivilegedVcpu {
 
     fn complete(&mut self, completion: Completion) {
         match completion {
-            Completion::Retry => {}
+            // No LoongArch exit asks for an exception: the instruction is retried.
+            Completion::Retry | Completion::Exception { .. } => {}
             Completion::Skip | Completion::CpuId(_) => self.ctx.era += 4,
             Completion::Value(v) => {
                 match self.pending {

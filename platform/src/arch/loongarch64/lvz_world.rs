@@ -156,6 +156,9 @@ impl LvzHw for RealWorld {
     fn gcsr_write(&mut self, csr: u16, value: u64) {
         self.hw.gcsr_write(csr, value)
     }
+    fn gcsr_xchg(&mut self, csr: u16, value: u64, mask: u64) -> u64 {
+        self.hw.gcsr_xchg(csr, value, mask)
+    }
     fn invtlb(&mut self, op: u32, rj: u64, rk: u64) {
         self.hw.invtlb(op, rj, rk)
     }

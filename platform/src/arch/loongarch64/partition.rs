@@ -11,7 +11,7 @@ use super::deprivileged::DeprivilegedVcpu;
 use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
-use crate::partition::arch::{GuestBoot, PartitionArch, VirtualUartAt};
+use crate::partition::arch::{BootAbi, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId, TableFrames};
 use alloc::format;
 use alloc::string::String;
@@ -132,6 +132,12 @@ impl ArchVcpu for LaVcpu {
             Self::Lvz(v) => v.return_from_upcall(),
         }
     }
+
+    fn set_irq_lines(&mut self, lines: u32) {
+        if let Self::Lvz(v) = self {
+            v.set_irq_lines(lines);
+        }
+    }
 }
 
 impl PartitionArch for Current {
@@ -192,6 +198,9 @@ impl PartitionArch for Current {
     fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu {
         // Real-mode starts come from x86 STARTUP IPIs, which no LoongArch guest can send.
         debug_assert!(!boot.real_mode, "an x86 real-mode start on LoongArch");
+        // Boot protocols (a Linux kernel) are laid out for x86 boards only so far: the checker
+        // refuses `kernel` on LoongArch, so every start here follows the test guests' convention.
+        debug_assert!(boot.abi == BootAbi::TestGuest, "a kernel boot on LoongArch");
         let Some(bits) = lvz_gid_bits() else {
             return LaVcpu::Deprivileged(DeprivilegedVcpu::new(partition, boot));
         };

@@ -12,7 +12,7 @@ use super::stage2::X86Stage2;
 use super::svm_vcpu::{SvmSetup, SvmVcpu};
 use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
 use super::{ioapic, percpu, smp, svm, timer, virt, Current};
-use crate::partition::arch::{DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
+use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId};
 use arch_x86::vmx::instr::{invept, InvType};
 use mmu::Flush;
@@ -82,7 +82,7 @@ impl PartitionArch for Current {
                     entry: boot.entry,
                     args: boot.args,
                     ports: partition.config.ports,
-                    boot_vcpu: boot.vcpu == 0,
+                    flags_in_rsi: boot.vcpu == 0 && boot.abi == BootAbi::TestGuest,
                     real_mode: boot.real_mode,
                 }),
             }),

@@ -14,6 +14,7 @@ use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::vmcs::GUEST_PML4;
 use super::{ioapic, svm};
 use alloc::boxed::Box;
+use arch_x86::guest_msr::{pat_valid, IA32_PAT};
 use arch_x86::msr::{guest_efer_write, EFER_LMA, EFER_LME, IA32_EFER};
 use arch_x86::svm::bitmaps::{Iopm, Msrpm};
 use arch_x86::svm::enter::{enter, GuestRegs};
@@ -49,9 +50,8 @@ pub struct SvmSetup {
     pub args: [u64; 5],
     /// The ports the partition owns, which do not exit.
     pub ports: &'static [board_config::PortRange],
-    /// Whether this is the partition's boot vCPU (whose rsi carries the boot flags; a
-    /// secondary's rsi is its index).
-    pub boot_vcpu: bool,
+    /// Whether rsi carries the test guests' boot flags (their boot vCPU), so VMMCALL is added.
+    pub flags_in_rsi: bool,
     /// Start in real mode, as a STARTUP IPI starts a processor.
     pub real_mode: bool,
 }
@@ -92,7 +92,7 @@ impl SvmVcpu {
             regs: GuestRegs {
                 kick: crate::partition::kick_flag(super::percpu::cpu_index()).as_ptr() as u64,
                 rdi,
-                rsi: if setup.boot_vcpu {
+                rsi: if setup.flags_in_rsi {
                     rsi | FLAG_VMMCALL
                 } else {
                     rsi
@@ -336,6 +336,17 @@ impl ArchVcpu for SvmVcpu {
                     self.vmcb.write64(off::EFER, efer);
                     Completion::Skip
                 }
+                // The guest's PAT is the VMCB's G_PAT under nested paging: switched by VMRUN.
+                VmExit::MsrRead { msr: IA32_PAT } => {
+                    Completion::Value(self.vmcb.read64(off::G_PAT))
+                }
+                VmExit::MsrWrite {
+                    msr: IA32_PAT,
+                    value,
+                } if pat_valid(value) => {
+                    self.vmcb.write64(off::G_PAT, value);
+                    Completion::Skip
+                }
                 other => return other,
             };
             let rip = exit::complete(&self.last, value, &mut self.regs);
@@ -353,8 +364,12 @@ impl ArchVcpu for SvmVcpu {
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         self.vmcb.set_rip(rip);
         // An event the exit interrupted (e.g. a nested page fault while the CPU delivered an
-        // exception) is delivered again, or the guest would lose it.
-        let again = if self.last.int_info & EVENT_VALID != 0 {
+        // exception) is delivered again, or the guest would lose it; a fault the handler raised
+        // on the instruction itself is delivered instead (the instruction never completed, so
+        // nothing it interrupted is lost).
+        let again = if let Completion::Exception { vector, error_code } = completion {
+            exit::exception_event(vector, error_code)
+        } else if self.last.int_info & EVENT_VALID != 0 {
             self.last.int_info
         } else {
             0

@@ -203,6 +203,12 @@ impl ArchVcpu for VmxVcpu {
             return;
         }
         let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
+        if let Completion::Exception { vector, error_code } = completion {
+            // Raised on the instruction itself at the next entry (which then waits for no
+            // interrupt window: an exception is delivered first).
+            let info = exit::exception_event(vector, error_code.is_some());
+            self.redeliver = Some((info, u64::from(error_code.unwrap_or(0)), 0));
+        }
         let rip = exit::complete(&self.last, completion, &mut self.regs);
         if rip != self.last.rip {
             // SAFETY: this vCPU's VMCS is current on this CPU.
