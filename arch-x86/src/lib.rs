@@ -15,6 +15,7 @@
 #[cfg(feature = "linux-boot")]
 extern crate alloc;
 
+pub mod acpi_sleep;
 pub mod apic;
 pub mod cpuid;
 pub mod guest_msr;

@@ -18,6 +18,7 @@ pub mod ipi_mailbox;
 #[cfg(feature = "alloc")]
 pub mod irqchip;
 pub mod run_loop;
+pub mod uart16550;
 pub mod upcall;
 pub mod x2apic;
 

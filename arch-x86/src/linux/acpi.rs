@@ -24,11 +24,7 @@ const OEM_TABLE_ID: [u8; 8] = *b"SEPTUMPT";
 const OEM_REVISION: u32 = 1;
 /// The local APIC's xAPIC address, which the MADT header must give even in x2APIC mode.
 const LOCAL_APIC_ADDRESS: u32 = 0xfee0_0000;
-/// The `\_S5` sleep type this DSDT declares; the sleep control register decodes it.
-pub const S5_SLEEP_TYPE: u8 = 5;
-/// Sleep control register bits (ACPI 6.5, 4.8.3.7): SLP_TYPx in 4:2, SLP_EN in 5.
-const SLP_TYP_SHIFT: u8 = 2;
-const SLP_EN: u8 = 1 << 5;
+use crate::acpi_sleep::S5_SLEEP_TYPE;
 /// FADT IA-PC boot architecture flags (ACPI 6.5, table 5.11).
 const IAPC_NO_VGA: u16 = 1 << 2;
 const IAPC_NO_MSI: u16 = 1 << 3;
@@ -50,26 +46,25 @@ pub struct AcpiPlatform<'a> {
     pub ioapic: Option<IoApicView>,
     /// The I/O port of the emulated sleep control (and status) register.
     pub sleep_port: u16,
+    /// The partition's virtual console, described as a PC serial port (`PNP0501`) so Linux's
+    /// 8250 driver finds it through ACPI with its interrupt: a hardware-reduced platform has no
+    /// legacy ISA interrupts, so an undescribed COM1 would get none.
+    pub console: Option<ConsoleView>,
 }
 
-/// What a guest's byte written to the sleep control register asks for.
+/// A 16550 the DSDT describes: its eight I/O ports and the GSI (I/O APIC input) of its
+/// interrupt, edge-triggered and active high as an ISA serial port's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SleepRequest {
-    /// SLP_EN with the S5 type: power off.
-    PowerOff,
-    /// Anything else (another sleep type, or SLP_EN clear): not a transition this platform has.
-    None,
+pub struct ConsoleView {
+    pub port: u16,
+    pub gsi: u32,
 }
 
-/// Decodes a write to the sleep control register.
-pub fn sleep_request(byte: u8) -> SleepRequest {
-    let typ = (byte >> SLP_TYP_SHIFT) & 0x7;
-    if byte & SLP_EN != 0 && typ == S5_SLEEP_TYPE {
-        SleepRequest::PowerOff
-    } else {
-        SleepRequest::None
-    }
-}
+/// COM1 as a PC has it: ports 0x3f8-0x3ff, ISA IRQ 4 (GSI 4 on the first I/O APIC).
+pub const COM1: ConsoleView = ConsoleView {
+    port: 0x3f8,
+    gsi: 4,
+};
 
 /// A Processor Local x2APIC structure (MADT type 9), for APIC IDs the 8-bit structure cannot hold.
 #[repr(C, packed)]
@@ -139,7 +134,7 @@ fn madt(p: &AcpiPlatform<'_>) -> Vec<u8> {
     aml_bytes(&madt)
 }
 
-fn dsdt() -> Vec<u8> {
+fn dsdt(console: Option<ConsoleView>) -> Vec<u8> {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     // \_S5_: Package { SLP_TYPa, SLP_TYPb }; only the first is used on a hardware-reduced system.
     let s5 = aml::Name::new(
@@ -147,6 +142,19 @@ fn dsdt() -> Vec<u8> {
         &aml::Package::new(alloc::vec![&S5_SLEEP_TYPE, &S5_SLEEP_TYPE]),
     );
     dsdt.append_slice(&aml_bytes(&s5));
+    if let Some(c) = console {
+        // \_SB.COM1: a PNP0501 with its ports and an extended interrupt descriptor (consumer,
+        // edge, active high, exclusive) naming its GSI.
+        let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+        let uid = aml::Name::new("_UID".into(), &aml::ZERO);
+        let ports = aml::IO::new(c.port, c.port, 1, 8);
+        let irq = aml::Interrupt::new(true, true, false, false, c.gsi);
+        let crs = aml::ResourceTemplate::new(alloc::vec![&ports, &irq]);
+        let crs = aml::Name::new("_CRS".into(), &crs);
+        let com1 = aml::Device::new("COM1".into(), alloc::vec![&hid, &uid, &crs]);
+        let sb = aml::Scope::new("\\_SB_".into(), alloc::vec![&com1]);
+        dsdt.append_slice(&aml_bytes(&sb));
+    }
     dsdt.as_slice().to_vec()
 }
 
@@ -180,7 +188,7 @@ pub fn tables(base: u64, p: &AcpiPlatform<'_>) -> AcpiBlob {
     let fadt_at = align16(xsdt_at + 36 + 2 * 8);
     let fadt_len = acpi_tables::fadt::FADT::len();
     let dsdt_at = align16(fadt_at + fadt_len);
-    let dsdt = dsdt();
+    let dsdt = dsdt(p.console);
     let madt_at = align16(dsdt_at + dsdt.len());
     let madt = madt(p);
     let gpa = |off: usize| base + off as u64;
@@ -235,6 +243,7 @@ mod tests {
                 apic_ids: ids,
                 ioapic,
                 sleep_port: 0x600,
+                console: Some(COM1),
             },
         )
         .bytes
@@ -325,15 +334,5 @@ mod tests {
         let b = blob(&[0], None);
         let madt = walk(&b)[1];
         assert_eq!(madt.len(), 44 + 8);
-    }
-
-    #[test]
-    fn only_slp_en_with_the_s5_type_powers_off() {
-        assert_eq!(
-            sleep_request(SLP_EN | (S5_SLEEP_TYPE << 2)),
-            SleepRequest::PowerOff
-        );
-        assert_eq!(sleep_request(S5_SLEEP_TYPE << 2), SleepRequest::None);
-        assert_eq!(sleep_request(SLP_EN | (3 << 2)), SleepRequest::None);
     }
 }

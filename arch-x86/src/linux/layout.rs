@@ -335,6 +335,7 @@ mod tests {
         apic_ids: &[0, 1],
         ioapic: None,
         sleep_port: 0x600,
+        console: None,
     };
 
     fn inputs<'a>(

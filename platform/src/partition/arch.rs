@@ -121,6 +121,10 @@ pub trait PartitionArch {
     type Vcpu: ArchVcpu;
     /// The virtual console's place in guest space.
     const VIRTUAL_UART: VirtualUartAt;
+    /// The interrupt-controller line the virtual console's interrupt output drives in the
+    /// partition's controller view (x86: ISA IRQ 4, COM1's), or `None` where the platform
+    /// describes no interrupt for it, so a guest polls it.
+    const VIRTUAL_UART_LINE: Option<u32>;
 
     /// The backend in use, for the log (e.g. "deprivileged (LVZ absent)").
     fn backend() -> &'static str;

@@ -125,6 +125,25 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
     }
 }
 
+/// A virtual device of `p` (its console UART) raised line `line` of its controller view, on
+/// CPU `cpu`: the vector the guest routed the line to is raised on the target vCPU, as an edge
+/// (the ISA default). A masked or unrouted line drops it, as a real controller would.
+pub fn raise_virtual_line(p: &Partition, line: u32, cpu: usize) {
+    let Some(r) = irqchip::accepted_route(p, line) else {
+        return;
+    };
+    let Some(slot) = p.vcpus.get(r.vcpu as usize) else {
+        return;
+    };
+    if r.masked {
+        return;
+    }
+    slot.raise_device_vector(r.vector, Current::now());
+    if slot.cpu != cpu {
+        remote::kick(slot.cpu);
+    }
+}
+
 /// A vCPU of `p` ended its interrupt `vector` (x2APIC EOI): a level-triggered line routed
 /// through the view as that vector may fire again.
 #[cfg(target_arch = "x86_64")]

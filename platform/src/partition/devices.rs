@@ -1,36 +1,98 @@
-//! The virtual devices a partition sees: for now the console UART, a 16550 whose transmitter
-//! prints on the hypervisor console, one line at a time, prefixed with the partition's name. Its
-//! line status always says "transmitter empty", so a guest driver never waits; everything else
-//! reads as 0 and ignores writes.
+//! The virtual devices a partition sees: for now the console UART, a 16550A (`vcpu::uart16550`
+//! holds the register model) whose transmitter prints on the hypervisor console, one line at a
+//! time, prefixed with the partition's name, and whose receiver is filled from the hypervisor
+//! console's input ([`Partition::console_input`]). One chip per partition, shared by its vCPUs as
+//! one chip is; each vCPU's bus holds a [`VirtualUart`] that reaches it. The chip's interrupt
+//! output drives the line `PartitionArch::VIRTUAL_UART_LINE` of the partition's controller view:
+//! each rising edge is raised on the vCPU the guest routed that line to
+//! (`device_irq::raise_virtual_line`), so an interrupt-driven driver (Linux's 8250) is not left
+//! waiting for a "transmitter empty" that never comes.
 
+use super::arch::PartitionArch;
+use super::Partition;
+use crate::arch::Current;
 use alloc::vec::Vec;
+use vcpu::uart16550::Uart16550;
 use vcpu::{AccessSize, Device, DeviceError};
 
-const THR: u64 = 0;
-const LSR: u64 = 5;
-/// THR empty and transmitter idle.
-const LSR_IDLE: u64 = 0x60;
 /// A line longer than this is printed in pieces.
 const LINE_MAX: usize = 200;
 
-/// A 16550 whose output goes to the hypervisor console.
-pub struct VirtualUart {
-    name: &'static str,
+/// A partition's console chip and the output line being assembled.
+pub struct ConsoleUart {
+    chip: Uart16550,
     line: Vec<u8>,
 }
 
-impl VirtualUart {
-    pub fn new(name: &'static str) -> Self {
+impl ConsoleUart {
+    pub const fn new() -> Self {
         Self {
-            name,
+            chip: Uart16550::new(),
             line: Vec::new(),
         }
     }
 
-    fn flush(&mut self) {
+    fn print(&mut self, name: &str, byte: u8) {
+        match byte {
+            b'\n' => self.flush(name),
+            b'\r' => {}
+            b => {
+                self.line.push(b);
+                if self.line.len() >= LINE_MAX {
+                    self.flush(name);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, name: &str) {
         let text = core::str::from_utf8(&self.line).unwrap_or("<not UTF-8>");
-        crate::println!("[{}] {}", self.name, text);
+        crate::println!("[{name}] {text}");
         self.line.clear();
+    }
+}
+
+impl Partition {
+    /// Runs `f` on the console chip and raises the chip's interrupt line if `f` made it rise;
+    /// `cpu` is the calling CPU (no kick needed for a vCPU there).
+    fn with_console<R>(&self, cpu: usize, f: impl FnOnce(&mut ConsoleUart) -> R) -> R {
+        let (result, rose) = {
+            let mut c = self.console.lock();
+            let before = c.chip.interrupt();
+            let result = f(&mut c);
+            (result, !before && c.chip.interrupt())
+        };
+        if rose {
+            if let Some(line) = <Current as PartitionArch>::VIRTUAL_UART_LINE {
+                super::device_irq::raise_virtual_line(self, line, cpu);
+            }
+        }
+        result
+    }
+
+    /// Bytes typed for this partition at the hypervisor console, received by its UART; returns
+    /// how many fit (the rest would overrun the chip's FIFO and are left to the caller).
+    #[allow(dead_code)] // the console switch feeds it
+    pub fn console_input(&self, cpu: usize, bytes: &[u8]) -> usize {
+        self.with_console(cpu, |c| {
+            let n = bytes.len().min(c.chip.rx_room());
+            for &b in &bytes[..n] {
+                c.chip.receive(b);
+            }
+            n
+        })
+    }
+}
+
+/// The console chip on one vCPU's bus.
+pub struct VirtualUart {
+    partition: &'static Partition,
+    cpu: usize,
+}
+
+impl VirtualUart {
+    pub fn new(partition: &'static Partition, cpu: usize) -> Self {
+        Self { partition, cpu }
     }
 }
 
@@ -43,25 +105,22 @@ impl Device for VirtualUart {
         if size != AccessSize::Byte {
             return Err(DeviceError::BadWidth);
         }
-        Ok(if offset == LSR { LSR_IDLE } else { 0 })
+        Ok(u64::from(
+            self.partition
+                .with_console(self.cpu, |c| c.chip.read(offset)),
+        ))
     }
 
     fn write(&mut self, offset: u64, size: AccessSize, value: u64) -> Result<(), DeviceError> {
         if size != AccessSize::Byte {
             return Err(DeviceError::BadWidth);
         }
-        if offset == THR {
-            match value as u8 {
-                b'\n' => self.flush(),
-                b'\r' => {}
-                b => {
-                    self.line.push(b);
-                    if self.line.len() >= LINE_MAX {
-                        self.flush();
-                    }
-                }
+        let name = self.partition.name();
+        self.partition.with_console(self.cpu, |c| {
+            if let Some(byte) = c.chip.write(offset, value as u8) {
+                c.print(name, byte);
             }
-        }
+        });
         Ok(())
     }
 }

@@ -116,7 +116,7 @@ impl Handler {
     pub fn new(partition: &'static Partition, cpu: usize, index: u32) -> Self {
         let (mut mmio, mut ports) = (IoBus::new(), IoBus::new());
         if partition.config.console == board_config::PartitionConsole::Virtual {
-            let uart = Box::new(VirtualUart::new(partition.name()));
+            let uart = Box::new(VirtualUart::new(partition, cpu));
             // A fresh bus cannot refuse its first device.
             let _ = match <Current as PartitionArch>::VIRTUAL_UART {
                 VirtualUartAt::Mmio(base) => mmio.register(base, 8, "virtual uart", uart),
@@ -167,6 +167,21 @@ impl Handler {
     /// than a violation.
     fn absent_devices(&self) -> bool {
         matches!(self.partition.config.image, board_config::Image::Linux(_))
+    }
+
+    /// A Linux partition's write to its ACPI sleep control register (the port its FADT names):
+    /// SLP_EN with the S5 type powers it off with code 0; any other value is no transition this
+    /// platform has, and is dropped. `None` for every other port or partition.
+    #[cfg(target_arch = "x86_64")]
+    fn linux_power_port(&self, port: u16, value: u32) -> Option<Action> {
+        use arch_x86::acpi_sleep::{sleep_request, SleepRequest};
+        if port != board_config::LINUX_SLEEP_PORT || !self.absent_devices() {
+            return None;
+        }
+        Some(match sleep_request(value as u8) {
+            SleepRequest::PowerOff => Action::Stop(StopReason::PowerOff { code: 0 }),
+            SleepRequest::None => Action::Resume(Completion::Skip),
+        })
     }
 
     /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
@@ -306,6 +321,10 @@ impl ExitHandler for Handler {
                 Err(e) => Self::port_error(e, false),
             },
             VmExit::PortOut { port, size, value } => {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(action) = self.linux_power_port(port, value) {
+                    return action;
+                }
                 match self.ports.write(u64::from(port), size, u64::from(value)) {
                     Ok(()) => Action::Resume(Completion::Skip),
                     Err(BusError::Unclaimed { .. }) if self.absent_devices() => {

@@ -50,10 +50,10 @@ impl Chip {
     }
 }
 
-/// What `p` owns of the controller.
-fn ownership(p: &Partition) -> Ownership<'static> {
+/// What `p` owns of the controller: its device lines and its virtual console's.
+fn ownership(p: &Partition) -> Ownership<'_> {
     Ownership {
-        lines: p.config.irqs,
+        lines: &p.view_lines,
         vcpus: p.vcpus.len() as u32,
     }
 }

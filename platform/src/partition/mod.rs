@@ -118,6 +118,11 @@ pub struct Partition {
     irq_via: Vec<AtomicU8>,
     /// Its view of the board's interrupt controller (`irqchip`), shared by its vCPUs.
     irqchip: Mutex<irqchip::Chip>,
+    /// The lines it may route in that view: its own device lines, then the line its virtual
+    /// console drives (which reaches no physical controller).
+    view_lines: Vec<u32>,
+    /// Its virtual console's chip (`devices`), shared by its vCPUs.
+    console: Mutex<devices::ConsoleUart>,
 }
 
 impl Partition {
@@ -278,7 +283,22 @@ fn build(
         irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
         irq_via: config.irqs.iter().map(|_| AtomicU8::new(0)).collect(),
         irqchip: Mutex::new(irqchip::Chip::new()),
+        view_lines: view_lines(config),
+        console: Mutex::new(devices::ConsoleUart::new()),
     })
+}
+
+/// The lines `config`'s partition may route in its controller view (`Partition::view_lines`).
+fn view_lines(config: &board_config::Partition) -> Vec<u32> {
+    let mut lines = config.irqs.to_vec();
+    let console = <Current as PartitionArch>::VIRTUAL_UART_LINE
+        .filter(|_| config.console == board_config::PartitionConsole::Virtual);
+    if let Some(line) = console {
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines
 }
 
 /// Builds every partition of the board (on the boot CPU, before the other CPUs start). A

@@ -5,8 +5,8 @@
 
 use super::error::{Rule, Sink};
 use super::spec::{CheckedBoard, FileSpec, ImageSpec, PartitionSpec};
-use crate::model::{Arch, IrqChipKind, LINUX_SLEEP_PORT};
-use arch_x86::linux::acpi::{AcpiPlatform, IoApicView};
+use crate::model::{Arch, IrqChipKind, PartitionConsole, LINUX_SLEEP_PORT};
+use arch_x86::linux::acpi::{AcpiPlatform, IoApicView, COM1};
 use arch_x86::linux::layout::{self, BlobBytes, BlobKind, GuestRam, LinuxInputs};
 use arch_x86::linux::zero_page::E820Kind;
 
@@ -80,6 +80,8 @@ fn plan_one(
             apic_ids: &apic_ids,
             ioapic,
             sleep_port: LINUX_SLEEP_PORT,
+            // The virtual console's interrupt reaches Linux through its I/O APIC view.
+            console: (p.console == PartitionConsole::Virtual && ioapic.is_some()).then_some(COM1),
         },
     };
     let plan = layout::plan(&inputs).map_err(|e| {

@@ -144,6 +144,8 @@ impl PartitionArch for Current {
     type Format = GpaTable16K;
     type Vcpu = LaVcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(0x1fe0_01e0);
+    // No device line reaches a LoongArch guest's view yet: its console is polled.
+    const VIRTUAL_UART_LINE: Option<u32> = None;
 
     fn backend() -> &'static str {
         BACKEND.call_once(|| match lvz_gid_bits() {

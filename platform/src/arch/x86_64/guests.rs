@@ -50,6 +50,7 @@ impl PartitionArch for Current {
     type Format = X86Stage2;
     type Vcpu = X86Vcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
+    const VIRTUAL_UART_LINE: Option<u32> = Some(4);
 
     fn backend() -> &'static str {
         match (backend::chosen(), ready()) {
