@@ -39,7 +39,13 @@ mod tests {
             sleep_request(SLP_EN | (S5_SLEEP_TYPE << SLP_TYP_SHIFT)),
             SleepRequest::PowerOff
         );
-        assert_eq!(sleep_request(S5_SLEEP_TYPE << SLP_TYP_SHIFT), SleepRequest::None);
-        assert_eq!(sleep_request(SLP_EN | (3 << SLP_TYP_SHIFT)), SleepRequest::None);
+        assert_eq!(
+            sleep_request(S5_SLEEP_TYPE << SLP_TYP_SHIFT),
+            SleepRequest::None
+        );
+        assert_eq!(
+            sleep_request(SLP_EN | (3 << SLP_TYP_SHIFT)),
+            SleepRequest::None
+        );
     }
 }

@@ -65,6 +65,11 @@ pub mod volume {
     pub use vcpu::hypercall::TIMER_MIN_NS;
 }
 
+/// The manager's boot flags, bits 8-15: 1 + the id of a Linux partition to watch (0: none).
+pub fn linux_to_watch(flags: u64) -> Option<u64> {
+    ((flags >> 8) & 0xff).checked_sub(1)
+}
+
 /// Hypercall numbers (`vcpu/README.md`), from the ABI's definition.
 pub use vcpu::hypercall::nr;
 

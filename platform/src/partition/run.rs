@@ -118,6 +118,17 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
             flags |= bit;
         }
     }
+    // Bits 8-15 (the manager only): 1 + the id of the board's Linux partition, which the
+    // manager watches with dirty logging and aging while it runs.
+    if p.config.manager {
+        let linux = BOARD
+            .partitions
+            .iter()
+            .position(|q| matches!(q.image, board_config::Image::Linux(_)));
+        if let Some(id) = linux {
+            flags |= ((id as u64 + 1) & 0xff) << 8;
+        }
+    }
     if let board_config::Image::Linux(linux) = p.config.image {
         // The 64-bit boot protocol: RSI holds the zero page, every other register is the
         // kernel's to set.

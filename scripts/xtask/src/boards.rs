@@ -122,14 +122,13 @@ pub fn load(name: &str) -> Result<Board, String> {
         return Err(format!("no board {name:?}; boards: {}", names().join(", ")));
     }
     if crate::linux::board_uses_images(&file) {
-        let images = dir();
-        let missing = [crate::linux::KERNEL, crate::linux::INITRD]
-            .iter()
-            .any(|f| !images.join(f).exists());
-        if missing {
-            crate::linux::ensure_images()
-                .map_err(|e| format!("board {name}: its Linux files could not be fetched: {e}"))?;
-        }
+        // Once per run of the tool: the kernel is fetched if missing, and the initramfs is
+        // rebuilt whenever this clone's `/init` differs from the one in it.
+        static ENSURED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        ENSURED
+            .get_or_init(crate::linux::ensure_images)
+            .clone()
+            .map_err(|e| format!("board {name}: its Linux files could not be fetched: {e}"))?;
     }
     let checked = board_config::check::check_file(&file).map_err(|e| e.to_string())?;
     Ok(Board {

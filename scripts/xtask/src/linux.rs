@@ -1,7 +1,8 @@
 //! The Linux test partition's files: Debian's unmodified `linux-image-amd64` kernel and an
 //! initramfs built here from Debian's `busybox-static` and an `/init` script that prints facts a
 //! boot test checks (kernel release, online CPUs, MemTotal, clocksource, timer and serial
-//! interrupt lines) and powers off. Nothing is patched or rebuilt, and nothing is committed: the
+//! interrupt lines), times a fixed memory-bound workload (32 MiB written to a file it keeps, which
+//! the manager's dirty harvest must see) and powers off. Nothing is patched or rebuilt, and nothing is committed: the
 //! packages are fetched with `apt-get download` into a per-machine cache outside the clone (keyed
 //! by package and version, so a new Debian upload is fetched once), unpacked with `dpkg-deb -x`,
 //! and the two files a board names are copied into `board-configs/images/` (gitignored) whenever
@@ -24,13 +25,20 @@ const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
 echo "linux-init: reached /init"
 echo "linux-init: uname -r $(uname -r)"
 echo "linux-init: online CPUs $(cat /sys/devices/system/cpu/online) count $(nproc)"
 echo "linux-init: $(grep MemTotal /proc/meminfo)"
 echo "linux-init: clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 grep -E 'LOC|ttyS|timer' /proc/interrupts | while read l; do echo "linux-init: irq $l"; done
+grep LOC: /proc/interrupts | awk '{ ok = 1; for (i = 2; i <= NF - 3; i++) if ($i == 0) ok = 0;
+  print "linux-init: local timer ticked on every CPU " (ok ? "yes" : "NO") }'
 echo "linux-init: uptime $(cut -d' ' -f1 /proc/uptime) s"
+t0=$(cut -d' ' -f1 /proc/uptime)
+dd if=/dev/zero of=/fill bs=1M count=32 2>/dd.err || sed 's/^/linux-init: dd failed: /' /dd.err
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "linux-init: workload wrote 32 MiB in $(awk "BEGIN { print $t1 - $t0 }") s, kept $(du -k /fill | cut -f1) KiB"
 echo "linux-init: powering off"
 poweroff -f
 "#;

@@ -1,14 +1,16 @@
 //! The emulator boot tests: per board, the command line, the serial lines expected in order and
 //! anywhere, the lines that fail a run, how the emulator must end, and the timeout. Issue 9's
 //! three multi-vCPU scenarios are one list ([`smp_tests`]) run on every board whose worker
-//! partition has two vCPUs. The volume attacks are [`volume`]; the QEMU-LVZ reruns of the
-//! LoongArch tests are [`lvz`].
+//! partition has two vCPUs. The volume attacks are [`volume`]; the Linux partitions [`linux`];
+//! the QEMU-LVZ reruns of the LoongArch tests are [`lvz`].
 
+mod linux;
 mod lvz;
 mod volume;
 
 use crate::boot_test::{BootTest, Ending};
 use crate::emulator::Flavour;
+use linux::linux_tests;
 use lvz::for_lvz;
 pub use lvz::not_under_lvz;
 use std::time::Duration;
@@ -358,6 +360,8 @@ pub fn boot_tests() -> Vec<BootTest> {
     tests.extend(volume_tests("qemu-virt-la64", t(150)));
     tests.extend(volume_tests("qemu-x86_64", t(150)));
     tests.extend(volume_tests("bochs-x86_64", t(400)));
+    // Issue 16: Debian's kernel in an x86 partition.
+    tests.extend(linux_tests());
     // Every LoongArch test again on QEMU-LVZ, the lines following the LVZ backend.
     let lvz: Vec<BootTest> = tests
         .iter()

@@ -1,0 +1,108 @@
+//! The Linux boot tests (issue 16): Debian's unmodified kernel in a 2-vCPU partition beside the
+//! manager and a worker, its `/init` printing what the test checks, the manager watching it with
+//! dirty logging and aging. Every row's name contains `linux`.
+
+use super::PARTITION_FAULTS;
+use crate::boot_test::{BootTest, Ending, Figure};
+use crate::emulator::Flavour;
+use std::time::Duration;
+
+/// What a Linux run must print, in order, on any x86 Linux board.
+const LINUX_ORDERED: &[&str] = &[
+    "partition linux (id 1): cpus [1, 2]",
+    "partition linux: vCPU 0 starts on cpu1",
+    "partition linux: vCPU 1 starts on cpu2",
+    "[linux] linux-init: reached /init",
+    "[linux] linux-init: online CPUs 0-1 count 2",
+    "[linux] linux-init: clocksource tsc",
+    "[linux] linux-init: local timer ticked on every CPU yes",
+    "[linux] linux-init: workload wrote 32 MiB in",
+    "partition linux finished (code 0)",
+    "[manager] manager: Linux wrote",
+    "[manager] manager: Linux working set peak",
+    "[manager] manager: done ok",
+    "summary: linux finished with code 0",
+    "summary: worker finished with code 0",
+    "partitions: all ended as expected",
+];
+
+/// Lines that may come in any order with the rest.
+const LINUX_ANYWHERE: &[&str] = &[
+    "partition linux: IOAPIC line 4 -> vCPU 0",
+    "IO-APIC   4-edge      ttyS0",
+    "kept 32768 KiB",
+    "[worker] worker: final checksum",
+];
+
+/// What tells of a kernel in trouble, or of `/init`'s workload failing.
+const KERNEL_TROUBLE: [&str; 4] = ["Kernel panic", "Oops", "BUG:", "linux-init: dd failed"];
+
+/// A Linux run fails on anything that fails a test-guest run, and on a kernel in trouble.
+const LINUX_FORBIDDEN: [&str; PARTITION_FAULTS.len() + KERNEL_TROUBLE.len()] = {
+    let mut all = [""; PARTITION_FAULTS.len() + KERNEL_TROUBLE.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < PARTITION_FAULTS.len() {
+            PARTITION_FAULTS[i]
+        } else {
+            KERNEL_TROUBLE[i - PARTITION_FAULTS.len()]
+        };
+        i += 1;
+    }
+    all
+};
+
+const LINUX_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Linux MemTotal (kB, partition 256 MiB)",
+        after: "linux-init: MemTotal:",
+        min: 150_000,
+        max: 262_144,
+    },
+    Figure {
+        name: "Linux uptime at /init (s)",
+        after: "linux-init: uptime ",
+        min: 0,
+        max: i64::MAX,
+    },
+    Figure {
+        name: "pages Linux dirtied, harvested (4 KiB)",
+        after: "manager: Linux wrote ",
+        min: 8192,
+        max: 65536,
+    },
+    Figure {
+        name: "Linux working-set peak (4 KiB pages)",
+        after: "manager: Linux working set peak ",
+        min: 8192,
+        max: 65536,
+    },
+    Figure {
+        name: "dirty harvest of 256 MiB (TSC ticks, emulator clock: a proxy)",
+        after: "manager: Linux dirty harvest mean ",
+        min: 1,
+        max: i64::MAX,
+    },
+    Figure {
+        name: "Linux partition exits",
+        after: "summary: linux finished with code 0 after 1 runs, ",
+        min: 1,
+        max: i64::MAX,
+    },
+];
+
+/// The Linux boot tests.
+pub fn linux_tests() -> Vec<BootTest> {
+    vec![BootTest {
+        name: "linux",
+        board: "qemu-x86_64-linux",
+        args: "log=info",
+        ordered: LINUX_ORDERED,
+        anywhere: LINUX_ANYWHERE,
+        forbidden: &LINUX_FORBIDDEN,
+        figures: LINUX_FIGURES,
+        ending: Ending::Success,
+        timeout: Duration::from_secs(180),
+        flavour: Flavour::Stock,
+    }]
+}
