@@ -90,9 +90,15 @@ static CMDLINE: spin::Once<&'static str> = spin::Once::new();
 /// Whether the command line has the word `word`.
 #[allow(dead_code)]
 pub fn cmdline_has(word: &str) -> bool {
+    cmdline_words().any(|w| w == word)
+}
+
+/// The words of the hypervisor's command line.
+pub fn cmdline_words() -> impl Iterator<Item = &'static str> {
     CMDLINE
         .get()
-        .is_some_and(|c| c.split_ascii_whitespace().any(|w| w == word))
+        .into_iter()
+        .flat_map(|c| c.split_ascii_whitespace())
 }
 
 /// The boot CPU's Rust entry.

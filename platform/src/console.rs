@@ -20,7 +20,9 @@ const FCR: u8 = 2;
 const LCR: u8 = 3;
 const MCR: u8 = 4;
 const LSR: u8 = 5;
+const LSR_DR: u8 = 1 << 0;
 const LSR_THRE: u8 = 1 << 5;
+const RBR: u8 = 0;
 
 /// A polled 16550.
 pub struct Uart16550<R: UartRegs> {
@@ -43,6 +45,11 @@ impl<R: UartRegs> Uart16550<R> {
         self.regs.write(LCR, 0x03);
         self.regs.write(FCR, 0x07);
         self.regs.write(MCR, 0x03);
+    }
+
+    /// A received byte, if one waits.
+    fn take(&mut self) -> Option<u8> {
+        (self.regs.read(LSR) & LSR_DR != 0).then(|| self.regs.read(RBR))
     }
 
     fn put(&mut self, byte: u8) {
@@ -91,6 +98,36 @@ pub fn init() {
     let mut uart = Uart16550::new(Current::console_uart(cfg));
     uart.init(cfg.clock_hz, cfg.baud);
     *CONSOLE.lock() = Some(uart);
+}
+
+/// Moves up to `buf.len()` received bytes into `buf` and returns how many, without waiting:
+/// 0 when nothing came or another CPU holds the console (the input waits in the UART).
+pub fn take_input(buf: &mut [u8]) -> usize {
+    let Some(mut guard) = CONSOLE.try_lock() else {
+        return 0;
+    };
+    let Some(uart) = guard.as_mut() else {
+        return 0;
+    };
+    let mut n = 0;
+    while n < buf.len() {
+        match uart.take() {
+            Some(b) => buf[n] = b,
+            None => break,
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Writes `bytes` as they are (a partition's console output in interactive mode).
+pub fn write_bytes(bytes: &[u8]) {
+    let mut guard = CONSOLE.lock();
+    if let Some(uart) = guard.as_mut() {
+        for &b in bytes {
+            uart.put(b);
+        }
+    }
 }
 
 /// Prints under the console lock (a whole line at a time from the logger).

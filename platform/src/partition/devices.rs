@@ -22,6 +22,8 @@ const LINE_MAX: usize = 200;
 pub struct ConsoleUart {
     chip: Uart16550,
     line: Vec<u8>,
+    /// Someone typed to this partition: its output goes to the terminal byte by byte.
+    interactive: bool,
 }
 
 impl ConsoleUart {
@@ -29,10 +31,15 @@ impl ConsoleUart {
         Self {
             chip: Uart16550::new(),
             line: Vec::new(),
+            interactive: false,
         }
     }
 
     fn print(&mut self, name: &str, byte: u8) {
+        if self.interactive {
+            crate::console::write_bytes(&[byte]);
+            return;
+        }
         match byte {
             b'\n' => self.flush(name),
             b'\r' => {}
@@ -72,9 +79,15 @@ impl Partition {
 
     /// Bytes typed for this partition at the hypervisor console, received by its UART; returns
     /// how many fit (the rest would overrun the chip's FIFO and are left to the caller).
-    #[allow(dead_code)] // the console switch feeds it
     pub fn console_input(&self, cpu: usize, bytes: &[u8]) -> usize {
+        let name = self.name();
         self.with_console(cpu, |c| {
+            if !c.interactive {
+                if !c.line.is_empty() {
+                    c.flush(name);
+                }
+                c.interactive = true;
+            }
             let n = bytes.len().min(c.chip.rx_room());
             for &b in &bytes[..n] {
                 c.chip.receive(b);

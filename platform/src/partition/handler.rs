@@ -336,6 +336,7 @@ impl ExitHandler for Handler {
             }
             VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
             VmExit::ExternalInterrupt { vector } => {
+                super::console_input::poll(self.cpu);
                 super::device_irq::deliver(p, self.cpu, vector);
                 self.irqs.on_interrupt();
                 Action::Resume(Completion::Retry)

@@ -17,6 +17,7 @@
 #[cfg(target_arch = "x86_64")]
 mod apic_msrs;
 pub mod arch;
+mod console_input;
 mod device_irq;
 mod devices;
 mod frames;
@@ -324,7 +325,7 @@ pub fn build_all() -> Result<(), &'static str> {
         );
         v.push(p);
     }
-    PARTITIONS.call_once(|| v);
+    console_input::init(PARTITIONS.call_once(|| v));
     // Before any other CPU starts, so before any partition runs.
     record_image_hash();
     Ok(())

@@ -39,8 +39,10 @@ fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'st
 }
 
 /// Appends what only the running hypervisor knows to the kernel's command line
-/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition. The
-/// command line lives in a page of its own (the build's layout), so the space ends there.
+/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition, and the
+/// hypervisor command line's `linux:WORD` words as `WORD` (how a boot test tells the test
+/// `/init` to power off instead of starting a shell). The command line lives in a page of its
+/// own (the build's layout), so the space ends there.
 #[cfg(target_arch = "x86_64")]
 fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
     use arch_x86::linux_args::{append, tsc_early_khz, CMDLINE_SIZE, CMD_LINE_PTR};
@@ -50,21 +52,26 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
     let word = |at: usize| u32::from_le_bytes(zp[at..at + 4].try_into().unwrap());
     let (ptr, limit) = (u64::from(word(CMD_LINE_PTR)), word(CMDLINE_SIZE) as usize);
     let space = 0x1000 - (ptr & 0xfff);
+    let Some(line) = guest_mem::host_slice(p, ptr, space, true) else {
+        return;
+    };
     // The counter is the TSC on x86.
     let khz = Current::counter_hz() / 1000;
-    let result = match guest_mem::host_slice(p, ptr, space, true) {
-        Some(line) if khz != 0 => append(line, tsc_early_khz(khz).as_bytes(), limit),
-        _ => return,
-    };
-    match result {
-        Ok(_) => crate::println!(
-            "partition {}: command line += tsc_early_khz={khz}",
-            p.name()
-        ),
-        Err(e) => crate::println!(
-            "partition {}: tsc_early_khz={khz} not added to the command line: {e:?}",
-            p.name()
-        ),
+    let tsc = (khz != 0).then(|| tsc_early_khz(khz));
+    let forwarded = crate::boot::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
+    for arg in tsc
+        .iter()
+        .map(|a| a.as_bytes())
+        .chain(forwarded.map(str::as_bytes))
+    {
+        let text = core::str::from_utf8(arg).unwrap_or("?");
+        match append(line, arg, limit) {
+            Ok(_) => crate::println!("partition {}: command line += {text}", p.name()),
+            Err(e) => crate::println!(
+                "partition {}: {text} not added to the command line: {e:?}",
+                p.name()
+            ),
+        }
     }
 }
 

@@ -207,7 +207,7 @@ fn bochs(
         Serial::Captured => serial_file.display().to_string(),
     };
     let rc = format!(
-        "megs: 256\n\
+        "megs: {megs}\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
          cpu: model=corei7_skylake_x, count={cpus}, ips=4000000, reset_on_triple_fault=0, ignore_bad_msrs=0\n\
@@ -223,6 +223,7 @@ fn bochs(
          speaker: enabled=0\n\
          sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy\n\
          magic_break: enabled=1\n",
+        megs = board.memory_mib(),
         cpus = board.cpus,
         iso = iso.display(),
         log = dir.join("bochs.log").display(),

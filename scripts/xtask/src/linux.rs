@@ -19,7 +19,9 @@ pub const KERNEL: &str = "images/debian-vmlinuz";
 pub const INITRD: &str = "images/debian-initrd.cpio";
 
 /// What `/init` does. Every line it prints starts with `linux-init:` so the boot test finds it
-/// among the kernel's own.
+/// among the kernel's own. With `septum.poweroff` on the kernel command line (the boot tests
+/// pass `linux:septum.poweroff` to the hypervisor, which forwards it) it powers off after its
+/// checks; otherwise it gives the console a shell, whose exit powers off.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -39,7 +41,12 @@ t0=$(cut -d' ' -f1 /proc/uptime)
 dd if=/dev/zero of=/fill bs=1M count=32 2>/dd.err || sed 's/^/linux-init: dd failed: /' /dd.err
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo "linux-init: workload wrote 32 MiB in $(awk "BEGIN { print $t1 - $t0 }") s, kept $(du -k /fill | cut -f1) KiB"
-echo "linux-init: powering off"
+if grep -q septum.poweroff /proc/cmdline; then
+  echo "linux-init: powering off"
+  poweroff -f
+fi
+echo "linux-init: starting a shell on the console (exit powers the partition off)"
+setsid cttyhack sh
 poweroff -f
 "#;
 

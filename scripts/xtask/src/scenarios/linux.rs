@@ -96,7 +96,7 @@ pub fn linux_tests() -> Vec<BootTest> {
     vec![BootTest {
         name: "linux",
         board: "qemu-x86_64-linux",
-        args: "log=info",
+        args: "log=info linux:septum.poweroff",
         ordered: LINUX_ORDERED,
         anywhere: LINUX_ANYWHERE,
         forbidden: &LINUX_FORBIDDEN,
