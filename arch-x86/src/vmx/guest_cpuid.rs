@@ -11,7 +11,10 @@
 //! the hypervisor never changes its rate, so a guest may keep time by it. Hidden as well, for
 //! what the hypervisor does not switch or decode: XSAVE and everything built on it (XSETBV is
 //! refused, since XCR0 is the hypervisor's; leaf 0xd reads zero), IA32_TSC_ADJUST (an MSR the
-//! guest MSR policy refuses) and 5-level paging (the MMIO decoder walks 4-level tables).
+//! guest MSR policy refuses), 5-level paging (the MMIO decoder walks 4-level tables), and
+//! INVPCID and RDTSCP, which a VMX guest may execute only with secondary controls the VMX
+//! backend does not set: they raise #UD there (seen on Bochs: Linux's first global TLB flush
+//! is an INVPCID), and Linux has fallbacks for both (CR4.PGE toggling, LSL for getcpu).
 //! Everything else is the real CPU: a partition owns its cores, so there is nothing to hide
 //! about them.
 
@@ -29,10 +32,11 @@ const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 const LEAF1_ECX_X2APIC: u32 = 1 << 21;
 /// FMA (12), XSAVE (26), OSXSAVE (27), AVX (28), F16C (29): the XSAVE family.
 const LEAF1_ECX_XSAVE_FAMILY: u32 = (1 << 12) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 29);
-/// Leaf 7 EBX: TSC_ADJUST (1), AVX2 (5), AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL (16, 17, 21, 26, 27, 28,
-/// 30, 31).
+/// Leaf 7 EBX: TSC_ADJUST (1), AVX2 (5), INVPCID (10), AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL (16,
+/// 17, 21, 26, 27, 28, 30, 31).
 const LEAF7_EBX_HIDDEN: u32 = (1 << 1)
     | (1 << 5)
+    | (1 << 10)
     | (1 << 16)
     | (1 << 17)
     | (1 << 21)
@@ -52,6 +56,8 @@ const LEAF7_EDX_HIDDEN: u32 =
 const POWER_EDX_INVARIANT_TSC: u32 = 1 << 8;
 /// CPUID 8000_0001 ECX bit 2: AMD SVM.
 const EXT1_ECX_SVM: u32 = 1 << 2;
+/// CPUID 8000_0001 EDX bit 27: RDTSCP.
+const EXT1_EDX_RDTSCP: u32 = 1 << 27;
 /// The SVM feature leaf, meaningless once SVM is hidden.
 const SVM_LEAF: u32 = 0x8000_000a;
 
@@ -94,7 +100,7 @@ pub fn filter(leaf: u32, raw: [u32; 4], abi_version: u32, tsc_khz: u32) -> [u32;
         0x4000_0101..=0x4000_01ff => [0; 4],
         0x8000_0001 => {
             let [a, b, c, d] = raw;
-            [a, b, c & !EXT1_ECX_SVM, d]
+            [a, b, c & !EXT1_ECX_SVM, d & !EXT1_EDX_RDTSCP]
         }
         SVM_LEAF => [0; 4],
         _ => raw,
@@ -169,6 +175,9 @@ mod tests {
     fn svm_hidden() {
         let ext = filter(0x8000_0001, [1, 2, EXT1_ECX_SVM | 1, 4], 0, 0);
         assert_eq!(ext, [1, 2, 1, 4]);
+        let ext = filter(0x8000_0001, [0, 0, 0, EXT1_EDX_RDTSCP | 1], 0, 0);
+        assert_eq!(ext[3], 1, "RDTSCP hidden: #UD under VMX without its control");
+        assert_eq!(filter(7, [0, 1 << 10, 0, 0], 0, 0)[1], 0, "INVPCID hidden");
         assert_eq!(filter(SVM_LEAF, [1, 16, 0, 0xff], 0, 0), [0; 4]);
     }
 }

@@ -95,7 +95,7 @@ impl Board {
     }
 }
 
-fn dir() -> PathBuf {
+pub fn dir() -> PathBuf {
     root().join("board-configs")
 }
 

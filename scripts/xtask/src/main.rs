@@ -20,6 +20,7 @@ mod flat;
 mod fuzz;
 mod image;
 mod linux;
+mod linux_bare;
 mod process;
 mod qemu_lvz;
 mod scenarios;

@@ -201,6 +201,13 @@ pub fn run(filter: Option<&str>) -> bool {
                 .map(|elapsed| eprintln!("passed in {:.1} s", elapsed.as_secs_f64()))
         });
     }
+    // Issue 16: the Linux partition beside the same kernel on the bare emulator, after the
+    // partition's boot test, whose log it reads.
+    for board in boards.iter().filter(|b| crate::linux_bare::compares(b)) {
+        suite.step("linux: partition vs bare", &board.name, |_| {
+            crate::linux_bare::compare(board)
+        });
+    }
     suite.step("bench mmu (short)", "-", |_| bench_mmu(true).map(|_| ()));
 
     suite.print_summary();
