@@ -28,9 +28,46 @@ pub const fn oneshot(ticks: u64) -> u64 {
 /// The TCFG value of a timer that never fires.
 pub const OFF: u64 = 0;
 
+/// One core timer serving two deadlines (counter ticks): the vCPU's virtual timer and the LVZ
+/// re-check of a raised line (`lvz::recheck`). Returns the deadline to count down to (the
+/// earlier one) and the re-check deadline still to keep. A virtual-timer deadline already passed
+/// still fires (at once); a re-check deadline already passed was served by the exit that brought
+/// the hypervisor here, so it is dropped: kept, it would make every later countdown zero.
+pub fn next_deadline(
+    virtual_timer: Option<u64>,
+    recheck: Option<u64>,
+    now: u64,
+) -> (Option<u64>, Option<u64>) {
+    let recheck = recheck.filter(|&r| r > now);
+    let earliest = match (virtual_timer, recheck) {
+        (Some(v), Some(r)) => Some(v.min(r)),
+        (v, r) => v.or(r),
+    };
+    (earliest, recheck)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_earlier_deadline_is_armed_and_a_passed_recheck_is_dropped() {
+        assert_eq!(next_deadline(None, None, 100), (None, None));
+        assert_eq!(next_deadline(Some(500), None, 100), (Some(500), None));
+        assert_eq!(next_deadline(None, Some(300), 100), (Some(300), Some(300)));
+        assert_eq!(
+            next_deadline(Some(500), Some(300), 100),
+            (Some(300), Some(300))
+        );
+        assert_eq!(
+            next_deadline(Some(200), Some(300), 100),
+            (Some(200), Some(300))
+        );
+        // A passed virtual-timer deadline still fires; a passed re-check is gone.
+        assert_eq!(next_deadline(Some(50), None, 100), (Some(50), None));
+        assert_eq!(next_deadline(Some(500), Some(100), 100), (Some(500), None));
+        assert_eq!(next_deadline(None, Some(90), 100), (None, None));
+    }
 
     #[test]
     fn oneshot_rounds_up_to_a_multiple_of_four_and_enables() {

@@ -55,6 +55,9 @@ pub trait LvzWorld: LvzHw {
     fn acknowledge(&mut self, is: u32) -> u32;
     /// Whether the partition's memory holds `gpa` (otherwise a fault there is a device access).
     fn owned(&self, gpa: u64) -> bool;
+    /// Makes the guest exit within `ns` nanoseconds from now (the root timer), or withdraws the
+    /// request (`None`); see [`super::recheck`].
+    fn recheck_after(&mut self, ns: Option<u64>);
 }
 
 /// What a vCPU is made from.
@@ -104,6 +107,8 @@ pub struct LvzVcpu<W: LvzWorld> {
     pending: Pending,
     /// The IPI line level last written to guest ESTAT (the guest cannot change it itself).
     ipi_line: bool,
+    /// The delay of the re-check asked for at the last entry (0: none), see [`super::recheck`].
+    recheck_ns: u64,
 }
 
 impl<W: LvzWorld> LvzVcpu<W> {
@@ -122,6 +127,7 @@ impl<W: LvzWorld> LvzVcpu<W> {
             last: Trap::default(),
             pending: Pending::None,
             ipi_line: false,
+            recheck_ns: 0,
         }
     }
 
@@ -148,6 +154,7 @@ impl<W: LvzWorld> LvzVcpu<W> {
     /// Copies the guest CSRs out of the CPU, so another vCPU may use it; the next run restores
     /// them. A vCPU that owns its CPU never needs this between exits.
     pub fn unload(&mut self) {
+        self.withdraw_recheck();
         if self.loaded {
             self.csrs = GuestCsrs::save(&mut self.world);
             self.loaded = false;
@@ -176,6 +183,31 @@ impl<W: LvzWorld> LvzVcpu<W> {
         }
     }
 
+    /// Before an entry: a raised IPI line the guest cannot take now (interrupts off, or the line
+    /// masked in its ECFG) gets a re-check, an exit after a delay that grows while the line keeps
+    /// waiting ([`super::recheck`]); a line that is lowered or takeable withdraws it. Reads the
+    /// guest's CRMD and ECFG only while the line is raised.
+    fn arm_recheck(&mut self) {
+        let waiting = self.ipi_line && {
+            let crmd = self.world.gcsr_read(csr::CRMD);
+            let ecfg = self.world.gcsr_read(csr::ECFG);
+            !super::ipi_line_takeable(crmd, ecfg)
+        };
+        if waiting {
+            self.recheck_ns = super::recheck::next(self.recheck_ns);
+            self.world.recheck_after(Some(self.recheck_ns));
+        } else {
+            self.withdraw_recheck();
+        }
+    }
+
+    fn withdraw_recheck(&mut self) {
+        if self.recheck_ns != 0 {
+            self.recheck_ns = 0;
+            self.world.recheck_after(None);
+        }
+    }
+
     /// One entry and exit.
     fn switch(&mut self) -> Trap {
         if !self.loaded {
@@ -191,6 +223,7 @@ impl<W: LvzWorld> LvzVcpu<W> {
             self.world.invtlb(invtlb_op::ALL_GUESTS, 0, 0);
             self.loaded = true;
         }
+        self.arm_recheck();
         let entry = Entry {
             gid: self.config.gid,
             root: self.config.root,

@@ -197,6 +197,76 @@ fn the_ipi_line_is_guest_estat_bit_12_raised_before_each_entry_lowered_once_only
     assert_eq!(xchgs(&mut v).len(), 4);
 }
 
+/// The re-checks asked for since the last call (`from`: the log position it reached); each must
+/// come before an entry.
+fn rechecks(v: &mut LvzVcpu<Model>, from: &mut usize) -> Vec<Option<u64>> {
+    let log = &v.world().log;
+    let mut out = Vec::new();
+    for (i, op) in log.iter().enumerate().skip(*from) {
+        if let Op::Recheck(r) = op {
+            assert!(
+                log[i..].iter().any(|o| matches!(o, Op::Enter { .. })),
+                "a re-check is asked for before the entry it guards"
+            );
+            out.push(*r);
+        }
+    }
+    *from = log.len();
+    out
+}
+
+#[test]
+fn a_raised_line_the_guest_cannot_take_is_rechecked_with_backoff_until_taken() {
+    let mut m = Model::new();
+    for _ in 0..16 {
+        m.exit(0, ENTRY, 0, 0);
+    }
+    let mut v = vcpu(m);
+    let mut seen = 0;
+    // A lowered line asks for nothing (and reads no guest CSR for it).
+    v.run();
+    assert_eq!(rechecks(&mut v, &mut seen), []);
+    // A guest with interrupts on and the IPI line unmasked takes a raised line at entry.
+    v.world().guest[csr::CRMD as usize] = csr::CRMD_IE;
+    v.world().guest[csr::ECFG as usize] = guest_lines::IPI | 1 << 11;
+    v.set_irq_lines(1 << 12);
+    v.run();
+    assert_eq!(
+        rechecks(&mut v, &mut seen),
+        [],
+        "nothing asked while takeable"
+    );
+    // In its handler (CRMD.IE clear) the line is raised again: it waits for the guest's `ertn`,
+    // which QEMU-LVZ does not re-check, so an exit is asked for, sooner first, then less often.
+    v.world().guest[csr::CRMD as usize] = 0;
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        v.run();
+        delays.extend(rechecks(&mut v, &mut seen));
+    }
+    assert_eq!(delays[0], Some(recheck::FIRST_NS));
+    assert_eq!(delays[1], Some(2 * recheck::FIRST_NS));
+    assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(
+        delays.len(),
+        8,
+        "every entry while waiting re-arms the exit"
+    );
+    assert_eq!(*delays.last().unwrap(), Some(recheck::MAX_NS));
+    // Interrupts on again: the next entry takes the line itself; the request is withdrawn once.
+    v.world().guest[csr::CRMD as usize] = csr::CRMD_IE;
+    v.run();
+    assert_eq!(rechecks(&mut v, &mut seen), [None]);
+    // Masked in ECFG is waiting too, and the backoff starts over.
+    v.world().guest[csr::ECFG as usize] = 1 << 11;
+    v.run();
+    assert_eq!(rechecks(&mut v, &mut seen), [Some(recheck::FIRST_NS)]);
+    // The guest cleared its IPI block: the lowered line withdraws the request; nothing after.
+    v.set_irq_lines(0);
+    v.run();
+    assert_eq!(rechecks(&mut v, &mut seen), [None]);
+}
+
 #[test]
 fn hypercall_takes_code_number_and_arguments_and_returns_in_a0() {
     let mut v = one_exit(0x17, 0, 0x002b_8000 | 0x5, 0x10d);

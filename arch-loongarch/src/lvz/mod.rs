@@ -258,6 +258,36 @@ pub fn set_ipi_line<H: LvzHw>(hw: &mut H, level: bool) {
     hw.gcsr_xchg(csr::ESTAT, value, guest_lines::IPI);
 }
 
+/// Whether a guest with these CRMD and ECFG values takes a raised IPI line as soon as it runs:
+/// interrupts on (CRMD.IE) and the line unmasked (ECFG.LIE bit 12). Otherwise the line waits for
+/// the guest to enable them itself (its `ertn`, a CRMD or ECFG write).
+pub fn ipi_line_takeable(crmd: u64, ecfg: u64) -> bool {
+    crmd & csr::CRMD_IE != 0 && ecfg & guest_lines::IPI != 0
+}
+
+/// Re-checking a raised IPI line the guest could not take at entry. The hardware takes such a
+/// line by itself once the guest enables interrupts; QEMU-LVZ re-evaluates guest lines only at
+/// the root's `ertn` and at a guest-timer event, never at the guest's own `ertn` or CRMD/ECFG
+/// write, so there the line would wait for an unrelated exit (LVZ.md, difference 13). While such
+/// a line stays raised, each entry asks for an exit after a delay (the root timer), and the next
+/// entry's `ertn` looks again; the delay doubles from [`FIRST_NS`] to [`MAX_NS`] while the guest
+/// keeps the line waiting, so a guest that stays masked costs at most one exit per `MAX_NS`.
+pub mod recheck {
+    /// The delay after the first entry that leaves a raised line waiting.
+    pub const FIRST_NS: u64 = 20_000;
+    /// The longest delay.
+    pub const MAX_NS: u64 = 1_000_000;
+
+    /// The delay for this entry, given the previous one (0: the line was not waiting).
+    pub fn next(previous_ns: u64) -> u64 {
+        if previous_ns == 0 {
+            FIRST_NS
+        } else {
+            previous_ns.saturating_mul(2).min(MAX_NS)
+        }
+    }
+}
+
 /// Raises virtual hardware interrupt line `line` (0-7) in the guest (GINTC.VIP).
 pub fn inject_hwi<H: LvzHw>(hw: &mut H, line: u32) {
     let v = hw.csr_read(csr::GINTC);

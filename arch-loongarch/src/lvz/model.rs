@@ -28,6 +28,8 @@ pub enum Op {
     },
     /// Host interrupt lines acknowledged.
     Ack(u32),
+    /// A re-check exit asked for (nanoseconds from now) or withdrawn.
+    Recheck(Option<u64>),
 }
 
 /// The CPU as the backend sees it.
@@ -148,5 +150,9 @@ impl LvzWorld for Model {
 
     fn owned(&self, gpa: u64) -> bool {
         gpa < self.owned_below
+    }
+
+    fn recheck_after(&mut self, ns: Option<u64>) {
+        self.log.push(Op::Recheck(ns));
     }
 }

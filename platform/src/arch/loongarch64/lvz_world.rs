@@ -16,6 +16,7 @@
 //! the CPU (`gcsrrd`/`gcsrwr` only when a vCPU is (un)loaded); the root TLB refill of guest
 //! GPAs is `trap.rs`'s handler, which walks PGDL when GSTAT.PVM is set.
 
+use crate::partition::arch::PartitionArch;
 use crate::partition::Partition;
 use arch_loongarch::csr;
 use arch_loongarch::lvz::real::RealLvz;
@@ -189,5 +190,14 @@ impl LvzWorld for RealWorld {
 
     fn owned(&self, gpa: u64) -> bool {
         self.partition.config.translate(gpa).is_some()
+    }
+
+    fn recheck_after(&mut self, ns: Option<u64>) {
+        let deadline = ns.map(|ns| {
+            let hz = u128::from(super::Current::counter_hz());
+            let ticks = (u128::from(ns) * hz / 1_000_000_000).max(1) as u64;
+            arch_loongarch::instr::rdtime().wrapping_add(ticks)
+        });
+        super::partition::arm_recheck(deadline);
     }
 }

@@ -2,7 +2,8 @@
 //! format both backends share, per-CPU translation set-up (the page-walk geometry, an all-invalid
 //! high-half root, IPIs and the timer unmasked), local flushes by address-space id, kicks (and
 //! flush-shootdown IPIs) through the IPI mailbox, the stable counter and the core timer (one-shot
-//! countdowns to the vCPU's next virtual-timer deadline), and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
+//! countdowns to the vCPU's next virtual-timer deadline or, under LVZ, to the re-check of an IPI
+//! line the guest could not take, whichever comes first), and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
 //! GID of its own, the deprivileged backend otherwise. Under LVZ the vCPU is
 //! `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are INVTLB by GID (and address), and
 //! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
@@ -11,6 +12,7 @@ use super::deprivileged::DeprivilegedVcpu;
 use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
+use crate::boot::MAX_CPUS;
 use crate::partition::arch::{BootAbi, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId, TableFrames};
 use alloc::format;
@@ -21,9 +23,54 @@ use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
 use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
 use mmu::{Flush, NoTlb, StageTwoTable};
 use spin::Once;
 use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
+
+/// Per CPU: the deadlines the core timer serves, in counter ticks ([`NONE`]: none): the running
+/// vCPU's virtual timer ([`VIRTUAL`], `arm_timer`) and, under LVZ, the re-check of a raised line
+/// the guest could not take at entry ([`RECHECK`], [`arm_recheck`]). Only the CPU itself touches
+/// its row.
+static ROOT_TIMER: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(NONE) }; 2] }; MAX_CPUS];
+const VIRTUAL: usize = 0;
+const RECHECK: usize = 1;
+const NONE: u64 = u64::MAX;
+
+/// Counts the core timer down to the earlier of the CPU's deadlines (`timer::next_deadline`).
+fn program_root_timer(t: &[AtomicU64; 2]) {
+    let some = |d: u64| (d != NONE).then_some(d);
+    let now = instr::rdtime();
+    let (deadline, recheck) = timer::next_deadline(
+        some(t[VIRTUAL].load(Ordering::Relaxed)),
+        some(t[RECHECK].load(Ordering::Relaxed)),
+        now,
+    );
+    t[RECHECK].store(recheck.unwrap_or(NONE), Ordering::Relaxed);
+    let value = match deadline {
+        None => timer::OFF,
+        Some(d) => timer::oneshot(d.saturating_sub(now)),
+    };
+    // SAFETY: the core timer is the hypervisor's (the deprivileged guest cannot reach it, and
+    // an LVZ guest has its own); its interrupt only makes the running guest exit, and the
+    // hypervisor runs with interrupts off. A pending tick from the previous setting is
+    // acknowledged *before* the new countdown starts: acknowledging after would also eat the
+    // new tick when a short countdown (a deadline a few ticks away) ends in between, and the
+    // vCPU would wait for it forever (seen as a rare hang of the smp boot test).
+    unsafe {
+        csr::write::<{ csr::TICLR }>(1);
+        csr::write::<{ timer::TCFG }>(value);
+    }
+}
+
+/// Under LVZ: makes the running guest exit by `deadline` (counter ticks) so the next entry looks
+/// at a raised line again, or withdraws that (`None`); see `arch_loongarch::lvz::recheck`.
+pub fn arm_recheck(deadline: Option<u64>) {
+    let t = &ROOT_TIMER[<Current as crate::arch::Machine>::cpu_index()];
+    t[RECHECK].store(deadline.unwrap_or(NONE), Ordering::Relaxed);
+    program_root_timer(t);
+}
 
 /// The IPI vector kicks use (any vector raises ESTAT.IS bit 12).
 const KICK_VECTOR: u32 = 1;
@@ -260,20 +307,9 @@ impl PartitionArch for Current {
     }
 
     fn arm_timer(deadline: Option<u64>) {
-        let value = match deadline {
-            None => timer::OFF,
-            Some(d) => timer::oneshot(d.saturating_sub(instr::rdtime())),
-        };
-        // SAFETY: the core timer is the hypervisor's (the deprivileged guest cannot reach it, and
-        // an LVZ guest has its own); its interrupt only makes the running guest exit, and the
-        // hypervisor runs with interrupts off. A pending tick from the previous setting is
-        // acknowledged *before* the new countdown starts: acknowledging after would also eat the
-        // new tick when a short countdown (a deadline a few ticks away) ends in between, and the
-        // vCPU would wait for it forever (seen as a rare hang of the smp boot test).
-        unsafe {
-            csr::write::<{ csr::TICLR }>(1);
-            csr::write::<{ timer::TCFG }>(value);
-        }
+        let t = &ROOT_TIMER[<Current as crate::arch::Machine>::cpu_index()];
+        t[VIRTUAL].store(deadline.unwrap_or(NONE), Ordering::Relaxed);
+        program_root_timer(t);
     }
 
     fn wait() {
