@@ -44,11 +44,13 @@ pub fn times(serial: &str) -> Option<LinuxTimes> {
     Some(LinuxTimes { to_init, workload })
 }
 
-/// Whether `board` has the comparison: a Linux board booted in QEMU, where the kernel boots bare
-/// with `-kernel` too. (Bochs would need a GRUB ISO of the kernel; not built yet.)
+/// Whether `board` has the comparison: the board of the boot test [`PARTITION_TEST`], booted in
+/// QEMU, where the kernel boots bare with `-kernel` too. (Bochs would need a GRUB ISO of the kernel; not built yet.)
 pub fn compares(board: &Board) -> bool {
-    crate::linux::board_uses_images(&board.file)
-        && board.emulator == Some(crate::boards::Emulator::QemuX86)
+    board.emulator == Some(crate::boards::Emulator::QemuX86)
+        && crate::scenarios::boot_tests()
+            .iter()
+            .any(|t| t.name == PARTITION_TEST && t.board == board.name)
 }
 
 /// Boots the kernel bare and compares it with the partition's boot test run on `board`.

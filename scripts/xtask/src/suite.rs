@@ -69,14 +69,14 @@ impl Suite {
 
     fn print_summary(&self) {
         println!(
-            "\n{:<28} {:<24} {:<6} {:>8}",
+            "\n{:<28} {:<26} {:<6} {:>8}",
             "test", "board", "result", "seconds"
         );
-        println!("{}", "-".repeat(69));
+        println!("{}", "-".repeat(71));
         for r in &self.rows {
             let result = if r.passed { "pass" } else { "FAIL" };
             println!(
-                "{:<28} {:<24} {:<6} {:>8.1}",
+                "{:<28} {:<26} {:<6} {:>8.1}",
                 r.test, r.board, result, r.seconds
             );
         }

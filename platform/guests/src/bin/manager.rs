@@ -424,9 +424,10 @@ static mut UNION: Bitmap = Bitmap([0; BITMAP_BYTES]);
 
 /// Watches Linux partition `id` from the start of its run to its end: dirty logging on, a
 /// harvest every [`LINUX_HARVEST_GAP`] polls (the union of all of them is every page Linux
-/// wrote), and aging windows between them (the largest is its working set). Checks both against
-/// what `/init` writes and against the partition's size, and prints the harvest's cost.
-fn linux_watch(id: u64) -> bool {
+/// wrote), and aging windows between them (the largest is its working set), `between` run after
+/// each harvest. Checks both against what `/init` writes, and prints the harvest's cost and the
+/// partition's exits by kind.
+fn linux_watch(id: u64, between: &mut dyn FnMut()) -> bool {
     let dirty = call(nr::DIRTY_LOG_START, id, 0, 0);
     let age = call(nr::AGE_START, id, 0, 0);
     println!(
@@ -462,6 +463,7 @@ fn linux_watch(id: u64) -> bool {
         if last {
             break;
         }
+        between();
         for _ in 0..LINUX_HARVEST_GAP {
             core::hint::spin_loop();
         }
@@ -484,6 +486,23 @@ fn linux_watch(id: u64) -> bool {
     println!(
         "manager: Linux dirty harvest mean {} ticks per harvest (emulator clock: a proxy)",
         ticks / harvests.max(1)
+    );
+    // Exits by kind over the whole run (`vcpu::ExitKind` order).
+    let mut c = [0u64; 13];
+    call(nr::EXIT_COUNTERS, id, c.as_mut_ptr() as u64, 13 * 8);
+    println!(
+        "manager: Linux exits: {} hypercall, {} MMIO, {} port, {} stage-2 fault, {} HLT, {} CPUID, \
+         {} MSR, {} interrupt, {} shutdown, {} other",
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        c[4],
+        c[5],
+        c[6],
+        c[8],
+        c[9],
+        c[7] + c[10] + c[11] + c[12]
     );
     dirty_ok && young_ok
 }
@@ -544,13 +563,26 @@ fn guest_main(args: BootArgs) -> ! {
         None
     };
 
+    let mut restarts = [0u64; 16];
+    let allowed = if volume != 0 { 0 } else { RESTARTS };
     if let Some(id) = test_guests::linux_to_watch(args.flags) {
-        ok &= linux_watch(id);
+        // A neighbour stopped while Linux runs (the hostile guest) is restarted meanwhile, so
+        // its attacks come while Linux boots.
+        let mut restart_others = || {
+            for other in (0..count.max(0) as u64).filter(|&o| o != me as u64 && o != id) {
+                let slot = &mut restarts[other as usize % 16];
+                if Some(other) != worker && state_of(other) == state::STOPPED && *slot < allowed {
+                    *slot += 1;
+                    let r = call(nr::PARTITION_START, other, 0, 0);
+                    println!("manager: restart {} of partition {other} -> {r}", *slot);
+                }
+            }
+        };
+        ok &= linux_watch(id, &mut restart_others);
     }
 
     // Every other partition must end: finished by itself, or stopped and then restarted until
     // its restarts run out.
-    let mut restarts = [0u64; 16];
     let others = (0..count.max(0) as u64).filter(|&id| id != me as u64);
     for id in others {
         loop {
@@ -566,7 +598,6 @@ fn guest_main(args: BootArgs) -> ! {
                 break;
             }
             let slot = &mut restarts[id as usize % 16];
-            let allowed = if volume != 0 { 0 } else { RESTARTS };
             if s == state::STOPPED && *slot < allowed && Some(id) != worker {
                 *slot += 1;
                 let r = call(nr::PARTITION_START, id, 0, 0);

@@ -1,8 +1,9 @@
 //! The Linux boot tests (issue 16): Debian's unmodified kernel in a 2-vCPU partition beside the
-//! manager and a worker, its `/init` printing what the test checks, the manager watching it with
-//! dirty logging and aging. Every row's name contains `linux`.
+//! manager and a worker (or the hostile guest, attacking while Linux boots), its `/init`
+//! printing what the test checks, the manager watching it with dirty logging and aging. Every
+//! row's name contains `linux`.
 
-use super::PARTITION_FAULTS;
+use super::{PARTITION_FAULTS, X86_HOSTILE};
 use crate::boot_test::{BootTest, Ending, Figure};
 use crate::emulator::Flavour;
 use std::time::Duration;
@@ -20,37 +21,47 @@ const LINUX_ORDERED: &[&str] = &[
     "partition linux finished (code 0)",
     "[manager] manager: Linux wrote",
     "[manager] manager: Linux working set peak",
+    "[manager] manager: Linux exits:",
     "[manager] manager: done ok",
     "summary: linux finished with code 0",
-    "summary: worker finished with code 0",
     "partitions: all ended as expected",
 ];
 
-/// Lines that may come in any order with the rest.
-const LINUX_ANYWHERE: &[&str] = &[
+/// Lines of a Linux run that may come in any order with the rest.
+const LINUX_ANYWHERE: [&str; 3] = [
     "partition linux: IOAPIC line 4 -> vCPU 0",
     "IO-APIC   4-edge      ttyS0",
     "kept 32768 KiB",
-    "[worker] worker: final checksum",
 ];
+
+/// With the worker beside Linux: it finishes its checksums.
+const WORKER_DONE: [&str; 2] = [
+    "[worker] worker: final checksum",
+    "summary: worker finished with code 0",
+];
+
+const WITH_WORKER: [&str; LINUX_ANYWHERE.len() + WORKER_DONE.len()] =
+    concat(&LINUX_ANYWHERE, &WORKER_DONE);
+const WITH_HOSTILE: [&str; LINUX_ANYWHERE.len() + X86_HOSTILE.len()] =
+    concat(&LINUX_ANYWHERE, X86_HOSTILE);
+
+/// `a` then `b`, for the line lists above (N = both lengths).
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let mut i = 0;
+    while i < N {
+        all[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    all
+}
 
 /// What tells of a kernel in trouble, or of `/init`'s workload failing.
 const KERNEL_TROUBLE: [&str; 4] = ["Kernel panic", "Oops", "BUG:", "linux-init: dd failed"];
 
 /// A Linux run fails on anything that fails a test-guest run, and on a kernel in trouble.
-const LINUX_FORBIDDEN: [&str; PARTITION_FAULTS.len() + KERNEL_TROUBLE.len()] = {
-    let mut all = [""; PARTITION_FAULTS.len() + KERNEL_TROUBLE.len()];
-    let mut i = 0;
-    while i < all.len() {
-        all[i] = if i < PARTITION_FAULTS.len() {
-            PARTITION_FAULTS[i]
-        } else {
-            KERNEL_TROUBLE[i - PARTITION_FAULTS.len()]
-        };
-        i += 1;
-    }
-    all
-};
+const LINUX_FORBIDDEN: [&str; PARTITION_FAULTS.len() + KERNEL_TROUBLE.len()] =
+    concat(PARTITION_FAULTS, &KERNEL_TROUBLE);
 
 const LINUX_FIGURES: &[Figure] = &[
     Figure {
@@ -93,16 +104,21 @@ const LINUX_FIGURES: &[Figure] = &[
 
 /// The Linux boot tests.
 pub fn linux_tests() -> Vec<BootTest> {
-    vec![BootTest {
-        name: "linux",
-        board: "qemu-x86_64-linux",
+    let linux = |name, board, anywhere: &'static [&'static str]| BootTest {
+        name,
+        board,
+        // `/init` powers off after its checks instead of starting a shell.
         args: "log=info linux:septum.poweroff",
         ordered: LINUX_ORDERED,
-        anywhere: LINUX_ANYWHERE,
+        anywhere,
         forbidden: &LINUX_FORBIDDEN,
         figures: LINUX_FIGURES,
         ending: Ending::Success,
-        timeout: Duration::from_secs(180),
+        timeout: Duration::from_secs(240),
         flavour: Flavour::Stock,
-    }]
+    };
+    vec![
+        linux("linux", "qemu-x86_64-linux", &WITH_WORKER),
+        linux("linux-beside-hostile", "qemu-x86_64-linux-hostile", &WITH_HOSTILE),
+    ]
 }
