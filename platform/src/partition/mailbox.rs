@@ -68,7 +68,17 @@ impl VirtualInterrupts {
                 }
             }
             IocsrOp::ClearOwn(bits) => {
-                slot.iocsr_ipi.fetch_and(!bits, Ordering::SeqCst);
+                let was = slot.iocsr_ipi.fetch_and(!bits, Ordering::SeqCst);
+                // A guest without an upcall handler takes IPIs the hardware way (LVZ: its own
+                // exception vector); clearing a pending bit is its acknowledgement, so that is
+                // where the IPI counts as delivered (with an upcall, the upcall counted it).
+                let taken = was & bits & slot.iocsr_enable.load(Ordering::SeqCst);
+                if taken != 0 && !self.has_upcall_handler() {
+                    slot.ipi_irqs
+                        .fetch_add(u64::from(taken.count_ones()), Ordering::Relaxed);
+                    let (_, at) = slot.ipi_source();
+                    slot.ipi_latency.record(Current::now().wrapping_sub(at));
+                }
             }
             IocsrOp::WriteMailbox {
                 mailbox,

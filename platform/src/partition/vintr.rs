@@ -190,6 +190,11 @@ impl VirtualInterrupts {
     }
 
     /// The interrupt to deliver before the next entry, if the vCPU takes upcalls now.
+    /// Whether the guest registered an upcall handler (`UPCALL_SET`) that still takes upcalls.
+    pub fn has_upcall_handler(&self) -> bool {
+        self.upcall.is_some()
+    }
+
     pub fn next(&mut self) -> Option<Delivery> {
         if self.in_upcall {
             return None;
