@@ -176,7 +176,10 @@ mod tests {
         let ext = filter(0x8000_0001, [1, 2, EXT1_ECX_SVM | 1, 4], 0, 0);
         assert_eq!(ext, [1, 2, 1, 4]);
         let ext = filter(0x8000_0001, [0, 0, 0, EXT1_EDX_RDTSCP | 1], 0, 0);
-        assert_eq!(ext[3], 1, "RDTSCP hidden: #UD under VMX without its control");
+        assert_eq!(
+            ext[3], 1,
+            "RDTSCP hidden: #UD under VMX without its control"
+        );
         assert_eq!(filter(7, [0, 1 << 10, 0, 0], 0, 0)[1], 0, "INVPCID hidden");
         assert_eq!(filter(SVM_LEAF, [1, 16, 0, 0xff], 0, 0), [0; 4]);
     }

@@ -65,6 +65,16 @@ pub mod volume {
     pub use vcpu::hypercall::TIMER_MIN_NS;
 }
 
+/// The mean cost of `calls` hypercalls that do nothing (`VERSION`), in counter ticks (the TSC on
+/// x86, the stable counter on LoongArch): the reference other costs are compared with.
+pub fn hypercall_round_trip(calls: u64) -> u64 {
+    let start = rt::now();
+    for _ in 0..calls {
+        call(nr::VERSION, 0, 0, 0);
+    }
+    (rt::now() - start) / calls.max(1)
+}
+
 /// The manager's boot flags, bits 8-15: 1 + the id of a Linux partition to watch (0: none).
 pub fn linux_to_watch(flags: u64) -> Option<u64> {
     ((flags >> 8) & 0xff).checked_sub(1)

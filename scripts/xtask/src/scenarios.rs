@@ -8,7 +8,7 @@ mod linux;
 mod lvz;
 mod volume;
 
-use crate::boot_test::{BootTest, Ending};
+use crate::boot_test::{BootTest, Ending, Figure};
 use crate::emulator::Flavour;
 use linux::linux_tests;
 use lvz::for_lvz;
@@ -53,6 +53,15 @@ const X86_HOSTILE: &[&str] = &[
     "summary: hostile stopped",
     "partitions: all ended as expected",
 ];
+
+/// The manager's reference cost, printed by every partitions test: the mean of 1000 `VERSION`
+/// hypercalls, in the board's counter ticks (emulator clock: a proxy).
+const HYPERCALL_ROUND_TRIP: Figure = Figure {
+    name: "hypercall round trip (counter ticks, emulator clock)",
+    after: "manager: hypercall round trip ",
+    min: 1,
+    max: i64::MAX,
+};
 
 /// What a partitions test wants anywhere on the emulator boards that run the test guests
 /// (manager on CPU 0, the 2-vCPU worker on CPUs 1 and 2, the hostile guest on CPU 3).
@@ -119,7 +128,7 @@ pub fn boot_tests() -> Vec<BootTest> {
             ],
             anywhere: PARTITIONS_ANYWHERE,
             forbidden: PARTITION_FAULTS,
-            figures: &[],
+            figures: &[HYPERCALL_ROUND_TRIP],
             ending: Ending::Success,
             timeout: t(150),
             flavour: Flavour::Stock,
@@ -511,7 +520,7 @@ fn x86_partitions(board: &'static str, backend: [&'static str; 2], timeout: Dura
         ordered: ordered.leak(),
         anywhere: PARTITIONS_ANYWHERE,
         forbidden: PARTITION_FAULTS,
-        figures: &[],
+        figures: &[HYPERCALL_ROUND_TRIP],
         ending: Ending::Success,
         timeout,
         flavour: Flavour::Stock,

@@ -194,16 +194,6 @@ pub fn jump(addr: u64) -> ! {
     unsafe { asm!("jmp {0}", in(reg) addr, options(noreturn, nostack)) }
 }
 
-/// The mean round trip of `calls` VERSION hypercalls, in TSC ticks (under an emulator, its
-/// clock: a proxy for the world-switch cost, not a hardware figure).
-pub fn hypercall_round_trip(calls: u64) -> u64 {
-    let start = now();
-    for _ in 0..calls {
-        hypercall(crate::nr::VERSION, [0; 6]);
-    }
-    (now() - start) / calls.max(1)
-}
-
 /// Spins a little: lets other CPUs make progress between polls (inlined: no call, no stack
 /// write, in poll loops).
 #[inline(always)]

@@ -119,6 +119,10 @@ pub fn linux_tests() -> Vec<BootTest> {
     };
     vec![
         linux("linux", "qemu-x86_64-linux", &WITH_WORKER),
-        linux("linux-beside-hostile", "qemu-x86_64-linux-hostile", &WITH_HOSTILE),
+        linux(
+            "linux-beside-hostile",
+            "qemu-x86_64-linux-hostile",
+            &WITH_HOSTILE,
+        ),
     ]
 }
