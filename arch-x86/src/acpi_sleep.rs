@@ -1,7 +1,9 @@
-//! The ACPI sleep control register a Linux partition's FADT names (hardware-reduced ACPI, ACPI
-//! 6.5 section 4.8.3.7): the one piece of fixed ACPI hardware the hypervisor emulates, so that
-//! `poweroff` in the guest, through the DSDT's `\_S5` package, ends the partition. The tables
-//! that point at it are built with the image (`linux::acpi`); the decode runs in the image.
+//! The ACPI sleep control register and reset register a Linux partition's FADT names
+//! (hardware-reduced ACPI, ACPI 6.5 sections 4.8.3.6-7): the fixed ACPI hardware the hypervisor
+//! emulates, so that `poweroff` in the guest, through the DSDT's `\_S5` package, ends the
+//! partition, and `reboot` restarts it. Both are I/O ports: the sleep register at the port the
+//! board model reserves, the reset register at the next one. The tables that point at them are
+//! built with the image (`linux::acpi`); the decode runs in the image.
 
 /// The `\_S5` sleep type the DSDT declares; the register decodes it.
 pub const S5_SLEEP_TYPE: u8 = 5;
@@ -9,6 +11,11 @@ pub const S5_SLEEP_TYPE: u8 = 5;
 pub const SLP_TYP_SHIFT: u8 = 2;
 /// SLP_EN (bit 5): enter the sleep state written with it.
 pub const SLP_EN: u8 = 1 << 5;
+
+/// The reset register's port, after the sleep register's.
+pub const RESET_PORT_OFFSET: u16 = 1;
+/// The value the FADT tells the guest to write to the reset register (as to a PC's 0xcf9).
+pub const RESET_VALUE: u8 = 0x06;
 
 /// What a guest's byte written to the sleep control register asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

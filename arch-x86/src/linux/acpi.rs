@@ -24,7 +24,7 @@ const OEM_TABLE_ID: [u8; 8] = *b"SEPTUMPT";
 const OEM_REVISION: u32 = 1;
 /// The local APIC's xAPIC address, which the MADT header must give even in x2APIC mode.
 const LOCAL_APIC_ADDRESS: u32 = 0xfee0_0000;
-use crate::acpi_sleep::S5_SLEEP_TYPE;
+use crate::acpi_sleep::{RESET_PORT_OFFSET, RESET_VALUE, S5_SLEEP_TYPE};
 /// FADT IA-PC boot architecture flags (ACPI 6.5, table 5.11).
 const IAPC_NO_VGA: u16 = 1 << 2;
 const IAPC_NO_MSI: u16 = 1 << 3;
@@ -162,6 +162,7 @@ fn fadt(dsdt_gpa: u64, sleep_port: u16) -> Vec<u8> {
     let mut b = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
         .dsdt_64(dsdt_gpa)
         .flag(Flags::HwReducedAcpi)
+        .flag(Flags::ResetRegSup)
         .flag(Flags::Headless)
         .flag(Flags::PwrButton)
         .flag(Flags::SlpButton);
@@ -177,6 +178,14 @@ fn fadt(dsdt_gpa: u64, sleep_port: u16) -> Vec<u8> {
     b.iapc_boot_arch = (IAPC_NO_VGA | IAPC_NO_MSI | IAPC_NO_CMOS_RTC).into();
     b.sleep_control_reg = reg;
     b.sleep_status_reg = reg;
+    b.reset_reg = GAS::new(
+        AddressSpace::SystemIo,
+        8,
+        0,
+        AccessSize::ByteAccess,
+        u64::from(sleep_port + RESET_PORT_OFFSET),
+    );
+    b.reset_value = RESET_VALUE;
     aml_bytes(&b.finalize())
 }
 
@@ -291,6 +300,12 @@ mod tests {
         assert_eq!(fadt[244], 1);
         assert_eq!(fadt[245], 8);
         assert_eq!(u64_at(fadt, 248), 0x600);
+        // Flags at 112 with RESET_REG_SUP (bit 10); RESET_REG at 116: system I/O, port 0x601;
+        // RESET_VALUE at 128.
+        assert_ne!(u32_at(fadt, 112) & (1 << 10), 0);
+        assert_eq!(fadt[116], 1);
+        assert_eq!(u64_at(fadt, 120), 0x601);
+        assert_eq!(fadt[128], RESET_VALUE);
         // IA-PC boot flags at 109: no 8042 (bit 1), no VGA, no MSI, no CMOS clock.
         assert_eq!(u16::from_le_bytes([fadt[109], fadt[110]]), 0b10_1100);
         // The DSDT names \_S5_.

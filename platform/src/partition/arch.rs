@@ -153,6 +153,13 @@ pub trait PartitionArch {
     /// Arms the calling CPU's timer so its guest exits at or after counter value `deadline`
     /// (`None`: disarm). Called only by the CPU running the vCPU.
     fn arm_timer(_deadline: Option<u64>) {}
+    /// The vCPU on the calling CPU halted with nothing to deliver: waits, in the hypervisor,
+    /// until a kick comes, a device interrupt arrives, or the counter reaches `deadline` (the
+    /// vCPU's virtual timer), for at most a few milliseconds; each device line's vector taken
+    /// meanwhile is handed to `taken`. A backend that cannot wait returns at once (the vCPU
+    /// then executes its halt again, a busy wait). An emulator runs the other CPUs faster when
+    /// this one really halts, and real hardware spends less power.
+    fn idle(deadline: Option<u64>, taken: &mut dyn FnMut(u32));
     /// Waits a little, on a CPU that runs no vCPU, for another CPU to ask for something (a start
     /// request comes with a kick). An emulator runs faster when waiting CPUs halt instead of
     /// spinning; the default spins.

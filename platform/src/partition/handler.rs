@@ -183,19 +183,29 @@ impl Handler {
         matches!(self.partition.config.image, board_config::Image::Linux(_))
     }
 
-    /// A Linux partition's write to its ACPI sleep control register (the port its FADT names):
-    /// SLP_EN with the S5 type powers it off with code 0; any other value is no transition this
-    /// platform has, and is dropped. `None` for every other port or partition.
+    /// A Linux partition's write to its ACPI sleep control or reset register (the ports its FADT
+    /// names): SLP_EN with the S5 type powers it off with code 0, the reset value resets it (the
+    /// run restarts it, `run`); any other value is no transition this platform has, and is
+    /// dropped. `None` for every other port or partition.
     #[cfg(target_arch = "x86_64")]
     fn linux_power_port(&self, port: u16, value: u32) -> Option<Action> {
-        use arch_x86::acpi_sleep::{sleep_request, SleepRequest};
-        if port != board_config::LINUX_SLEEP_PORT || !self.absent_devices() {
+        use arch_x86::acpi_sleep::{sleep_request, SleepRequest, RESET_PORT_OFFSET, RESET_VALUE};
+        let sleep = board_config::LINUX_SLEEP_PORT;
+        if !self.absent_devices() {
             return None;
         }
-        Some(match sleep_request(value as u8) {
-            SleepRequest::PowerOff => Action::Stop(StopReason::PowerOff { code: 0 }),
-            SleepRequest::None => Action::Resume(Completion::Skip),
-        })
+        let stop = |why| Some(Action::Stop(why));
+        match port {
+            p if p == sleep => match sleep_request(value as u8) {
+                SleepRequest::PowerOff => stop(StopReason::PowerOff { code: 0 }),
+                SleepRequest::None => Some(Action::Resume(Completion::Skip)),
+            },
+            p if p == sleep + RESET_PORT_OFFSET && value as u8 == RESET_VALUE => {
+                stop(StopReason::Reset)
+            }
+            p if p == sleep + RESET_PORT_OFFSET => Some(Action::Resume(Completion::Skip)),
+            _ => None,
+        }
     }
 
     /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
@@ -267,6 +277,22 @@ impl Handler {
             BusError::Unclaimed { addr, .. } => violation("read of unowned port", addr),
             _ => violation("bad port access", 0),
         }
+    }
+
+    /// The guest halted (x86 `hlt`): with nothing to deliver, the CPU waits for the vCPU's
+    /// next event (`PartitionArch::idle`), then whatever came is handled as an interrupt exit
+    /// would handle it. The guest resumes after its halt either way, as a halt ends on an
+    /// interrupt.
+    fn halted(&mut self) {
+        if self.irqs.anything_pending() {
+            return;
+        }
+        let (p, cpu) = (self.partition, self.cpu);
+        Current::idle(self.irqs.deadline(), &mut |vector| {
+            super::device_irq::deliver(p, cpu, vector)
+        });
+        super::console_input::poll(cpu);
+        self.irqs.on_interrupt();
     }
 
     /// A fault on guest memory: the fast fix makes the page young (and dirty on a write) if the
@@ -355,8 +381,10 @@ impl ExitHandler for Handler {
                 self.irqs.on_interrupt();
                 Action::Resume(Completion::Retry)
             }
-            // Nothing to wait for: the CPU is the partition's alone, so `idle` just continues.
-            VmExit::Halt => Action::Resume(Completion::Skip),
+            VmExit::Halt => {
+                self.halted();
+                Action::Resume(Completion::Skip)
+            }
             VmExit::CpuId { leaf, subleaf } => Action::Resume(Completion::CpuId(
                 lapic::with_apic_id(leaf, Current::cpuid(leaf, subleaf), self.index),
             )),

@@ -103,6 +103,8 @@ pub struct Partition {
     stop_asked_at: AtomicU64,
     /// Completed starts (the guest gets the count of earlier ones at entry).
     starts: AtomicU64,
+    /// Resets the guest asked for since the manager last started it (`run`).
+    reboots: AtomicU64,
     /// Exits per `ExitKind`, over all runs.
     exits: [AtomicU64; ExitKind::COUNT],
     /// How the last run ended, for the summary.
@@ -272,6 +274,7 @@ fn build(
         start_requested: AtomicBool::new(false),
         stop_asked_at: AtomicU64::new(0),
         starts: AtomicU64::new(0),
+        reboots: AtomicU64::new(0),
         exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
         last_end: Mutex::new(None),
         dirty_logging: AtomicBool::new(false),

@@ -39,8 +39,9 @@ fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'st
 }
 
 /// Appends what only the running hypervisor knows to the kernel's command line
-/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition, and the
-/// hypervisor command line's `linux:WORD` words as `WORD` (how a boot test tells the test
+/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition, how the
+/// platform resets, the boot count, and the hypervisor command line's `linux:WORD` words as
+/// `WORD` (how a boot test tells the test
 /// `/init` to power off instead of starting a shell). The command line lives in a page of its
 /// own (the build's layout), so the space ends there.
 #[cfg(target_arch = "x86_64")]
@@ -58,12 +59,19 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
     // The counter is the TSC on x86.
     let khz = Current::counter_hz() / 1000;
     let tsc = (khz != 0).then(|| tsc_early_khz(khz));
+    // Which boot of this partition this is (0 first; a reboot counts), for a guest that acts
+    // once per power-on.
+    let run = alloc::format!("septum.run={}", p.starts.load(Ordering::SeqCst) - 1);
     let forwarded = crate::boot::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
-    for arg in tsc
+    // Linux on a hardware-reduced ACPI platform without EFI would reset through the BIOS (its
+    // EFI choice falls through to a real-mode jump to the reset vector, which a partition does
+    // not have): the platform resets through its ACPI reset register, so say so.
+    let reboot = b"reboot=acpi".as_slice();
+    let args = tsc
         .iter()
         .map(|a| a.as_bytes())
-        .chain(forwarded.map(str::as_bytes))
-    {
+        .chain([reboot, run.as_bytes()]);
+    for arg in args.chain(forwarded.map(str::as_bytes)) {
         let text = core::str::from_utf8(arg).unwrap_or("?");
         match append(line, arg, limit) {
             Ok(_) => crate::println!("partition {}: command line += {text}", p.name()),
@@ -263,10 +271,23 @@ fn run_partition(p: &'static Partition, cpu: usize) {
     report_stop_time(p);
     let state = match p.last_end() {
         Some(StopReason::PowerOff { .. }) => State::Finished,
+        // The guest reset its machine: the partition boots again at once, as a board would,
+        // up to MAX_REBOOTS times in a row; the state never shows it stopped in between, so
+        // the manager does not start it a second time.
+        Some(StopReason::Reset) if p.reboots.load(Ordering::SeqCst) < MAX_REBOOTS => {
+            let n = p.reboots.fetch_add(1, Ordering::SeqCst) + 1;
+            crate::println!("partition {}: reboot {n}", p.name());
+            p.start_requested.store(true, Ordering::SeqCst);
+            State::Running
+        }
         _ => State::Stopped,
     };
     p.set_state(state);
 }
+
+/// Resets a partition may ask for in a row before it stays stopped (a guest that resets at once
+/// on every boot would otherwise keep its CPUs forever).
+const MAX_REBOOTS: u64 = 16;
 
 /// If the manager stopped this run, says how long it took from its `PARTITION_STOP` to the
 /// moment every vCPU was out of its guest (whatever the guest was doing: a vCPU spinning with
@@ -356,6 +377,9 @@ pub fn request_stop(p: &Partition) {
 
 /// Starts a stopped or finished partition again on its CPU.
 pub fn request_start(p: &Partition) {
+    p.reboots.store(0, Ordering::SeqCst);
     p.set_state(State::Running);
     p.start_requested.store(true, Ordering::SeqCst);
+    // Its CPU may be waiting with its core halted (`PartitionArch::wait`).
+    remote::kick(p.vcpus[0].cpu);
 }

@@ -418,6 +418,11 @@ impl VcpuSlot {
     }
 
     /// Records an IPI from vCPU `from` sent at counter value `at`, and makes it pending.
+    /// Whether an upcall's interrupt is pending.
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) != 0
+    }
+
     pub fn raise_ipi(&self, from: u32, at: u64) {
         self.note_ipi(from, at);
         self.raise(VirtualIrq::Ipi);

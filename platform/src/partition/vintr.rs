@@ -190,6 +190,21 @@ impl VirtualInterrupts {
     }
 
     /// The interrupt to deliver before the next entry, if the vCPU takes upcalls now.
+    /// When the vCPU's timer next needs the hypervisor (`None`: not armed, or a periodic tick is
+    /// held until the guest takes the last one).
+    pub fn deadline(&self) -> Option<u64> {
+        if self.held {
+            None
+        } else {
+            self.deadline
+        }
+    }
+
+    /// Whether an interrupt waits for this vCPU: an x2APIC vector it can take, or an upcall.
+    pub fn anything_pending(&self) -> bool {
+        self.next_vector().is_some() || (self.upcall.is_some() && self.slot().has_pending())
+    }
+
     /// Whether the guest registered an upcall handler (`UPCALL_SET`) that still takes upcalls.
     pub fn has_upcall_handler(&self) -> bool {
         self.upcall.is_some()

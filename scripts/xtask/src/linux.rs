@@ -21,7 +21,9 @@ pub const INITRD: &str = "images/debian-initrd.cpio";
 /// What `/init` does. Every line it prints starts with `linux-init:` so the boot test finds it
 /// among the kernel's own. With `septum.poweroff` on the kernel command line (the boot tests
 /// pass `linux:septum.poweroff` to the hypervisor, which forwards it) it powers off after its
-/// checks; otherwise it gives the console a shell, whose exit powers off.
+/// checks; otherwise it gives the console a shell, whose exit powers off. With
+/// `septum.reboot-test` it reboots at once on the partition's first boot (`septum.run=0`, which
+/// the hypervisor appends), so a test sees the reboot and the second boot.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -29,6 +31,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "linux-init: reached /init"
+if grep -qw septum.reboot-test /proc/cmdline && grep -qw septum.run=0 /proc/cmdline; then
+  echo "linux-init: first boot, rebooting"
+  reboot -f
+fi
 echo "linux-init: uname -r $(uname -r)"
 echo "linux-init: online CPUs $(cat /sys/devices/system/cpu/online) count $(nproc)"
 echo "linux-init: $(grep MemTotal /proc/meminfo)"

@@ -121,13 +121,17 @@ fn plan_one(
             ));
         }
     }
+    // The sleep register and the reset register after it.
+    let (first, last) = (u32::from(LINUX_SLEEP_PORT), u32::from(LINUX_SLEEP_PORT) + 1);
     if p.ports.iter().any(|r| {
-        let port = u32::from(LINUX_SLEEP_PORT);
-        port >= u32::from(r.start) && port < u32::from(r.start) + u32::from(r.size)
+        let (start, end) = (u32::from(r.start), u32::from(r.start) + u32::from(r.size));
+        start <= last && first < end
     }) {
         return Err((
             "ports",
-            format!("include {LINUX_SLEEP_PORT:#x}, the ACPI sleep register the hypervisor emulates for a Linux partition"),
+            format!(
+                "include {first:#x}-{last:#x}, the ACPI sleep and reset registers the hypervisor emulates for a Linux partition"
+            ),
         ));
     }
     let mut planned = PlannedBoot {

@@ -292,6 +292,11 @@ impl PartitionArch for Current {
         }
     }
 
+    /// Returns at once: an idle LoongArch vCPU (deprivileged: never; LVZ: its `idle` exits as
+    /// a GSPR) executes its idle instruction again, a busy wait. Waiting with the core's own
+    /// `idle` is not written.
+    fn idle(_deadline: Option<u64>, _taken: &mut dyn FnMut(u32)) {}
+
     fn kick(cpu: usize) {
         // SAFETY: the target handles IPIs: in a guest it exits (ECFG unmasks the line), in the
         // hypervisor the pending bit waits for its next guest entry.

@@ -123,6 +123,17 @@ impl PartitionArch for Current {
         }
     }
 
+    fn wait() {
+        super::idle::wait_for_request();
+    }
+
+    fn idle(deadline: Option<u64>, taken: &mut dyn FnMut(u32)) {
+        super::idle::until(deadline);
+        while let Some(vector) = super::ioapic::take_pending() {
+            taken(vector.into());
+        }
+    }
+
     fn kick(cpu: usize) {
         smp::local_apic().send_nmi(percpu::apic_id_of(cpu));
     }

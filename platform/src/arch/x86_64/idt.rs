@@ -6,8 +6,8 @@
 //! stack so a stack overflow still gets reported. The one exception is the NMI (vector 2): the
 //! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
 //! nothing left to do (the kicker set the CPU's kick flag first, which the next entry checks), so
-//! its stub just returns, except inside the VMX entry window, where it resumes at the window's
-//! abort label (`arch_x86::vmx::enter`). And one interrupt vector is present: the local
+//! its stub just returns, except inside the VMX entry window or the idle window (`idle`), where
+//! it resumes at the window's abort label (`arch_x86::vmx::enter`). And one interrupt vector is present: the local
 //! APIC timer's (`timer::TIMER_VECTOR`), which the SVM backend takes with interrupts briefly on
 //! after the guest exit it caused; its stub saves the caller-saved registers and ends it. The
 //! device vectors of the I/O APIC lines (`ioapic::FIRST_VECTOR` and the `ioapic::VECTORS` after
@@ -44,7 +44,18 @@ septum_exc_2:
     ja 1f
     lea rax, [rip + septum_vmx_window_abort]
     mov [rsp + 16], rax
-1:  pop rcx
+    jmp 2f
+    /* The same for the idle window (`idle`): one before its `hlt` resumes at its abort label,
+       so the CPU does not sleep through the kick; one that woke the `hlt` returns after it. */
+1:  lea rcx, [rip + septum_idle_window_start]
+    cmp rax, rcx
+    jb 2f
+    lea rcx, [rip + septum_idle_window_end]
+    cmp rax, rcx
+    jae 2f
+    lea rax, [rip + septum_idle_window_abort]
+    mov [rsp + 16], rax
+2:  pop rcx
     pop rax
     iretq
     .irp v, 0,1,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31

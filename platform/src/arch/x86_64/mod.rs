@@ -1,7 +1,8 @@
 //! x86_64: one ELF64 image, linked at 1 MiB and identity-mapped, that boots from QEMU `-kernel`
 //! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules are the boot stub and the
 //! loader's information (`entry`, `multiboot`), per-CPU tables and exceptions (`percpu`, `idt`),
-//! the other CPUs (`acpi`, `delay`, `smp`), hardware virtualization (`virt`: VMX on, or `svm`),
+//! the other CPUs (`acpi`, `delay`, `smp`), a CPU waiting for its vCPU's next event (`idle`),
+//! hardware virtualization (`virt`: VMX on, or `svm`),
 //! partitions (`guests`: the partition seam; `ioapic`: the physical I/O APIC and its device
 //! vectors; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
 //! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: an SVM vCPU), the console (`uart`)
@@ -13,6 +14,7 @@ mod delay;
 mod entry;
 #[cfg(septum_partitions)]
 mod guests;
+mod idle;
 mod idt;
 mod ioapic;
 mod mmio;
