@@ -34,7 +34,7 @@ pub fn times(serial: &str) -> Option<LinuxTimes> {
         .find_map(|l| {
             // The kernel's stamp is the last `[ seconds]` before the text (the partition's
             // lines start with the partition's own `[linux]`).
-            let stamp = l.split('[').filter_map(|p| p.split(']').next()).last()?;
+            let stamp = l.rsplit('[').next()?.split(']').next()?;
             stamp.trim().parse().ok()
         })?;
     let workload = serial.lines().find_map(|l| {
