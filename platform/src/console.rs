@@ -12,17 +12,18 @@ pub trait UartRegs {
     fn write(&self, reg: u8, value: u8);
 }
 
-const THR: u8 = 0;
-const DLL: u8 = 0;
-const IER: u8 = 1;
-const DLM: u8 = 1;
-const FCR: u8 = 2;
-const LCR: u8 = 3;
-const MCR: u8 = 4;
-const LSR: u8 = 5;
-const LSR_DR: u8 = 1 << 0;
-const LSR_THRE: u8 = 1 << 5;
-const RBR: u8 = 0;
+use vcpu::uart16550::reg::{self, LSR_DR, LSR_THRE};
+
+/// The registers this driver uses, as `UartRegs` numbers them.
+const THR: u8 = reg::RBR_THR as u8;
+const RBR: u8 = reg::RBR_THR as u8;
+const DLL: u8 = reg::RBR_THR as u8;
+const IER: u8 = reg::IER as u8;
+const DLM: u8 = reg::IER as u8;
+const FCR: u8 = reg::IIR_FCR as u8;
+const LCR: u8 = reg::LCR as u8;
+const MCR: u8 = reg::MCR as u8;
+const LSR: u8 = reg::LSR as u8;
 
 /// A polled 16550.
 pub struct Uart16550<R: UartRegs> {

@@ -11,44 +11,53 @@
 //! (behind the caller's lock), and the interrupt output is a level the caller samples after each
 //! access ([`Uart16550::interrupt`]) to find the rising edge an edge-triggered route needs.
 
-/// Register offsets (DLAB clear unless noted).
-const RBR_THR: u64 = 0;
-const IER: u64 = 1;
-const IIR_FCR: u64 = 2;
-const LCR: u64 = 3;
-const MCR: u64 = 4;
-const LSR: u64 = 5;
-const MSR: u64 = 6;
-const SCR: u64 = 7;
+/// The 16550's register layout (offsets and bits), shared with drivers of a real one (the
+/// hypervisor's console).
+pub mod reg {
+    /// Receive buffer (read) / transmit holding (write); the divisor's low byte under DLAB.
+    pub const RBR_THR: u64 = 0;
+    /// Interrupt enable; the divisor's high byte under DLAB.
+    pub const IER: u64 = 1;
+    /// Interrupt identification (read) / FIFO control (write).
+    pub const IIR_FCR: u64 = 2;
+    /// Line control.
+    pub const LCR: u64 = 3;
+    /// Modem control.
+    pub const MCR: u64 = 4;
+    /// Line status.
+    pub const LSR: u64 = 5;
+    /// Modem status.
+    pub const MSR: u64 = 6;
+    /// Scratch.
+    pub const SCR: u64 = 7;
 
-/// IER bits: received data, THR empty, line status, modem status.
-const IER_RDI: u8 = 1 << 0;
-const IER_THRI: u8 = 1 << 1;
+    /// IER: received data, THR empty.
+    pub const IER_RDI: u8 = 1 << 0;
+    pub const IER_THRI: u8 = 1 << 1;
+    /// FCR: enable the FIFOs, clear the receive FIFO.
+    pub const FCR_ENABLE: u8 = 1 << 0;
+    pub const FCR_CLEAR_RX: u8 = 1 << 1;
+    /// LCR bit 7 switches offsets 0 and 1 to the divisor latch.
+    pub const LCR_DLAB: u8 = 0x80;
+    /// MCR: OUT2 (a PC gates the interrupt output with it), loopback.
+    pub const MCR_OUT2: u8 = 1 << 3;
+    pub const MCR_LOOP: u8 = 1 << 4;
+    /// LSR: data ready, overrun, THR empty, transmitter empty.
+    pub const LSR_DR: u8 = 1 << 0;
+    pub const LSR_OE: u8 = 1 << 1;
+    pub const LSR_THRE: u8 = 1 << 5;
+    pub const LSR_TEMT: u8 = 1 << 6;
+}
+
+use reg::*;
+
 const IER_MASK: u8 = 0x0f;
-
 /// IIR values: no interrupt, THR empty, received data; FIFOs enabled in bits 7:6.
 const IIR_NONE: u8 = 0x01;
 const IIR_THRE: u8 = 0x02;
 const IIR_RDA: u8 = 0x04;
 const IIR_FIFO: u8 = 0xc0;
-
-/// FCR bits: enable the FIFOs, clear the receive FIFO.
-const FCR_ENABLE: u8 = 1 << 0;
-const FCR_CLEAR_RX: u8 = 1 << 1;
-
-/// LCR bit 7 switches offsets 0 and 1 to the divisor latch.
-const LCR_DLAB: u8 = 0x80;
-
-/// MCR bits: DTR, RTS, OUT1, OUT2 (a PC gates the interrupt output with it), loopback.
-const MCR_OUT2: u8 = 1 << 3;
-const MCR_LOOP: u8 = 1 << 4;
 const MCR_MASK: u8 = 0x1f;
-
-/// LSR bits: data ready, overrun, THR empty, transmitter empty.
-const LSR_DR: u8 = 1 << 0;
-const LSR_OE: u8 = 1 << 1;
-const LSR_THRE: u8 = 1 << 5;
-const LSR_TEMT: u8 = 1 << 6;
 
 /// MSR outside loopback: CTS, DSR and DCD asserted (a connected terminal).
 const MSR_CONNECTED: u8 = 0xb0;
