@@ -124,7 +124,10 @@ pub fn run(filter: Option<&str>) -> bool {
     suite.step("clippy (host crates)", "-", |_| {
         process::run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
     });
-    suite.step("host tests", "-", |_| process::run(cargo().arg("test")));
+    // Every test binary runs even when an earlier one fails, so one run shows every failure.
+    suite.step("host tests", "-", |_| {
+        process::run(cargo().args(["test", "--no-fail-fast"]))
+    });
     suite.step("clippy (fuzz targets)", "-", |_| {
         process::run(cargo().args([
             "clippy",
