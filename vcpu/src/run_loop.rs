@@ -14,23 +14,19 @@ pub trait ArchVcpu {
     /// Enters the upcall handler before the next entry (`crate::upcall`): saves the whole
     /// guest context in the vCPU, sets PC, stack pointer and the two argument registers. Returns
     /// false if this backend cannot (the interrupt then stays pending).
-    fn deliver_upcall(&mut self, _delivery: Delivery) -> bool {
-        false
-    }
+    fn deliver_upcall(&mut self, delivery: Delivery) -> bool;
     /// Restores the context saved by the last [`ArchVcpu::deliver_upcall`] (`UPCALL_RETURN`).
-    fn return_from_upcall(&mut self) {}
+    fn return_from_upcall(&mut self);
     /// Injects external interrupt `vector` through the guest's own IDT at the next entry, if the
     /// guest can take one now (interrupts on, no interrupt shadow, no event being re-delivered).
     /// When it cannot, the backend arranges an exit as soon as it can (an interrupt window) and
     /// returns false; the vector stays requested.
-    fn inject_interrupt(&mut self, _vector: u8) -> bool {
-        false
-    }
+    fn inject_interrupt(&mut self, vector: u8) -> bool;
     /// Sets the levels of the guest's CPU-local interrupt lines for the next entry, the way the
     /// hardware injects them (LoongArch LVZ: the IPI line in guest ESTAT.IS, device lines in
     /// GINTC.VIP); `lines` uses the architecture's pending-line layout (LoongArch: ESTAT.IS).
-    /// Backends that deliver interrupts otherwise ignore it.
-    fn set_irq_lines(&mut self, _lines: u32) {}
+    /// Backends that deliver interrupts otherwise ignore it (and say so).
+    fn set_irq_lines(&mut self, lines: u32);
 }
 
 /// Why a vCPU stopped for good.
@@ -197,6 +193,14 @@ mod tests {
         fn complete(&mut self, completion: Completion) {
             self.completions.push(completion);
         }
+        fn deliver_upcall(&mut self, _: Delivery) -> bool {
+            false
+        }
+        fn return_from_upcall(&mut self) {}
+        fn inject_interrupt(&mut self, _: u8) -> bool {
+            false
+        }
+        fn set_irq_lines(&mut self, _: u32) {}
     }
 
     struct Policy;
@@ -277,6 +281,10 @@ mod tests {
         fn return_from_upcall(&mut self) {
             self.returns += 1;
         }
+        fn inject_interrupt(&mut self, _: u8) -> bool {
+            false
+        }
+        fn set_irq_lines(&mut self, _: u32) {}
     }
 
     /// One timer pending; the second exit is the guest's return from its handler.
@@ -348,6 +356,11 @@ mod tests {
             }
             ok
         }
+        fn deliver_upcall(&mut self, _: Delivery) -> bool {
+            false
+        }
+        fn return_from_upcall(&mut self) {}
+        fn set_irq_lines(&mut self, _: u32) {}
     }
 
     /// One vector requested until injected.
@@ -404,6 +417,13 @@ mod tests {
         fn complete(&mut self, _: Completion) {}
         fn set_irq_lines(&mut self, lines: u32) {
             self.set.push(lines);
+        }
+        fn deliver_upcall(&mut self, _: Delivery) -> bool {
+            false
+        }
+        fn return_from_upcall(&mut self) {}
+        fn inject_interrupt(&mut self, _: u8) -> bool {
+            false
         }
     }
 

@@ -19,7 +19,7 @@ use super::{
 use crate::csr;
 use crate::decode::{self, MemAccess, Sensitive};
 use crate::estat::Estat;
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// Boot flag (a1 bit 0) telling the guest runtime it runs under LVZ: hypercalls are `hvcl 0`.
 pub const FLAG_HVCL: u64 = 1;
@@ -332,5 +332,18 @@ impl<W: LvzWorld> ArchVcpu for LvzVcpu<W> {
             }
         }
         self.pending = Pending::None;
+    }
+    /// An LVZ guest takes interrupts through its own exception vector, the hardware way
+    /// ([`LvzVcpu::set_ipi_line`]), never as upcalls.
+    fn deliver_upcall(&mut self, _delivery: Delivery) -> bool {
+        false
+    }
+
+    /// Never in an upcall (see `deliver_upcall`).
+    fn return_from_upcall(&mut self) {}
+
+    /// No IDT: interrupts are lines in guest ESTAT.
+    fn inject_interrupt(&mut self, _vector: u8) -> bool {
+        false
     }
 }

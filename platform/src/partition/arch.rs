@@ -22,30 +22,25 @@
 //!   vCPU reports every CPUID as `VmExit::CpuId`, so the exit is counted like any other; the
 //!   answer is the arch's, since what a guest may know of its CPU is an arch fact.
 //!
-//! Issue 9 (multi-vCPU partitions, virtual timers and IPIs, flush shootdown) added five methods,
-//! all with defaults so a backend keeps compiling before it implements them:
-//! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown (default: [`kick`]). The
-//!   target needs no interrupt handler of its own: the IPI makes its guest exit, and the
-//!   arch-neutral exit handler services the posted flush (`remote::service`) before anything else;
-//!   a backend that can take the IPI in the hypervisor too (interrupts on in root mode) calls
-//!   `remote::service` from that handler.
+//! Issue 9 (multi-vCPU partitions, virtual timers and IPIs, flush shootdown) and the device
+//! interrupts added the rest. No method has a default: a backend says what it does for each,
+//! even where that is nothing (LoongArch has no CPUID, and its physical PCH-PIC / EIOINTC
+//! delivery to partitions is not written, so there a device line reaches no guest).
+//! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown. The target needs no
+//!   interrupt handler of its own: the IPI makes its guest exit, and the arch-neutral exit
+//!   handler services the posted flush (`remote::service`) before anything else.
 //! * [`PartitionArch::now`] and [`PartitionArch::counter_hz`]: a free-running per-CPU counter,
-//!   for virtual timer deadlines and the cost figures (x86: TSC and its rate; default 0 = none,
-//!   timers never fire and costs read 0).
+//!   for virtual timer deadlines and the cost figures (x86: TSC and its rate).
 //! * [`PartitionArch::arm_timer`]: make the calling CPU's guest exit (`ExternalInterrupt`, any
 //!   vector) at or soon after a counter value, or never (x86: the local APIC timer, one-shot or
 //!   TSC-deadline; LoongArch deprivileged: TCFG one-shot). The layer decides which virtual timers
 //!   are due by comparing [`PartitionArch::now`] with their deadlines, so a spurious or early exit
 //!   costs nothing.
-//! * [`PartitionArch::wait`]: a short halt of a CPU that waits for a start (default: a spin).
-//!
-//! Device interrupts (issue 9) added two more, also defaulted:
+//! * [`PartitionArch::wait`] and [`PartitionArch::idle`]: a CPU waiting for a start, or for its
+//!   halted vCPU's next event.
 //! * [`PartitionArch::route_device_line`]: program the physical interrupt controller's entry of
 //!   a device line, from what the partition's view of it accepted (`device_irq`): delivered to
-//!   the CPU that runs the chosen vCPU, or masked. x86 programs the I/O APIC (`ioapic.rs`); the
-//!   default does nothing, which is where LoongArch stands: physical PCH-PIC / EIOINTC delivery
-//!   to a partition is not written yet, so its lines reach no guest (the views still check and
-//!   record routes).
+//!   the CPU that runs the chosen vCPU, or masked (x86: the I/O APIC, `ioapic.rs`).
 //! * [`PartitionArch::device_line`]: the device line behind an `ExternalInterrupt`'s vector, so
 //!   the layer can raise it on the vCPU it was routed to.
 //!
@@ -139,20 +134,14 @@ pub trait PartitionArch {
 
     /// Sends the flush-shootdown IPI to `cpu`: it must leave its guest (or, if it is in the
     /// hypervisor, reach an exit or a `remote::service` call) soon.
-    fn send_flush_ipi(cpu: usize) {
-        Self::kick(cpu)
-    }
-    /// The calling CPU's free-running counter (0 when the backend has none).
-    fn now() -> u64 {
-        0
-    }
-    /// The counter's frequency in Hz (0: none; virtual timers then never fire).
-    fn counter_hz() -> u64 {
-        0
-    }
+    fn send_flush_ipi(cpu: usize);
+    /// The calling CPU's free-running counter.
+    fn now() -> u64;
+    /// The counter's frequency in Hz (0 until measured; virtual timers then never fire).
+    fn counter_hz() -> u64;
     /// Arms the calling CPU's timer so its guest exits at or after counter value `deadline`
     /// (`None`: disarm). Called only by the CPU running the vCPU.
-    fn arm_timer(_deadline: Option<u64>) {}
+    fn arm_timer(deadline: Option<u64>);
     /// The vCPU on the calling CPU halted with nothing to deliver: waits, in the hypervisor,
     /// until a kick comes, a device interrupt arrives, or the counter reaches `deadline` (the
     /// vCPU's virtual timer), for at most a few milliseconds; each device line's vector taken
@@ -162,32 +151,22 @@ pub trait PartitionArch {
     fn idle(deadline: Option<u64>, taken: &mut dyn FnMut(u32));
     /// Waits a little, on a CPU that runs no vCPU, for another CPU to ask for something (a start
     /// request comes with a kick). An emulator runs faster when waiting CPUs halt instead of
-    /// spinning; the default spins.
-    fn wait() {
-        core::hint::spin_loop();
-    }
+    /// spinning.
+    fn wait();
     /// Whether this machine has what the backend needs to run any partition (x86: VMX, or SVM
     /// with nested paging). When it has not, the partitions are built (the board file is still
     /// checked) but none runs, and the boot says so and ends normally.
-    fn available() -> bool {
-        true
-    }
-    /// The four CPUID registers (eax, ebx, ecx, edx) a guest sees for `leaf`/`subleaf`. The
-    /// default, for architectures without CPUID, is never asked.
-    fn cpuid(_leaf: u32, _subleaf: u32) -> [u32; 4] {
-        [0; 4]
-    }
+    fn available() -> bool;
+    /// The four CPUID registers (eax, ebx, ecx, edx) a guest sees for `leaf`/`subleaf`
+    /// (architectures without CPUID are never asked).
+    fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4];
     /// Programs device line `line` of the physical interrupt controller: delivered as the
     /// line's own host vector to `to`, or masked (`None`). Called at boot for every line
-    /// (masked), and whenever a partition's accepted route of one of its lines changes. The
-    /// default does nothing: LoongArch's physical PCH-PIC / EIOINTC delivery to partitions is not
-    /// written yet, so on LoongArch a device line reaches no guest.
-    fn route_device_line(_line: u32, _to: Option<DeviceRoute>) {}
+    /// (masked), and whenever a partition's accepted route of one of its lines changes.
+    fn route_device_line(line: u32, to: Option<DeviceRoute>);
     /// The device line whose host vector is `vector` (as an `ExternalInterrupt` reports it), if
     /// it is one.
-    fn device_line(_vector: u32) -> Option<u32> {
-        None
-    }
+    fn device_line(vector: u32) -> Option<u32>;
     /// The guest ended its interrupt of level-triggered line `line` (its EOI of the vector the
     /// line was routed as): the line, held masked since its interrupt was taken, may fire again.
     /// Only x86 guests end interrupts by an EOI the hypervisor sees (their x2APIC's).

@@ -212,4 +212,10 @@ impl ArchVcpu for DeprivilegedVcpu {
         }
         self.pending = Pending::None;
     }
+    /// No IDT to inject into: LoongArch guests get interrupts as upcalls or lines.
+    fn inject_interrupt(&mut self, _vector: u8) -> bool {
+        false
+    }
+    /// Ignored: this backend delivers IPIs as upcalls, not as a guest interrupt line.
+    fn set_irq_lines(&mut self, _lines: u32) {}
 }

@@ -13,7 +13,7 @@ use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
 use crate::boot::MAX_CPUS;
-use crate::partition::arch::{BootAbi, GuestBoot, PartitionArch, VirtualUartAt};
+use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId, TableFrames};
 use alloc::format;
 use alloc::string::String;
@@ -185,6 +185,10 @@ impl ArchVcpu for LaVcpu {
             v.set_irq_lines(lines);
         }
     }
+    /// No IDT to inject into: LoongArch guests get interrupts as upcalls or lines.
+    fn inject_interrupt(&mut self, _vector: u8) -> bool {
+        false
+    }
 }
 
 impl PartitionArch for Current {
@@ -296,6 +300,30 @@ impl PartitionArch for Current {
     /// a GSPR) executes its idle instruction again, a busy wait. Waiting with the core's own
     /// `idle` is not written.
     fn idle(_deadline: Option<u64>, _taken: &mut dyn FnMut(u32)) {}
+
+    fn send_flush_ipi(cpu: usize) {
+        Self::kick(cpu);
+    }
+
+    /// Every LoongArch CPU can run partitions: LVZ where CPUCFG2 has it, the deprivileged backend
+    /// everywhere else.
+    fn available() -> bool {
+        true
+    }
+
+    /// Never asked: LoongArch has no CPUID (a guest's `cpucfg` is a `CpuCfg` exit).
+    fn cpuid(_leaf: u32, _subleaf: u32) -> [u32; 4] {
+        [0; 4]
+    }
+
+    /// Does nothing: delivering a physical PCH-PIC / EIOINTC line to a partition is not written
+    /// on LoongArch, so its lines reach no guest (the views still check and record routes).
+    fn route_device_line(_line: u32, _to: Option<DeviceRoute>) {}
+
+    /// No host vector is a device line's (see `route_device_line`).
+    fn device_line(_vector: u32) -> Option<u32> {
+        None
+    }
 
     fn kick(cpu: usize) {
         // SAFETY: the target handles IPIs: in a guest it exits (ECFG unmasks the line), in the

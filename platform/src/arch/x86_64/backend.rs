@@ -80,6 +80,8 @@ impl ArchVcpu for X86Vcpu {
             Self::Svm(v) => v.inject_interrupt(vector),
         }
     }
+    /// Ignored: x86 interrupts are vectors (`inject_interrupt`), not lines.
+    fn set_irq_lines(&mut self, _lines: u32) {}
 }
 
 /// What an upcall replaces and `UPCALL_RETURN` puts back, under either backend: every register

@@ -123,6 +123,10 @@ impl PartitionArch for Current {
         }
     }
 
+    fn send_flush_ipi(cpu: usize) {
+        Self::kick(cpu);
+    }
+
     fn wait() {
         super::idle::wait_for_request();
     }

@@ -425,4 +425,6 @@ impl ArchVcpu for SvmVcpu {
         v.write64(off::RSP, f.rsp);
         v.write64(off::RFLAGS, f.rflags);
     }
+    /// Ignored: x86 interrupts are vectors (`inject_interrupt`), not lines.
+    fn set_irq_lines(&mut self, _lines: u32) {}
 }

@@ -272,6 +272,8 @@ impl ArchVcpu for VmxVcpu {
             let _ = vmwrite(wn::GUEST_RFLAGS, f.rflags);
         }
     }
+    /// Ignored: x86 interrupts are vectors (`inject_interrupt`), not lines.
+    fn set_irq_lines(&mut self, _lines: u32) {}
 }
 
 impl VmxVcpu {
