@@ -65,23 +65,17 @@ pub trait ExitHandler {
     fn handle(&mut self, exit: &VmExit) -> Action;
     /// Before each entry: the virtual interrupt to deliver now, if one is pending and the vCPU can
     /// take it. The handler treats it as delivered unless [`ExitHandler::undelivered`] follows.
-    fn next_upcall(&mut self) -> Option<Delivery> {
-        None
-    }
+    fn next_upcall(&mut self) -> Option<Delivery>;
     /// The backend could not deliver `delivery`: keep it pending.
-    fn undelivered(&mut self, _delivery: Delivery) {}
+    fn undelivered(&mut self, delivery: Delivery);
     /// Before each entry: the interrupt vector to inject through the guest's IDT (its virtual
     /// local APIC's highest deliverable request), if any.
-    fn next_vector(&mut self) -> Option<u8> {
-        None
-    }
+    fn next_vector(&mut self) -> Option<u8>;
     /// `vector` was injected: it moves from requested to in service.
-    fn vector_injected(&mut self, _vector: u8) {}
+    fn vector_injected(&mut self, vector: u8);
     /// Before each entry: the levels of the vCPU's CPU-local interrupt lines its virtual
     /// devices drive (LoongArch: the IPI block's line, ESTAT.IS bit 12), if it has any.
-    fn irq_lines(&mut self) -> Option<u32> {
-        None
-    }
+    fn irq_lines(&mut self) -> Option<u32>;
 }
 
 /// Exit kinds for counting; the order is the ABI of the exit-counters hypercall.
@@ -220,6 +214,17 @@ mod tests {
                 _ => Action::Resume(Completion::Retry),
             }
         }
+        fn next_upcall(&mut self) -> Option<Delivery> {
+            None
+        }
+        fn undelivered(&mut self, _: Delivery) {}
+        fn next_vector(&mut self) -> Option<u8> {
+            None
+        }
+        fn vector_injected(&mut self, _: u8) {}
+        fn irq_lines(&mut self) -> Option<u32> {
+            None
+        }
     }
 
     #[test]
@@ -312,6 +317,14 @@ mod tests {
                 detail: 0,
             })
         }
+        fn next_vector(&mut self) -> Option<u8> {
+            None
+        }
+        fn vector_injected(&mut self, _: u8) {}
+        fn irq_lines(&mut self) -> Option<u32> {
+            None
+        }
+        fn undelivered(&mut self, _: Delivery) {}
     }
 
     #[test]
@@ -383,6 +396,13 @@ mod tests {
             self.requested = None;
             self.injected.push(v);
         }
+        fn next_upcall(&mut self) -> Option<Delivery> {
+            None
+        }
+        fn undelivered(&mut self, _: Delivery) {}
+        fn irq_lines(&mut self) -> Option<u32> {
+            None
+        }
     }
 
     #[test]
@@ -441,6 +461,14 @@ mod tests {
         fn irq_lines(&mut self) -> Option<u32> {
             Some(if self.0 == 1 { 1 << 12 } else { 0 })
         }
+        fn next_upcall(&mut self) -> Option<Delivery> {
+            None
+        }
+        fn undelivered(&mut self, _: Delivery) {}
+        fn next_vector(&mut self) -> Option<u8> {
+            None
+        }
+        fn vector_injected(&mut self, _: u8) {}
     }
 
     #[test]
