@@ -30,32 +30,31 @@ global_asm!(
     r#"
     .section .text.septum_exceptions, "ax"
     /* Vectors without an error code push a zero so every frame has the same layout. */
-    /* An NMI is a kick. One that interrupts the VMX entry window resumes at its abort label
-       instead, so the entry is abandoned and the kick seen (`arch_x86::vmx::enter`). */
+    /* An NMI is a kick. One that interrupts a window resumes at the window's abort label
+       instead: the VMX entry window (`arch_x86::vmx::enter`: the entry is abandoned and the
+       kick seen), and the idle window (`idle`: the CPU does not sleep through the kick; one
+       that woke its `hlt` has returned after it, at the window's end, which is outside).
+       rax holds the interrupted RIP; `past` is the branch that leaves the window's range at its
+       end (inclusive: ja; exclusive: jae). */
+    .macro septum_nmi_window start, end, past, abort
+    lea rcx, [rip + \start]
+    cmp rax, rcx
+    jb 1f
+    lea rcx, [rip + \end]
+    cmp rax, rcx
+    \past 1f
+    lea rax, [rip + \abort]
+    mov [rsp + 16], rax
+1:
+    .endm
 septum_exc_2:
     push rax
     push rcx
     mov rax, [rsp + 16]
-    lea rcx, [rip + septum_vmx_window_start]
-    cmp rax, rcx
-    jb 1f
-    lea rcx, [rip + septum_vmx_window_end]
-    cmp rax, rcx
-    ja 1f
-    lea rax, [rip + septum_vmx_window_abort]
-    mov [rsp + 16], rax
-    jmp 2f
-    /* The same for the idle window (`idle`): one before its `hlt` resumes at its abort label,
-       so the CPU does not sleep through the kick; one that woke the `hlt` returns after it. */
-1:  lea rcx, [rip + septum_idle_window_start]
-    cmp rax, rcx
-    jb 2f
-    lea rcx, [rip + septum_idle_window_end]
-    cmp rax, rcx
-    jae 2f
-    lea rax, [rip + septum_idle_window_abort]
-    mov [rsp + 16], rax
-2:  pop rcx
+    septum_nmi_window septum_vmx_window_start, septum_vmx_window_end, ja, septum_vmx_window_abort
+    mov rax, [rsp + 16]
+    septum_nmi_window septum_idle_window_start, septum_idle_window_end, jae, septum_idle_window_abort
+    pop rcx
     pop rax
     iretq
     .irp v, 0,1,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
