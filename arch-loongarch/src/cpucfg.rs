@@ -127,6 +127,25 @@ pub fn read(index: u32) -> u32 {
     value as u32
 }
 
+/// CPUCFG2 bits a partition does not get: LVZ (10) and its version (13:11). A partition
+/// cannot nest, and a guest that saw LVZ would try its instructions.
+const WORD2_HIDDEN: u32 = 0xf << 10;
+/// The PMU word: the counters are the hypervisor's.
+const WORD_PMU: u32 = 6;
+
+/// What a partition's `cpucfg` returns for word `index`, given the CPU's own `real` word: the
+/// real CPU (a partition owns its cores) with LVZ hidden and no PMU; words the architecture
+/// does not define read 0. Address widths, vector units, the counter's clock (words 4-5) and
+/// the cache words (0x10-0x14) are the real ones, which a kernel needs to run.
+pub fn guest_word(index: u32, real: u32) -> u32 {
+    match index {
+        0 | 1 | 3 | 4 | 5 | 0x10..=0x14 => real,
+        2 => real & !WORD2_HIDDEN,
+        WORD_PMU => 0,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +191,30 @@ mod tests {
         let c = CpuCfg { words: [0; 6] };
         assert_eq!(c.counter_hz(), None);
         assert_eq!((c.palen(), c.valen()), (1, 1));
+    }
+
+    #[test]
+    fn a_partition_sees_the_real_cpu_without_lvz_or_pmu() {
+        let word2 = 0x0060_cfcf | (1 << 10) | (1 << 11);
+        assert_eq!(
+            guest_word(2, word2),
+            0x0060_c3cf,
+            "LVZ and its version hidden"
+        );
+        assert_eq!(guest_word(2, word2) & (1 << 10), 0);
+        assert_eq!(
+            guest_word(1, 0x03f2_f2fe),
+            0x03f2_f2fe,
+            "address widths kept"
+        );
+        assert_eq!(
+            guest_word(4, 100_000_000),
+            100_000_000,
+            "counter clock kept"
+        );
+        assert_eq!(guest_word(0x11, 0x1234), 0x1234, "cache words kept");
+        assert_eq!(guest_word(6, 0xffff_ffff), 0, "no PMU");
+        assert_eq!(guest_word(7, 0xffff_ffff), 0, "undefined words read 0");
+        assert_eq!(guest_word(0x40, 0xffff_ffff), 0);
     }
 }

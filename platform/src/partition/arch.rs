@@ -24,7 +24,7 @@
 //!
 //! Issue 9 (multi-vCPU partitions, virtual timers and IPIs, flush shootdown) and the device
 //! interrupts added the rest. No method has a default: a backend says what it does for each,
-//! even where that is nothing (LoongArch has no CPUID, and its physical PCH-PIC / EIOINTC
+//! even where that is nothing (LoongArch's physical PCH-PIC / EIOINTC
 //! delivery to partitions is not written, so there a device line reaches no guest).
 //! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown. The target needs no
 //!   interrupt handler of its own: the IPI makes its guest exit, and the arch-neutral exit
@@ -157,8 +157,8 @@ pub trait PartitionArch {
     /// with nested paging). When it has not, the partitions are built (the board file is still
     /// checked) but none runs, and the boot says so and ends normally.
     fn available() -> bool;
-    /// The four CPUID registers (eax, ebx, ecx, edx) a guest sees for `leaf`/`subleaf`
-    /// (architectures without CPUID are never asked).
+    /// What a guest's CPU-identification instruction returns: x86 CPUID's four registers (eax,
+    /// ebx, ecx, edx) for `leaf`/`subleaf`; LoongArch `cpucfg`'s word `leaf` in the first.
     fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4];
     /// Programs device line `line` of the physical interrupt controller: delivered as the
     /// line's own host vector to `to`, or masked (`None`). Called at boot for every line

@@ -388,7 +388,9 @@ impl ExitHandler for Handler {
             VmExit::CpuId { leaf, subleaf } => Action::Resume(Completion::CpuId(
                 lapic::with_apic_id(leaf, Current::cpuid(leaf, subleaf), self.index),
             )),
-            VmExit::CpuCfg { .. } => Action::Resume(Completion::Value(0)),
+            VmExit::CpuCfg { index } => {
+                Action::Resume(Completion::Value(u64::from(Current::cpuid(index, 0)[0])))
+            }
             // The MSRs a partition owns never exit (the backends' MSR maps); the rest have a
             // defined virtual answer, are its virtual APIC's (`lapic`), or raise #GP in the
             // guest, as on a CPU without them; no write reaches a hardware MSR.

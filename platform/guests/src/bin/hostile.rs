@@ -52,6 +52,14 @@ fn guest_main(args: BootArgs) -> ! {
                     ),
                     None => println!("hostile: ATTACK SUCCEEDED: invtlb 0x16 for GID 1 ran"),
                 }
+                // Probing the CPU: a partition must not see the virtualization extension (it
+                // cannot nest) or a PMU (the counters are the hypervisor's).
+                let (word2, word6) = (rt::cpucfg(2), rt::cpucfg(6));
+                if word2 & (1 << 10) == 0 && word6 == 0 {
+                    println!("hostile: cpucfg hides LVZ and the PMU");
+                } else {
+                    println!("hostile: ATTACK SUCCEEDED: cpucfg 2 {word2:#x}, 6 {word6:#x}");
+                }
             }
             // The same line through the interrupt controller's registers: point it at this
             // partition and unmask it. The write is ignored, so it must read back masked.

@@ -123,9 +123,19 @@ pub fn under_lvz() -> bool {
     USE_HVCL.load(Ordering::Relaxed)
 }
 
-/// The stable counter's rate: 100 MHz on QEMU `virt` and the 3A5000 (CPUCFG4 x CPUCFG5; a
-/// guest's `cpucfg` exits to the hypervisor, which does not answer it yet).
+/// The stable counter's rate: 100 MHz on QEMU `virt` and the 3A5000 (CPUCFG4 x CPUCFG5).
 pub const COUNTER_HZ: u64 = 100_000_000;
+
+/// CPUCFG word `index` (under LVZ the hypervisor answers it, filtered).
+pub fn cpucfg(index: u32) -> u32 {
+    let value: usize;
+    // SAFETY: cpucfg only reports configuration (under LVZ it exits to the hypervisor).
+    unsafe {
+        core::arch::asm!("cpucfg {0}, {1}", out(reg) value, in(reg) index as usize,
+            options(nomem, nostack))
+    };
+    value as u32
+}
 
 /// Guest CSR numbers the LVZ interrupt path writes.
 mod gcsr {

@@ -311,9 +311,10 @@ impl PartitionArch for Current {
         true
     }
 
-    /// Never asked: LoongArch has no CPUID (a guest's `cpucfg` is a `CpuCfg` exit).
-    fn cpuid(_leaf: u32, _subleaf: u32) -> [u32; 4] {
-        [0; 4]
+    /// A guest's `cpucfg` word `leaf` (an LVZ guest's exits as `CpuCfg`; the deprivileged
+    /// backend's executes natively): the real word, filtered (`cpucfg::guest_word`).
+    fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
+        [cpucfg::guest_word(leaf, cpucfg::read(leaf)), 0, 0, 0]
     }
 
     /// Does nothing: delivering a physical PCH-PIC / EIOINTC line to a partition is not written
