@@ -52,6 +52,7 @@
 //! [`kick`]: PartitionArch::kick
 
 use super::{Partition, PartitionId};
+use core::sync::atomic::AtomicBool;
 use mmu::{Flush, PteFormat};
 use vcpu::ArchVcpu;
 
@@ -148,11 +149,14 @@ pub trait PartitionArch {
     /// meanwhile is handed to `taken`. A backend that cannot wait returns at once (the vCPU
     /// then executes its halt again, a busy wait). An emulator runs the other CPUs faster when
     /// this one really halts, and real hardware spends less power.
-    fn idle(deadline: Option<u64>, taken: &mut dyn FnMut(u32));
+    /// `kick` is the CPU's kick flag: set before every kick, so a wait that sees it set does
+    /// not start.
+    fn idle(deadline: Option<u64>, kick: &AtomicBool, taken: &mut dyn FnMut(u32));
     /// Waits a little, on a CPU that runs no vCPU, for another CPU to ask for something (a start
     /// request comes with a kick). An emulator runs faster when waiting CPUs halt instead of
-    /// spinning.
-    fn wait();
+    /// spinning. `kick` is the CPU's kick flag (as for [`PartitionArch::idle`]); the wait
+    /// clears it.
+    fn wait(kick: &AtomicBool);
     /// Whether this machine has what the backend needs to run any partition (x86: VMX, or SVM
     /// with nested paging). When it has not, the partitions are built (the board file is still
     /// checked) but none runs, and the boot says so and ends normally.

@@ -288,9 +288,11 @@ impl Handler {
             return;
         }
         let (p, cpu) = (self.partition, self.cpu);
-        Current::idle(self.irqs.deadline(), &mut |vector| {
-            super::device_irq::deliver(p, cpu, vector)
-        });
+        Current::idle(
+            self.irqs.deadline(),
+            remote::kick_flag(cpu),
+            &mut |vector| super::device_irq::deliver(p, cpu, vector),
+        );
         super::console_input::poll(cpu);
         self.irqs.on_interrupt();
     }

@@ -129,8 +129,7 @@ pub fn kick(cpu: usize) {
     Current::kick(cpu);
 }
 
-/// The calling CPU's kick flag (see [`KICKED`]), for a backend's entry code.
-#[cfg(target_arch = "x86_64")]
+/// CPU `cpu`'s kick flag (see [`KICKED`]), for a backend's entry and wait code.
 pub fn kick_flag(cpu: usize) -> &'static AtomicBool {
     &KICKED[cpu]
 }

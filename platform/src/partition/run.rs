@@ -354,7 +354,7 @@ pub fn run_cpu(cpu: usize, keep_going: impl Fn() -> bool) {
         } else if let Some((entry, arg, real_mode)) = p.vcpus[vcpu].take_start() {
             run_secondary(p, cpu, vcpu as u32, entry, arg, real_mode);
         }
-        Current::wait();
+        Current::wait(remote::kick_flag(cpu));
     }
 }
 

@@ -23,7 +23,7 @@ use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
 use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use mmu::{Flush, NoTlb, StageTwoTable};
 use spin::Once;
 use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
@@ -299,7 +299,7 @@ impl PartitionArch for Current {
     /// Returns at once: an idle LoongArch vCPU (deprivileged: never; LVZ: its `idle` exits as
     /// a GSPR) executes its idle instruction again, a busy wait. Waiting with the core's own
     /// `idle` is not written.
-    fn idle(_deadline: Option<u64>, _taken: &mut dyn FnMut(u32)) {}
+    fn idle(_deadline: Option<u64>, _kick: &AtomicBool, _taken: &mut dyn FnMut(u32)) {}
 
     fn send_flush_ipi(cpu: usize) {
         Self::kick(cpu);
@@ -346,7 +346,9 @@ impl PartitionArch for Current {
         program_root_timer(t);
     }
 
-    fn wait() {
+    /// The kick flag is not needed here: a kick is an IPI that stays pending, so `idle` ends
+    /// at once if one came before it.
+    fn wait(_kick: &AtomicBool) {
         // SAFETY: no vCPU runs on this CPU, so its timer is free; `idle` with CRMD.IE clear wakes
         // on the timer or an IPI (both enabled in ECFG) without taking an exception. The IPI
         // status is cleared afterwards: a kick to a waiting CPU carries no message (requests live

@@ -15,6 +15,7 @@ use super::{ioapic, percpu, smp, svm, timer, virt, Current};
 use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId};
 use arch_x86::vmx::instr::{invept, InvType};
+use core::sync::atomic::AtomicBool;
 use mmu::Flush;
 
 /// Whether the calling CPU is in VMX operation (VMXON succeeded at boot).
@@ -127,12 +128,12 @@ impl PartitionArch for Current {
         Self::kick(cpu);
     }
 
-    fn wait() {
-        super::idle::wait_for_request();
+    fn wait(kick: &AtomicBool) {
+        super::idle::wait_for_request(kick);
     }
 
-    fn idle(deadline: Option<u64>, taken: &mut dyn FnMut(u32)) {
-        super::idle::until(deadline);
+    fn idle(deadline: Option<u64>, kick: &AtomicBool, taken: &mut dyn FnMut(u32)) {
+        super::idle::until(deadline, kick);
         while let Some(vector) = super::ioapic::take_pending() {
             taken(vector.into());
         }

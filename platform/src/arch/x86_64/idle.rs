@@ -1,6 +1,6 @@
 //! A CPU waiting in the hypervisor for its vCPU's next event (the guest halted with nothing to
 //! take): `hlt` until a kick, a device interrupt or the vCPU's timer. A kick is an NMI that
-//! follows a per-CPU flag (`partition::kick_flag`); checking the flag and halting are one
+//! follows a per-CPU flag (the caller passes it: `partition::kick_flag`); checking the flag and halting are one
 //! window, like the VMX entry window, so an NMI that lands between the check and the `hlt` is
 //! redirected by the NMI stub (`idt`) to the window's abort label instead of being lost while
 //! the CPU sleeps. Maskable interrupts are on only inside the window (`sti`'s shadow covers the
@@ -9,8 +9,9 @@
 //! [`LONGEST_WAIT_US`], whichever comes first, so nothing that polls on exits (the console's
 //! input) waits longer than that.
 
-use super::{percpu, smp, timer};
+use super::{smp, timer};
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The longest a halted vCPU's CPU sleeps without an event.
 const LONGEST_WAIT_US: u64 = 10_000;
@@ -45,7 +46,7 @@ extern "C" {
 /// Sleeps until a kick, an interrupt, or `deadline` (TSC), at most [`LONGEST_WAIT_US`]; then
 /// puts the calling CPU's timer back as the vCPU's deadline had it.
 #[cfg(septum_partitions)]
-pub fn until(deadline: Option<u64>) {
+pub fn until(deadline: Option<u64>, kick: &AtomicBool) {
     let hz = timer::tsc_hz();
     if hz == 0 {
         return;
@@ -58,11 +59,10 @@ pub fn until(deadline: Option<u64>) {
     }
     let vcpu_deadline = timer::deadline();
     timer::arm(Some(wake), false);
-    let flag = crate::partition::kick_flag(percpu::cpu_index());
     // SAFETY: interrupts are on only inside the window, where the host's IDT has a handler for
     // every vector the hypervisor raises or programs (its timer, the device lines); the flag is
-    // this CPU's kick flag, a static byte.
-    unsafe { septum_idle_halt(flag.as_ptr().cast()) };
+    // an AtomicBool, one byte the window only reads.
+    unsafe { septum_idle_halt(kick.as_ptr().cast()) };
     // The vCPU's own deadline again (under VMX the preemption timer carries it).
     let preemption = timer::preemption_rate().is_some();
     if preemption {
@@ -76,8 +76,7 @@ pub fn until(deadline: Option<u64>) {
 /// path reads otherwise. Requests are posted before their kick, so the caller's next look
 /// sees the one that woke it.
 #[cfg(septum_partitions)]
-pub fn wait_for_request() {
-    until(None);
-    crate::partition::kick_flag(percpu::cpu_index())
-        .store(false, core::sync::atomic::Ordering::SeqCst);
+pub fn wait_for_request(kick: &AtomicBool) {
+    until(None, kick);
+    kick.store(false, Ordering::SeqCst);
 }
