@@ -229,9 +229,50 @@ pub const fn exception_event(vector: u8, has_error_code: bool) -> u64 {
     }
 }
 
+/// Bit 31 of the VM-entry interruption-information field: an event is to be injected.
+pub const ENTRY_EVENT_VALID: u64 = 1 << 31;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// Guest interruptibility: blocking by STI (bit 0) and by MOV SS (bit 1).
+const BLOCKED_BY_STI_OR_MOV_SS: u64 = 3;
+
+/// Whether an external interrupt may be injected at the next VM entry, from the guest's RFLAGS,
+/// its interruptibility state and the VM-entry interruption-information field as they stand.
+/// Only when the guest takes interrupts (IF set, no STI or MOV SS shadow) and no event is
+/// already waiting in the entry field: the field holds one event, and an exit clears its valid
+/// bit, but an entry that never happened (abandoned for a kick) leaves it set. Writing a second
+/// vector over the first would lose the first one after it was already counted as delivered
+/// (its virtual APIC in-service bit set, never ended), blocking that vector and every lower
+/// one on the vCPU for good.
+pub const fn interrupt_injectable(rflags: u64, interruptibility: u64, entry_info: u64) -> bool {
+    rflags & RFLAGS_IF != 0
+        && interruptibility & BLOCKED_BY_STI_OR_MOV_SS == 0
+        && entry_info & ENTRY_EVENT_VALID == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupt_waits_for_if_the_shadows_and_an_event_already_waiting() {
+        const IF: u64 = 1 << 9;
+        assert!(interrupt_injectable(IF | 2, 0, 0));
+        assert!(!interrupt_injectable(2, 0, 0), "IF clear");
+        assert!(!interrupt_injectable(IF, 1, 0), "STI shadow");
+        assert!(!interrupt_injectable(IF, 2, 0), "MOV SS shadow");
+        assert!(
+            interrupt_injectable(IF, 8, 0),
+            "NMI blocking does not block interrupts"
+        );
+        // A timer vector injected for an entry that was abandoned is still waiting: another
+        // vector must not replace it.
+        assert!(!interrupt_injectable(IF, 0, ENTRY_EVENT_VALID | 0xec));
+        // The valid bit alone decides (an exit clears it and leaves the rest).
+        assert!(interrupt_injectable(IF, 0, 0xec));
+        // A re-delivered exception waits in the same field.
+        assert!(!interrupt_injectable(IF, 0, exception_event(14, true)));
+    }
 
     #[test]
     fn an_exception_stays_on_the_instruction_and_encodes_as_entry_info() {

@@ -65,10 +65,6 @@ pub struct VmxVcpu {
 
 /// Valid bit of the interruption-information fields.
 const EVENT_VALID: u64 = 1 << 31;
-/// RFLAGS.IF.
-const RFLAGS_IF: u64 = 1 << 9;
-/// Interruptibility: blocking by STI, by MOV SS.
-const BLOCKED_BY_STI_OR_MOV_SS: u64 = 3;
 
 fn read(field: u32) -> u64 {
     // SAFETY: only called with this vCPU's VMCS current on this CPU.
@@ -241,9 +237,14 @@ impl ArchVcpu for VmxVcpu {
         if self.broken.is_some() {
             return false;
         }
-        let rflags = read(wn::GUEST_RFLAGS);
-        let blocked = read(w32::GUEST_INTERRUPTIBILITY) & BLOCKED_BY_STI_OR_MOV_SS != 0;
-        let ready = self.redeliver.is_none() && rflags & RFLAGS_IF != 0 && !blocked;
+        // An event still waiting in the entry field (an entry abandoned for a kick leaves it
+        // there) is delivered first; this vector waits for the window after it.
+        let ready = self.redeliver.is_none()
+            && exit::interrupt_injectable(
+                read(wn::GUEST_RFLAGS),
+                read(w32::GUEST_INTERRUPTIBILITY),
+                read(w32::ENTRY_INTERRUPTION_INFO),
+            );
         let proc = read(w32::PROC_CONTROLS);
         if !ready {
             // Come back as soon as the guest can take it.
