@@ -187,6 +187,49 @@ fn qemu_x86_uefi(board: &Board, elf: &Path, args: &str, dir: &Path) -> Result<Co
     Ok(cmd)
 }
 
+/// Bochs booting `iso` with `megs` MiB and `cpus` CPUs, COM1 written to `com1`, its files in
+/// `dir` (config, debugger script, log): the command to run there. `bare_linux`: a kernel
+/// booted without the hypervisor reads MSRs Bochs does not model (IA32_MISC_ENABLE first,
+/// before it has an IDT), so unknown MSRs read 0 there; the hypervisor's runs keep the strict
+/// setting, where such a read is a fault.
+pub fn bochs_command(
+    dir: &Path,
+    iso: &Path,
+    megs: u64,
+    cpus: u32,
+    com1: &str,
+    bare_linux: bool,
+) -> Result<Command, String> {
+    let ignore_bad_msrs = u8::from(bare_linux);
+    let rc = format!(
+        "megs: {megs}\n\
+         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
+         vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
+         cpu: model=corei7_skylake_x, count={cpus}, ips=4000000, reset_on_triple_fault=0, ignore_bad_msrs={ignore_bad_msrs}\n\
+         ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14\n\
+         ata0-slave: type=cdrom, path={iso}, status=inserted\n\
+         boot: cdrom\n\
+         display_library: rfb, options=\"timeout=0\"\n\
+         com1: enabled=1, mode=file, dev={com1}\n\
+         com2: enabled=1, mode=file, dev=com2.out\n\
+         clock: sync=none, time0=946684800\n\
+         log: {log}\n\
+         panic: action=fatal\nerror: action=report\ninfo: action=report\ndebug: action=ignore\n\
+         speaker: enabled=0\n\
+         sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy\n\
+         magic_break: enabled=1\n",
+        iso = iso.display(),
+        log = dir.join("bochs.log").display(),
+    );
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("bochsrc"), rc).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("cont.rc"), "continue\nquit\n").map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("bochs-bin");
+    cmd.current_dir(dir)
+        .args(["-q", "-f", "bochsrc", "-rc", "cont.rc"]);
+    Ok(cmd)
+}
+
 /// Bochs wants a config file, a debugger script (the Debian build has the debugger, and without a
 /// script it stops at the first instruction) and an ISO carrying the command line in grub.cfg.
 fn bochs(
@@ -206,34 +249,8 @@ fn bochs(
         Serial::Terminal => "/dev/stdout".to_string(),
         Serial::Captured => serial_file.display().to_string(),
     };
-    let rc = format!(
-        "megs: {megs}\n\
-         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
-         vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
-         cpu: model=corei7_skylake_x, count={cpus}, ips=4000000, reset_on_triple_fault=0, ignore_bad_msrs=0\n\
-         ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14\n\
-         ata0-slave: type=cdrom, path={iso}, status=inserted\n\
-         boot: cdrom\n\
-         display_library: rfb, options=\"timeout=0\"\n\
-         com1: enabled=1, mode=file, dev={com1}\n\
-         com2: enabled=1, mode=file, dev=com2.out\n\
-         clock: sync=none, time0=946684800\n\
-         log: {log}\n\
-         panic: action=fatal\nerror: action=report\ninfo: action=report\ndebug: action=ignore\n\
-         speaker: enabled=0\n\
-         sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy\n\
-         magic_break: enabled=1\n",
-        megs = board.memory_mib(),
-        cpus = board.cpus,
-        iso = iso.display(),
-        log = dir.join("bochs.log").display(),
-    );
-    std::fs::write(dir.join("bochsrc"), rc).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("cont.rc"), "continue\nquit\n").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&serial_file);
-    let mut cmd = Command::new("bochs-bin");
-    cmd.current_dir(dir)
-        .args(["-q", "-f", "bochsrc", "-rc", "cont.rc"]);
+    let cmd = bochs_command(dir, &iso, board.memory_mib(), board.cpus, &com1, false)?;
     Ok(Invocation {
         cmd,
         serial_file: (serial == Serial::Captured).then_some(serial_file),

@@ -204,25 +204,65 @@ pub fn grub_iso_for(
     elf: &Path,
     args: &str,
 ) -> Result<PathBuf, String> {
+    let entry = format!("multiboot2 /boot/septum.elf {args}");
+    let iso = match firmware {
+        GrubFirmware::Bios => "septum.iso",
+        GrubFirmware::Uefi => "septum-uefi.iso",
+    };
+    make_grub_iso(firmware, out, &[(elf, "septum.elf")], &entry, iso, "")
+}
+
+/// A BIOS GRUB ISO in `out` that boots a Linux kernel and initramfs itself (no hypervisor),
+/// command line `args`: the bare boot a Linux partition's is compared with.
+pub fn grub_linux_iso(
+    out: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    args: &str,
+) -> Result<PathBuf, String> {
+    let entry = format!("linux /boot/vmlinuz {args}\n  initrd /boot/initrd");
+    let files = [(kernel, "vmlinuz"), (initrd, "initrd")];
+    make_grub_iso(
+        GrubFirmware::Bios,
+        out,
+        &files,
+        &entry,
+        "linux.iso",
+        "linux",
+    )
+}
+
+/// Lays `files` out under `boot/` of a tree in `out`, with a grub.cfg whose one entry runs
+/// `entry` with the console on COM1, and makes ISO `iso` of it (`more_modules` joins the core
+/// image's modules).
+fn make_grub_iso(
+    firmware: GrubFirmware,
+    out: &Path,
+    files: &[(&Path, &str)],
+    entry: &str,
+    iso: &str,
+    more_modules: &str,
+) -> Result<PathBuf, String> {
     let tree = out.join("iso");
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(tree.join("boot/grub")).map_err(|e| e.to_string())?;
-    std::fs::copy(elf, tree.join("boot/septum.elf")).map_err(|e| e.to_string())?;
+    for (src, name) in files {
+        std::fs::copy(src, tree.join("boot").join(name))
+            .map_err(|e| format!("{}: {e}", src.display()))?;
+    }
     let cfg = format!(
         "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_input serial\n\
-         terminal_output serial\nmenuentry \"Septum\" {{\n  multiboot2 /boot/septum.elf {args}\n  boot\n}}\n"
+         terminal_output serial\nmenuentry \"Septum\" {{\n  {entry}\n  boot\n}}\n"
     );
     std::fs::write(tree.join("boot/grub/grub.cfg"), cfg).map_err(|e| e.to_string())?;
-    let iso = out.join(match firmware {
-        GrubFirmware::Bios => "septum.iso",
-        GrubFirmware::Uefi => "septum-uefi.iso",
-    });
+    let iso = out.join(iso);
+    let modules = format!("{} {more_modules}", firmware.modules());
     let mut cmd = Command::new("grub-mkrescue");
     cmd.args(["-d", firmware.dir()]);
-    if let Some(installed) = firmware.installed() {
-        cmd.arg(format!("--install-modules={installed}"));
+    if firmware.installed().is_some() {
+        cmd.arg(format!("--install-modules={modules}"));
     }
-    cmd.arg(format!("--modules={}", firmware.modules()))
+    cmd.arg(format!("--modules={}", modules.trim()))
         .args(["--locales=", "--fonts=", "--themes=", "-o"])
         .arg(&iso)
         .arg(&tree);

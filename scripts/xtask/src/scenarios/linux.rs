@@ -133,6 +133,18 @@ pub fn linux_tests() -> Vec<BootTest> {
         timeout: Duration::from_secs(240),
         flavour: Flavour::Stock,
     };
+    // Bochs runs Linux about 30 times slower than QEMU TCG (its four CPUs share one host
+    // thread): one boot, no reboot.
+    let bochs = BootTest {
+        timeout: Duration::from_secs(1200),
+        ..linux(
+            "linux",
+            "bochs-x86_64-linux",
+            POWER_OFF,
+            LINUX_ORDERED,
+            &WITH_WORKER,
+        )
+    };
     vec![
         linux(
             "linux",
@@ -148,5 +160,6 @@ pub fn linux_tests() -> Vec<BootTest> {
             LINUX_ORDERED,
             &WITH_HOSTILE,
         ),
+        bochs,
     ]
 }
