@@ -1,4 +1,5 @@
-//! The virtual devices a partition sees: for now the console UART, a 16550A (`vcpu::uart16550`
+//! The virtual devices a partition sees: a Linux partition's CMOS clock ([`CmosClock`]), and
+//! the console UART, a 16550A (`vcpu::uart16550`
 //! holds the register model) whose transmitter prints on the hypervisor console, one line at a
 //! time, prefixed with the partition's name, and whose receiver is filled from the hypervisor
 //! console's input ([`Partition::console_input`]). One chip per partition, shared by its vCPUs as
@@ -12,6 +13,8 @@ use super::arch::PartitionArch;
 use super::Partition;
 use crate::arch::Current;
 use alloc::vec::Vec;
+#[cfg(target_arch = "x86_64")]
+use vcpu::cmos_rtc::CmosRtc;
 use vcpu::uart16550::Uart16550;
 use vcpu::{AccessSize, Device, DeviceError};
 
@@ -134,6 +137,44 @@ impl Device for VirtualUart {
                 c.print(name, byte);
             }
         });
+        Ok(())
+    }
+}
+
+/// A Linux partition's CMOS clock (`vcpu::cmos_rtc`: present, stopped at a fixed date), at the
+/// PC's ports 0x70-0x71. One per vCPU bus: the only state is the selected register, and a guest
+/// selects and reads a register on one CPU under its own lock.
+#[cfg(target_arch = "x86_64")]
+pub struct CmosClock(CmosRtc);
+
+#[cfg(target_arch = "x86_64")]
+impl CmosClock {
+    /// The PC's CMOS index and data ports.
+    pub const PORT: u16 = 0x70;
+
+    pub fn new() -> Self {
+        Self(CmosRtc::new())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Device for CmosClock {
+    fn name(&self) -> &str {
+        "cmos rtc"
+    }
+
+    fn read(&mut self, offset: u64, size: AccessSize) -> Result<u64, DeviceError> {
+        if size != AccessSize::Byte {
+            return Err(DeviceError::BadWidth);
+        }
+        Ok(u64::from(self.0.read(offset)))
+    }
+
+    fn write(&mut self, offset: u64, size: AccessSize, value: u64) -> Result<(), DeviceError> {
+        if size != AccessSize::Byte {
+            return Err(DeviceError::BadWidth);
+        }
+        self.0.write(offset, value as u8);
         Ok(())
     }
 }

@@ -8,6 +8,8 @@
 //! the hypervisor.
 
 use super::arch::{PartitionArch, VirtualUartAt};
+#[cfg(target_arch = "x86_64")]
+use super::devices::CmosClock;
 use super::devices::VirtualUart;
 use super::vintr::VirtualInterrupts;
 use super::{hypercall, lapic, remote, Partition};
@@ -140,6 +142,14 @@ impl Handler {
             };
         }
         super::irqchip::register(&mut mmio, partition);
+        // A PC operating system reads the CMOS clock whatever its firmware tables say.
+        #[cfg(target_arch = "x86_64")]
+        if matches!(partition.config.image, board_config::Image::Linux(_)) {
+            let port = u64::from(CmosClock::PORT);
+            if let Err(e) = ports.register(port, 2, "cmos rtc", Box::new(CmosClock::new())) {
+                log::warn!("partition {}: no CMOS clock: {e}", partition.name());
+            }
+        }
         Self {
             partition,
             cpu,
