@@ -174,6 +174,51 @@ mod tests {
     use crate::exit::{AccessSize, ShutdownKind};
     use alloc::vec::Vec;
 
+    // What a mock leaves out of a seam it must implement in full: one line each.
+    macro_rules! no_upcalls {
+        () => {
+            fn deliver_upcall(&mut self, _: Delivery) -> bool {
+                false
+            }
+            fn return_from_upcall(&mut self) {}
+        };
+    }
+    macro_rules! no_vectors {
+        () => {
+            fn inject_interrupt(&mut self, _: u8) -> bool {
+                false
+            }
+        };
+    }
+    macro_rules! no_lines {
+        () => {
+            fn set_irq_lines(&mut self, _: u32) {}
+        };
+    }
+    macro_rules! no_upcalls_pending {
+        () => {
+            fn next_upcall(&mut self) -> Option<Delivery> {
+                None
+            }
+            fn undelivered(&mut self, _: Delivery) {}
+        };
+    }
+    macro_rules! no_vectors_pending {
+        () => {
+            fn next_vector(&mut self) -> Option<u8> {
+                None
+            }
+            fn vector_injected(&mut self, _: u8) {}
+        };
+    }
+    macro_rules! no_lines_driven {
+        () => {
+            fn irq_lines(&mut self) -> Option<u32> {
+                None
+            }
+        };
+    }
+
     /// A guest that replays a script of exits and records completions.
     struct Scripted {
         exits: Vec<VmExit>,
@@ -187,14 +232,9 @@ mod tests {
         fn complete(&mut self, completion: Completion) {
             self.completions.push(completion);
         }
-        fn deliver_upcall(&mut self, _: Delivery) -> bool {
-            false
-        }
-        fn return_from_upcall(&mut self) {}
-        fn inject_interrupt(&mut self, _: u8) -> bool {
-            false
-        }
-        fn set_irq_lines(&mut self, _: u32) {}
+        no_upcalls!();
+        no_vectors!();
+        no_lines!();
     }
 
     struct Policy;
@@ -214,17 +254,9 @@ mod tests {
                 _ => Action::Resume(Completion::Retry),
             }
         }
-        fn next_upcall(&mut self) -> Option<Delivery> {
-            None
-        }
-        fn undelivered(&mut self, _: Delivery) {}
-        fn next_vector(&mut self) -> Option<u8> {
-            None
-        }
-        fn vector_injected(&mut self, _: u8) {}
-        fn irq_lines(&mut self) -> Option<u32> {
-            None
-        }
+        no_upcalls_pending!();
+        no_vectors_pending!();
+        no_lines_driven!();
     }
 
     #[test]
@@ -286,10 +318,8 @@ mod tests {
         fn return_from_upcall(&mut self) {
             self.returns += 1;
         }
-        fn inject_interrupt(&mut self, _: u8) -> bool {
-            false
-        }
-        fn set_irq_lines(&mut self, _: u32) {}
+        no_vectors!();
+        no_lines!();
     }
 
     /// One timer pending; the second exit is the guest's return from its handler.
@@ -317,13 +347,8 @@ mod tests {
                 detail: 0,
             })
         }
-        fn next_vector(&mut self) -> Option<u8> {
-            None
-        }
-        fn vector_injected(&mut self, _: u8) {}
-        fn irq_lines(&mut self) -> Option<u32> {
-            None
-        }
+        no_vectors_pending!();
+        no_lines_driven!();
         fn undelivered(&mut self, _: Delivery) {}
     }
 
@@ -369,11 +394,8 @@ mod tests {
             }
             ok
         }
-        fn deliver_upcall(&mut self, _: Delivery) -> bool {
-            false
-        }
-        fn return_from_upcall(&mut self) {}
-        fn set_irq_lines(&mut self, _: u32) {}
+        no_upcalls!();
+        no_lines!();
     }
 
     /// One vector requested until injected.
@@ -396,13 +418,8 @@ mod tests {
             self.requested = None;
             self.injected.push(v);
         }
-        fn next_upcall(&mut self) -> Option<Delivery> {
-            None
-        }
-        fn undelivered(&mut self, _: Delivery) {}
-        fn irq_lines(&mut self) -> Option<u32> {
-            None
-        }
+        no_upcalls_pending!();
+        no_lines_driven!();
     }
 
     #[test]
@@ -438,13 +455,8 @@ mod tests {
         fn set_irq_lines(&mut self, lines: u32) {
             self.set.push(lines);
         }
-        fn deliver_upcall(&mut self, _: Delivery) -> bool {
-            false
-        }
-        fn return_from_upcall(&mut self) {}
-        fn inject_interrupt(&mut self, _: u8) -> bool {
-            false
-        }
+        no_upcalls!();
+        no_vectors!();
     }
 
     /// The IPI line goes up after the first exit and down after the second.
@@ -461,14 +473,8 @@ mod tests {
         fn irq_lines(&mut self) -> Option<u32> {
             Some(if self.0 == 1 { 1 << 12 } else { 0 })
         }
-        fn next_upcall(&mut self) -> Option<Delivery> {
-            None
-        }
-        fn undelivered(&mut self, _: Delivery) {}
-        fn next_vector(&mut self) -> Option<u8> {
-            None
-        }
-        fn vector_injected(&mut self, _: u8) {}
+        no_upcalls_pending!();
+        no_vectors_pending!();
     }
 
     #[test]
