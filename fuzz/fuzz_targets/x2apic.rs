@@ -20,21 +20,10 @@
 use libfuzzer_sys::fuzz_target;
 use vcpu::x2apic::{highest, ApicError, Destination, Effect, ReadContext, X2Apic, MSR_FIRST};
 
-const TPR: u32 = 0x808;
-const PPR: u32 = 0x80a;
-const EOI: u32 = 0x80b;
-const LDR: u32 = 0x80d;
-const SVR: u32 = 0x80f;
-const ISR0: u32 = 0x810;
-const IRR0: u32 = 0x820;
-const ESR: u32 = 0x828;
-const LVT_CMCI: u32 = 0x82f;
-const ICR: u32 = 0x830;
-const LVT_TIMER: u32 = 0x832;
-const LVT_ERROR: u32 = 0x837;
-const TIMER_INITIAL: u32 = 0x838;
-const TIMER_CURRENT: u32 = 0x839;
-const TIMER_DIVIDE: u32 = 0x83e;
+use vcpu::x2apic::msr::{
+    EOI, ESR, ICR, IRR0, ISR0, LDR, LVT_CMCI, LVT_ERROR, LVT_TIMER, PPR, SVR, TIMER_CURRENT,
+    TIMER_DIVIDE, TIMER_INITIAL, TPR,
+};
 
 /// Slots past the partition's vCPUs stand for vCPUs of other partitions: they must stay empty.
 const SLOTS: usize = 16;

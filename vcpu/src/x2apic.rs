@@ -19,25 +19,30 @@
 pub const MSR_FIRST: u32 = 0x800;
 pub const MSR_LAST: u32 = 0x8ff;
 
-const ID: u32 = 0x802;
-const VERSION: u32 = 0x803;
-const TPR: u32 = 0x808;
-const PPR: u32 = 0x80a;
-const EOI: u32 = 0x80b;
-const LDR: u32 = 0x80d;
-const SVR: u32 = 0x80f;
-const ISR0: u32 = 0x810;
-const TMR0: u32 = 0x818;
-const IRR0: u32 = 0x820;
-const ESR: u32 = 0x828;
-const LVT_CMCI: u32 = 0x82f;
-const ICR: u32 = 0x830;
-const LVT_TIMER: u32 = 0x832;
-const LVT_ERROR: u32 = 0x837;
-const TIMER_INITIAL: u32 = 0x838;
-const TIMER_CURRENT: u32 = 0x839;
-const TIMER_DIVIDE: u32 = 0x83e;
-const SELF_IPI: u32 = 0x83f;
+/// The x2APIC registers' MSR numbers (Intel SDM vol. 3, table 11-6), for the model and for
+/// whoever drives it (the fuzz target).
+pub mod msr {
+    pub const ID: u32 = 0x802;
+    pub const VERSION: u32 = 0x803;
+    pub const TPR: u32 = 0x808;
+    pub const PPR: u32 = 0x80a;
+    pub const EOI: u32 = 0x80b;
+    pub const LDR: u32 = 0x80d;
+    pub const SVR: u32 = 0x80f;
+    pub const ISR0: u32 = 0x810;
+    pub const TMR0: u32 = 0x818;
+    pub const IRR0: u32 = 0x820;
+    pub const ESR: u32 = 0x828;
+    pub const LVT_CMCI: u32 = 0x82f;
+    pub const ICR: u32 = 0x830;
+    pub const LVT_TIMER: u32 = 0x832;
+    pub const LVT_ERROR: u32 = 0x837;
+    pub const TIMER_INITIAL: u32 = 0x838;
+    pub const TIMER_CURRENT: u32 = 0x839;
+    pub const TIMER_DIVIDE: u32 = 0x83e;
+    pub const SELF_IPI: u32 = 0x83f;
+}
+use msr::*;
 
 /// Version register: version 0x14 (integrated APIC), 6 LVT entries (max index 5), no EOI
 /// broadcast suppression.
