@@ -286,25 +286,21 @@ fn check_between(b: &CheckedBoard, sink: &mut Sink) {
         let (p, q) = (&b.partitions[pi], &b.partitions[qi]);
         let (a, c) = (&p.memory[ai], &q.memory[ci]);
         let (xs, ys) = (fmt_range(a.host, a.size), fmt_range(c.host, c.size));
-        if !mutually_shared(&p.name, a, &q.name, c) {
-            sink.pair(
-                &p.name,
-                &q.name,
-                Rule::HostOverlap,
-                "memory.host",
-                &[&xs, &ys],
-                format!("{xs} overlaps {ys}"),
-            );
+        let message = if !mutually_shared(&p.name, a, &q.name, c) {
+            format!("{xs} overlaps {ys}")
         } else if (a.host, a.size) != (c.host, c.size) {
-            sink.pair(
-                &p.name,
-                &q.name,
-                Rule::HostOverlap,
-                "memory.host",
-                &[&xs, &ys],
-                format!("shared {xs} differs from its partner's {ys} (use one range)"),
-            );
-        }
+            format!("shared {xs} differs from its partner's {ys} (use one range)")
+        } else {
+            continue;
+        };
+        sink.pair(
+            &p.name,
+            &q.name,
+            Rule::HostOverlap,
+            "memory.host",
+            &[&xs, &ys],
+            message,
+        );
     }
 }
 
