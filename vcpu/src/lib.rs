@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod bus;
+pub mod cmdline;
 pub mod cmos_rtc;
 pub mod exit;
 pub mod hypercall;
