@@ -29,6 +29,9 @@ const EUEN_FPE: u64 = 1 << 0;
 const EUEN_SXE: u64 = 1 << 1;
 const EUEN_ASXE: u64 = 1 << 2;
 
+/// Ecode of a guest-sensitive privileged resource exit.
+const GSPR: u32 = 0x16;
+
 /// Register numbers: a0 (hypercall result, first boot argument).
 const A0: usize = 4;
 
@@ -69,7 +72,8 @@ pub struct VcpuConfig {
     pub root: u64,
     /// Guest-physical address of the first instruction.
     pub entry: u64,
-    /// The guest's first argument registers a0-a4; [`FLAG_HVCL`] is added to a1.
+    /// The guest's first argument registers a0-a4, exactly (a test guest's caller adds
+    /// [`FLAG_HVCL`] to a1; a kernel's boot protocol gets nothing added).
     pub args: [u64; 5],
     /// The vCPU's number in its partition (guest CPUID and TID).
     pub index: u64,
@@ -107,6 +111,10 @@ pub struct LvzVcpu<W: LvzWorld> {
     pending: Pending,
     /// The IPI line level last written to guest ESTAT (the guest cannot change it itself).
     ipi_line: bool,
+    /// Virtual hardware lines HWI0-7 raised for the guest, written to GINTC.HWIS each entry.
+    hwi_lines: u8,
+    /// The CSRs LVZ leaves out of the guest's, kept here (`super::shadow`).
+    shadow: super::shadow::ShadowCsrs,
     /// The delay of the re-check asked for at the last entry (0: none), see [`super::recheck`].
     recheck_ns: u64,
 }
@@ -116,7 +124,6 @@ impl<W: LvzWorld> LvzVcpu<W> {
     pub fn new(world: W, config: VcpuConfig) -> Self {
         let mut regs = [0; 32];
         regs[A0..A0 + 5].copy_from_slice(&config.args);
-        regs[A0 + 1] |= FLAG_HVCL;
         Self {
             world,
             csrs: GuestCsrs::initial(config.entry, config.index),
@@ -127,6 +134,8 @@ impl<W: LvzWorld> LvzVcpu<W> {
             last: Trap::default(),
             pending: Pending::None,
             ipi_line: false,
+            hwi_lines: 0,
+            shadow: super::shadow::ShadowCsrs::default(),
             recheck_ns: 0,
         }
     }
@@ -161,14 +170,9 @@ impl<W: LvzWorld> LvzVcpu<W> {
         }
     }
 
-    /// Raises virtual HWI line `line` (0-7) for the guest (GINTC.VIP).
-    pub fn inject(&mut self, line: u32) {
-        super::inject_hwi(&mut self.world, line);
-    }
-
-    /// Lowers virtual HWI line `line`.
-    pub fn clear(&mut self, line: u32) {
-        super::clear_hwi(&mut self.world, line);
+    /// Drives the virtual hardware lines HWI0-7 (bit n: HWIn) from the next entry on.
+    pub fn set_hwi_lines(&mut self, lines: u8) {
+        self.hwi_lines = lines;
     }
 
     /// Drives the guest's IPI line (ESTAT.IS bit 12) at `level` from the next entry on. A raised
@@ -183,15 +187,16 @@ impl<W: LvzWorld> LvzVcpu<W> {
         }
     }
 
-    /// Before an entry: a raised IPI line the guest cannot take now (interrupts off, or the line
-    /// masked in its ECFG) gets a re-check, an exit after a delay that grows while the line keeps
+    /// Before an entry: raised lines (IPI, HWI) the guest cannot take now (interrupts off, or the
+    /// lines masked in its ECFG) get a re-check, an exit after a delay that grows while the line keeps
     /// waiting ([`super::recheck`]); a line that is lowered or takeable withdraws it. Reads the
     /// guest's CRMD and ECFG only while the line is raised.
     fn arm_recheck(&mut self) {
-        let waiting = self.ipi_line && {
+        let raised = self.raised_lines();
+        let waiting = raised != 0 && {
             let crmd = self.world.gcsr_read(csr::CRMD);
             let ecfg = self.world.gcsr_read(csr::ECFG);
-            !super::ipi_line_takeable(crmd, ecfg)
+            !super::lines_takeable(crmd, ecfg, raised)
         };
         if waiting {
             self.recheck_ns = super::recheck::next(self.recheck_ns);
@@ -199,6 +204,12 @@ impl<W: LvzWorld> LvzVcpu<W> {
         } else {
             self.withdraw_recheck();
         }
+    }
+
+    /// The lines this vCPU raises, in the ESTAT.IS layout.
+    fn raised_lines(&self) -> u64 {
+        let ipi = if self.ipi_line { guest_lines::IPI } else { 0 };
+        ipi | u64::from(self.hwi_lines) << 2
     }
 
     fn withdraw_recheck(&mut self) {
@@ -229,6 +240,7 @@ impl<W: LvzWorld> LvzVcpu<W> {
             root: self.config.root,
             era: self.pc,
             pass_through: self.config.pass_through,
+            injected: self.hwi_lines,
             counter_offset: self.config.counter_offset,
         };
         program_entry(&mut self.world, &entry);
@@ -308,12 +320,23 @@ impl<W: LvzWorld> ArchVcpu for LvzVcpu<W> {
                 self.world.csr_write(csr::EUEN, euen | bits);
                 continue;
             }
+            // A CSR the guest keeps in the vCPU: done here, the guest goes on after it.
+            if Estat(trap.estat).ecode() == GSPR {
+                if let Some(insn) = decode::sensitive(trap.badi) {
+                    if self.shadow.emulate(insn, &mut self.regs) {
+                        self.pc += 4;
+                        continue;
+                    }
+                }
+            }
             return self.decode(trap);
         }
     }
 
+    /// `lines` in the ESTAT.IS layout: the IPI (bit 12) and HWI0-7 (bits 9:2).
     fn set_irq_lines(&mut self, lines: u32) {
         self.set_ipi_line(u64::from(lines) & guest_lines::IPI != 0);
+        self.set_hwi_lines(((u64::from(lines) & guest_lines::HWI) >> 2) as u8);
     }
 
     fn complete(&mut self, completion: Completion) {

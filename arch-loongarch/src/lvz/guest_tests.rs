@@ -15,19 +15,20 @@ const ENTRY: u64 = 0x20_0000;
 const ROOT: u64 = 0x22_4000;
 const DEVICE: u64 = 0x1fe0_01e0;
 
+fn config() -> VcpuConfig {
+    VcpuConfig {
+        gid: 2,
+        root: ROOT,
+        entry: ENTRY,
+        args: [1, FLAG_HVCL, 3, 0x20_0000_0000, 0x200_0000],
+        index: 0,
+        pass_through: 0,
+        counter_offset: 0,
+    }
+}
+
 fn vcpu(m: Model) -> LvzVcpu<Model> {
-    LvzVcpu::new(
-        m,
-        VcpuConfig {
-            gid: 2,
-            root: ROOT,
-            entry: ENTRY,
-            args: [1, 0, 3, 0x20_0000_0000, 0x200_0000],
-            index: 0,
-            pass_through: 0,
-            counter_offset: 0,
-        },
-    )
+    LvzVcpu::new(m, config())
 }
 
 /// A model whose guest exits once with `ecode` at ENTRY + `off`, with registers r_n = 0x100 + n
@@ -101,14 +102,22 @@ fn first_entry_loads_guest_csrs_flushes_then_programs_root_in_order() {
 }
 
 #[test]
-fn boot_registers_carry_the_arguments_and_the_hvcl_flag() {
+fn boot_registers_carry_the_arguments_exactly() {
     let mut m = Model::new();
     m.exit(0x17, ENTRY, 0, 0x002b_8000);
     let mut v = vcpu(m);
     v.run();
     let regs = v.world().entered_with[0];
+    // The caller's flag word, unchanged: a kernel's a1 (its command line) gets nothing added.
     assert_eq!(regs[4..9], [1, FLAG_HVCL, 3, 0x20_0000_0000, 0x200_0000]);
     assert_eq!(regs[0], 0);
+    let mut m = Model::new();
+    m.exit(0x17, ENTRY, 0, 0x002b_8000);
+    let mut config = config();
+    config.args = [1, 0x1000, 0x2000, 0, 0];
+    let mut v = LvzVcpu::new(m, config);
+    v.run();
+    assert_eq!(v.world().entered_with[0][4..7], [1, 0x1000, 0x2000]);
 }
 
 #[test]
@@ -521,12 +530,67 @@ fn injected_lines_survive_entry_and_pass_through_is_programmed() {
             counter_offset: 0x1234,
         },
     );
-    v.inject(1);
+    // HWI1 raised through the run loop's line word (ESTAT.IS layout: bit 3).
+    v.set_irq_lines(1 << 3);
     v.run();
     let w = v.world();
     assert_eq!(w.root[csr::GINTC as usize], 0x0c02);
     assert_eq!(w.root[csr::GCNTC as usize], 0x1234);
     assert_eq!(w.guest[0x20], 1, "guest CPUID = vCPU number");
-    v.clear(1);
+    // Lowered: the next entry writes GINTC without it (whole, never read-modify-write).
+    v.set_irq_lines(0);
+    v.world().exit(0x17, ENTRY, 0, 0x002b_8000);
+    v.run();
     assert_eq!(v.world().root[csr::GINTC as usize], 0x0c00);
+}
+
+#[test]
+fn a_raised_device_line_is_injected_and_rechecked_like_the_ipi() {
+    let mut m = Model::new();
+    for _ in 0..5 {
+        m.exit(0, ENTRY, 0, 0);
+    }
+    let mut v = vcpu(m);
+    let mut seen = 0;
+    // The first entry loads the guest's CSRs; set its state after that.
+    v.run();
+    // HWI0 (ESTAT.IS bit 2) raised while the guest has it masked: injected through GINTC.HWIS,
+    // and an exit asked for so QEMU-LVZ looks at it again.
+    v.world().guest[csr::CRMD as usize] = csr::CRMD_IE;
+    v.world().guest[csr::ECFG as usize] = 1 << 11;
+    v.set_irq_lines(1 << 2);
+    v.run();
+    assert_eq!(v.world().root[csr::GINTC as usize] & 0xff, 1);
+    assert_eq!(rechecks(&mut v, &mut seen), [Some(recheck::FIRST_NS)]);
+    // Unmasked: taken at entry, the request withdrawn.
+    v.world().guest[csr::ECFG as usize] = 1 << 11 | 1 << 2;
+    v.run();
+    assert_eq!(rechecks(&mut v, &mut seen), [None]);
+    // Lowered: no longer injected.
+    v.set_irq_lines(0);
+    v.run();
+    assert_eq!(v.world().root[csr::GINTC as usize] & 0xff, 0);
+}
+
+#[test]
+fn csrs_lvz_leaves_out_are_kept_in_the_vcpu_without_an_exit() {
+    let mut m = Model::new();
+    // csrwr r4, MERRENTRY (0x93); csrrd r5, MERRENTRY; then a hypercall.
+    m.exit(0x16, ENTRY, 0, 0x0402_4c24);
+    m.exit(0x16, ENTRY + 4, 0, 0x0402_4c05);
+    m.exit(0x17, ENTRY + 8, 0, 0x002b_8000);
+    let mut v = vcpu(m);
+    assert!(matches!(v.run(), VmExit::Hypercall { .. }));
+    // r4 held a0 = 1: written, and the old value (0) handed back; r5 read it.
+    assert_eq!(v.regs()[4], 0);
+    assert_eq!(v.regs()[5], 1);
+    // GSTAT (0x50) is the root's: its access still exits to be refused.
+    let mut v = one_exit(0x16, 0, 0x0401_4024, 0);
+    assert_eq!(
+        v.run(),
+        VmExit::CsrWrite {
+            csr: 0x50,
+            value: 0x104
+        }
+    );
 }

@@ -21,6 +21,7 @@ pub mod irq;
 mod model;
 #[cfg(target_arch = "loongarch64")]
 pub mod real;
+pub mod shadow;
 #[cfg(test)]
 mod tests;
 
@@ -212,13 +213,17 @@ pub struct Entry {
     pub era: u64,
     /// Hardware interrupt lines (HWI0-7) the partition owns, passed straight through (GINTC.PIP).
     pub pass_through: u8,
+    /// Virtual hardware interrupt lines (HWI0-7) raised for the guest (GINTC.HWIS).
+    pub injected: u8,
     /// Offset added to the stable counter the guest reads (GCNTC).
     pub counter_offset: u64,
 }
 
 /// Programs the root CSRs for entering a guest with `ertn`: PGDL, GTLBC.TGID, GSTAT.GID and PVM,
-/// GINTC pass-through (virtual lines already injected are kept), GCNTC, ERA, and PRMD with
-/// interrupts on so host interrupts exit the guest.
+/// GINTC (pass-through lines and the injected virtual lines, written whole every entry: QEMU-LVZ
+/// reads HWIS back as 0 and copies each write's HWIS into the guest's ESTAT, so a
+/// read-modify-write would drop raised lines there), GCNTC, ERA, and PRMD with interrupts on so
+/// host interrupts exit the guest.
 pub fn program_entry<H: LvzHw>(hw: &mut H, e: &Entry) {
     hw.csr_write(csr::PGDL, e.root);
     let gtlbc = hw.csr_read(csr::GTLBC) & !gtlbc::TGID_MASK;
@@ -226,8 +231,11 @@ pub fn program_entry<H: LvzHw>(hw: &mut H, e: &Entry) {
         csr::GTLBC,
         gtlbc | gtlbc::USETGID | e.gid << gtlbc::TGID_SHIFT,
     );
-    let gintc = hw.csr_read(csr::GINTC) & !0xff00;
-    hw.csr_write(csr::GINTC, gintc | u64::from(e.pass_through) << 8);
+    let gintc = hw.csr_read(csr::GINTC) & !0xffff;
+    hw.csr_write(
+        csr::GINTC,
+        gintc | u64::from(e.pass_through) << 8 | u64::from(e.injected),
+    );
     hw.csr_write(csr::GCNTC, e.counter_offset);
     hw.csr_write(csr::ERA, e.era);
     hw.csr_write(csr::PRMD, 1 << 2);
@@ -247,6 +255,9 @@ pub fn leave_guest<H: LvzHw>(hw: &mut H) {
 pub mod guest_lines {
     /// The IPI line, ESTAT.IS bit 12: the level of the guest's IPI block (status & enable).
     pub const IPI: u64 = 1 << 12;
+    /// The hardware lines HWI0-7, ESTAT.IS bits 9:2: virtual devices' lines, injected through
+    /// GINTC.HWIS.
+    pub const HWI: u64 = 0xff << 2;
     /// Every IS bit (12:0), cleared when a vCPU's CSRs are loaded on a CPU.
     pub const ALL: u64 = 0x1fff;
 }
@@ -258,11 +269,12 @@ pub fn set_ipi_line<H: LvzHw>(hw: &mut H, level: bool) {
     hw.gcsr_xchg(csr::ESTAT, value, guest_lines::IPI);
 }
 
-/// Whether a guest with these CRMD and ECFG values takes a raised IPI line as soon as it runs:
-/// interrupts on (CRMD.IE) and the line unmasked (ECFG.LIE bit 12). Otherwise the line waits for
-/// the guest to enable them itself (its `ertn`, a CRMD or ECFG write).
-pub fn ipi_line_takeable(crmd: u64, ecfg: u64) -> bool {
-    crmd & csr::CRMD_IE != 0 && ecfg & guest_lines::IPI != 0
+/// Whether a guest with these CRMD and ECFG values takes one of the raised `lines` (ESTAT.IS
+/// layout) as soon as it runs: interrupts on (CRMD.IE) and a raised line unmasked (ECFG.LIE).
+/// Otherwise the lines wait for the guest to enable them itself (its `ertn`, a CRMD or ECFG
+/// write).
+pub fn lines_takeable(crmd: u64, ecfg: u64, lines: u64) -> bool {
+    crmd & csr::CRMD_IE != 0 && ecfg & lines != 0
 }
 
 /// Re-checking a raised IPI line the guest could not take at entry. The hardware takes such a
@@ -286,18 +298,6 @@ pub mod recheck {
             previous_ns.saturating_mul(2).min(MAX_NS)
         }
     }
-}
-
-/// Raises virtual hardware interrupt line `line` (0-7) in the guest (GINTC.VIP).
-pub fn inject_hwi<H: LvzHw>(hw: &mut H, line: u32) {
-    let v = hw.csr_read(csr::GINTC);
-    hw.csr_write(csr::GINTC, v | 1 << (line & 7));
-}
-
-/// Lowers virtual hardware interrupt line `line`.
-pub fn clear_hwi<H: LvzHw>(hw: &mut H, line: u32) {
-    let v = hw.csr_read(csr::GINTC);
-    hw.csr_write(csr::GINTC, v & !(1 << (line & 7)));
 }
 
 /// The stage-2 flush for guest `gid`: one `invtlb 0x16` per 16 KiB page for a short range,
