@@ -39,6 +39,7 @@ fn main() {
     files.push(manifest.join("tests/valid/hostile-names.toml"));
     // And a Linux partition, whose layout is generated as byte data and file slices.
     files.push(manifest.join("tests/valid/linux.toml"));
+    files.push(manifest.join("tests/valid/la-linux.toml"));
     let mut index = String::new();
     for file in files {
         println!("cargo:rerun-if-changed={}", file.display());

@@ -202,10 +202,17 @@ pub struct LinuxBoot {
     /// The kernel file as the board names it, for messages.
     pub kernel_path: &'static str,
     pub blobs: &'static [Blob],
-    /// The 64-bit entry point; RSI holds `zero_page` there.
+    /// The entry point (x86: 64-bit mode; LoongArch: direct-address mode).
     pub entry: u64,
+    /// The first argument registers at entry, exactly: x86 RDI, RSI (the zero page), RDX;
+    /// LoongArch a0-a2 (EFI boot flag, command line, EFI system table).
+    pub args: [u64; 3],
+    /// Guest-physical address of the NUL-terminated command line and the bytes it may grow
+    /// to (LoongArch; on x86 the zero page points at it, and this is 0).
+    pub cmdline: u64,
+    pub cmdline_capacity: u32,
     pub zero_page: u64,
-    /// The boot GDT, with code at selector 0x10 and data at 0x18.
+    /// x86: the boot GDT, with code at selector 0x10 and data at 0x18 (0 elsewhere).
     pub gdt: u64,
 }
 

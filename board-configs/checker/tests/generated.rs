@@ -114,3 +114,32 @@ fn a_linux_boot_is_generated_as_blobs_the_image_copies() {
         );
     }
 }
+
+#[test]
+fn a_loongarch_linux_boot_is_generated_as_blobs_and_entry_registers() {
+    let b = &boards::la_linux::BOARD;
+    let Image::Linux(l) = b.partitions[1].image else {
+        panic!("partition 1 does not boot Linux");
+    };
+    assert_eq!(l.entry, 0x20_0000);
+    assert_eq!(l.args, [1, l.cmdline, 0x2000]);
+    let file = std::fs::read("tests/valid/la-vmlinux.elf").unwrap();
+    // The kernel's one segment, from the file, at its physical address.
+    let kernel = l.blobs.iter().find(|x| x.gpa == 0x20_0000).unwrap();
+    assert_eq!(kernel.bytes, &file[120..136]);
+    let cl = l.blobs.iter().find(|x| x.gpa == l.cmdline).unwrap();
+    assert_eq!(cl.bytes, b"console=ttyS0 panic=-1\0");
+    assert!(l.cmdline_capacity as usize > cl.bytes.len());
+    // The system table starts with its signature, "IBI SYST".
+    let st = l.blobs.iter().find(|x| x.gpa == l.args[2]).unwrap();
+    assert_eq!(&st.bytes[..8], b"IBI SYST");
+    for x in l.blobs {
+        assert!(
+            b.partitions[1]
+                .translate(x.gpa + x.bytes.len() as u64 - 1)
+                .is_some(),
+            "blob at {:#x}",
+            x.gpa
+        );
+    }
+}

@@ -63,10 +63,10 @@ fn a_linux_partition_is_laid_out_and_generated_as_data() {
     };
     assert_eq!(cmdline, "console=ttyS0 panic=-1");
     // The sample kernel prefers 16M; its 64-bit entry is 0x200 in.
-    assert_eq!(plan.kernel.0, 0x100_0000);
+    assert_eq!(plan.kernel[0].0, 0x100_0000);
     assert_eq!(plan.entry, 0x100_0200);
     // Its setup sectors (4 + the boot sector) stay in the file.
-    assert_eq!(plan.kernel.1, 5 * 512);
+    assert_eq!(plan.kernel[0].1, 5 * 512);
     // The initrd goes to the top of the 96M partition, page aligned.
     assert_eq!(plan.initrd, Some(96 * (1 << 20) - 4096));
     let src = generate_rust(path).unwrap();
@@ -78,4 +78,38 @@ fn a_linux_partition_is_laid_out_and_generated_as_data() {
         summary.contains("Linux \"bzimage.bin\" with initrd \"initrd.bin\", loaded at 0x1000000"),
         "{summary}"
     );
+}
+
+#[test]
+fn a_loongarch_linux_partition_is_laid_out_from_its_elf_and_generated_as_data() {
+    let path = Path::new("tests/valid/la-linux.toml");
+    let b = check_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let ImageSpec::Linux {
+        plan: Some(plan), ..
+    } = &b.partitions[1].image
+    else {
+        panic!(
+            "not a laid-out Linux partition: {:?}",
+            b.partitions[1].image
+        );
+    };
+    // One 16-byte segment at 0x9000_0000_0020_0000 in the file, 120 bytes in (after the ELF
+    // and program headers): placed at its physical address without the window bits.
+    assert_eq!(plan.kernel, vec![(0x20_0000, 120, 16)]);
+    assert_eq!(plan.entry, 0x20_0000);
+    // The boot protocol: EFI flag, command line, system table.
+    assert_eq!(plan.args, [1, 0x1000, 0x2000]);
+    assert_eq!(plan.cmdline, (0x1000, 2048));
+    // The initrd goes to the top of the 64M partition, 64 KiB aligned.
+    let rd = std::fs::metadata("tests/valid/initrd.bin").unwrap().len();
+    assert_eq!(plan.initrd, Some(((64 << 20) - rd) & !0xffff));
+    let made: Vec<u64> = plan.made.iter().map(|(gpa, _)| *gpa).collect();
+    assert_eq!(made, [0x1000, 0x2000, 0x3000, 0x1_0000]);
+    let src = generate_rust(path).unwrap();
+    assert!(src.contains("args: [0x1, 0x1000, 0x2000]"), "{src}");
+    assert!(
+        src.contains("cmdline: 0x1000, cmdline_capacity: 2048"),
+        "{src}"
+    );
+    assert!(src.contains("split_at(0x78).1.split_at(0x10).0"), "{src}");
 }

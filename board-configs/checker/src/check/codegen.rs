@@ -88,7 +88,7 @@ fn image(i: &ImageSpec) -> String {
             initrd,
             plan,
             ..
-        } => linux_image(kernel, initrd.as_ref(), plan.as_ref()),
+        } => linux_image(kernel, initrd.as_ref(), plan.as_deref()),
         ImageSpec::File { path, resolved, .. } => {
             // Absolute, so `include_bytes!` finds it from OUT_DIR; rustc then also tracks the file.
             let abs = std::fs::canonicalize(resolved).unwrap_or_else(|_| resolved.clone());
@@ -112,12 +112,16 @@ fn linux_image(kernel: &FileSpec, initrd: Option<&FileSpec>, plan: Option<&Plann
     let Some(plan) = plan else {
         return "compile_error!(\"Linux partition without a checked layout\")".into();
     };
-    let mut blobs = vec![format!(
-        "{M}::Blob {{ gpa: {:#x}, bytes: ({} as &[u8]).split_at({:#x}).1 }}",
-        plan.kernel.0,
-        include(kernel),
-        plan.kernel.1
-    )];
+    let mut blobs: Vec<String> = plan
+        .kernel
+        .iter()
+        .map(|&(gpa, offset, len)| {
+            format!(
+                "{M}::Blob {{ gpa: {gpa:#x}, bytes: ({} as &[u8]).split_at({offset:#x}).1.split_at({len:#x}).0 }}",
+                include(kernel),
+            )
+        })
+        .collect();
     if let (Some(f), Some(at)) = (initrd, plan.initrd) {
         blobs.push(format!(
             "{M}::Blob {{ gpa: {at:#x}, bytes: {} }}",
@@ -132,10 +136,15 @@ fn linux_image(kernel: &FileSpec, initrd: Option<&FileSpec>, plan: Option<&Plann
         ));
     }
     format!(
-        "{M}::Image::Linux({M}::LinuxBoot {{ kernel_path: {:?}, blobs: &[{}], entry: {:#x}, zero_page: {:#x}, gdt: {:#x} }})",
+        "{M}::Image::Linux({M}::LinuxBoot {{ kernel_path: {:?}, blobs: &[{}], entry: {:#x}, args: [{:#x}, {:#x}, {:#x}], cmdline: {:#x}, cmdline_capacity: {}, zero_page: {:#x}, gdt: {:#x} }})",
         kernel.path,
         blobs.join(", "),
         plan.entry,
+        plan.args[0],
+        plan.args[1],
+        plan.args[2],
+        plan.cmdline.0,
+        plan.cmdline.1,
         plan.zero_page,
         plan.gdt
     )

@@ -1,7 +1,8 @@
 //! Partitions that boot a Linux kernel (`kernel`, `initrd`, `cmdline`): the files are read and the
-//! boot is laid out here, once, by `arch_x86::linux::layout`, so that a kernel that is not a
-//! 64-bit bzImage, is truncated, does not fit, or would be placed over something else is refused
-//! by `check-config` with the file's name, and the image build embeds exactly what was checked.
+//! boot is laid out here, once, by the architecture's layout (`arch_x86::linux::layout`, a 64-bit
+//! bzImage; `arch_loongarch::linux::layout`, a LoongArch `vmlinux` ELF), so that a kernel of the
+//! wrong kind, truncated, too large, or placed over something else is refused by `check-config`
+//! with the file's name, and the image build embeds exactly what was checked.
 
 use super::error::{Rule, Sink};
 use super::spec::{CheckedBoard, FileSpec, ImageSpec, PartitionSpec};
@@ -18,12 +19,16 @@ pub const MAX_INITRD: u64 = 256 << 20;
 /// The checked layout of a Linux boot, owned, for the code generator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedBoot {
-    /// Where the kernel's protected-mode part goes, and where it starts in the file.
-    pub kernel: (u64, usize),
+    /// The kernel's pieces: where each goes, where it starts in the file, and its length.
+    pub kernel: Vec<(u64, usize, usize)>,
     pub initrd: Option<u64>,
     /// Blobs the plan made (zero page, command line, GDT, ACPI tables): address and bytes.
     pub made: Vec<(u64, Vec<u8>)>,
     pub entry: u64,
+    /// The first argument registers at entry (`model::LinuxBoot::args`).
+    pub args: [u64; 3],
+    /// LoongArch: the command line's address and capacity (`model::LinuxBoot::cmdline`).
+    pub cmdline: (u64, u32),
     pub zero_page: u64,
     pub gdt: u64,
     /// Usable RAM as the e820 map gives it, for the summary.
@@ -42,6 +47,20 @@ fn read(f: &FileSpec, max: u64) -> Result<Vec<u8>, String> {
     std::fs::read(&f.resolved).map_err(|e| format!("{:?} cannot be read: {e}", f.path))
 }
 
+/// The kernel and the initrd, read within their size limits.
+#[allow(clippy::type_complexity)]
+fn read_files(
+    kernel: &FileSpec,
+    initrd: Option<&FileSpec>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), (&'static str, String)> {
+    let kbytes = read(kernel, MAX_KERNEL).map_err(|e| ("kernel", e))?;
+    let ibytes = match initrd {
+        Some(f) => Some(read(f, MAX_INITRD).map_err(|e| ("initrd", e))?),
+        None => None,
+    };
+    Ok((kbytes, ibytes))
+}
+
 fn plan_one(
     b: &CheckedBoard,
     p: &PartitionSpec,
@@ -49,11 +68,7 @@ fn plan_one(
     initrd: Option<&FileSpec>,
     cmdline: &str,
 ) -> Result<PlannedBoot, (&'static str, String)> {
-    let kbytes = read(kernel, MAX_KERNEL).map_err(|e| ("kernel", e))?;
-    let ibytes = match initrd {
-        Some(f) => Some(read(f, MAX_INITRD).map_err(|e| ("initrd", e))?),
-        None => None,
-    };
+    let (kbytes, ibytes) = read_files(kernel, initrd)?;
     // RAM for Linux is what the partition alone may write and run code from: shared regions
     // stay out of the e820 map so Linux never allocates from memory another partition reads.
     let ram: Vec<GuestRam> = p
@@ -135,13 +150,16 @@ fn plan_one(
         ));
     }
     let mut planned = PlannedBoot {
-        kernel: (
+        kernel: vec![(
             plan.load,
             kbytes.len() - plan.blobs[0].bytes.as_slice().len(),
-        ),
+            plan.blobs[0].bytes.as_slice().len(),
+        )],
         initrd: None,
         made: Vec::new(),
         entry: plan.entry,
+        args: [0, layout::ZERO_PAGE, 0],
+        cmdline: (0, 0),
         zero_page: layout::ZERO_PAGE,
         gdt: layout::GDT,
         ram_bytes: plan
@@ -156,6 +174,103 @@ fn plan_one(
             (BlobBytes::Made(v), _) => planned.made.push((blob.gpa, v.clone())),
             (BlobBytes::Input(_), BlobKind::Initrd) => planned.initrd = Some(blob.gpa),
             (BlobBytes::Input(_), _) => {}
+        }
+    }
+    Ok(planned)
+}
+
+/// A LoongArch Linux boot (`arch_loongarch::linux::layout`): the kernel's ELF segments, the boot
+/// data in the first 2 MiB, the initrd at the top of the kernel's RAM range.
+fn plan_loongarch(
+    p: &PartitionSpec,
+    kernel: &FileSpec,
+    initrd: Option<&FileSpec>,
+    cmdline: &str,
+) -> Result<PlannedBoot, (&'static str, String)> {
+    use arch_loongarch::linux::layout::{self as la, BlobKind as Kind};
+    let (kbytes, ibytes) = read_files(kernel, initrd)?;
+    // As on x86: Linux's RAM is what the partition alone may write and run code from.
+    let ram: Vec<la::GuestRam> = p
+        .memory
+        .iter()
+        .filter(|r| r.access.write && r.access.exec && r.shared_with.is_none())
+        .map(|r| la::GuestRam {
+            start: r.guest,
+            size: r.size,
+        })
+        .collect();
+    let inputs = la::LinuxInputs {
+        kernel: &kbytes,
+        initrd: ibytes.as_deref(),
+        cmdline,
+        ram: &ram,
+        vcpus: p.cpus.len() as u32,
+        console: p.console == PartitionConsole::Virtual,
+    };
+    let plan = la::plan(&inputs).map_err(|e| {
+        let key = match e {
+            la::LayoutError::Kernel(_)
+            | la::LayoutError::KernelBelowBootData { .. }
+            | la::LayoutError::KernelOutsideRam { .. } => "kernel",
+            la::LayoutError::InitrdDoesNotFit { .. } => "initrd",
+            la::LayoutError::CmdlineTooLong { .. } | la::LayoutError::CmdlineHasNul => "cmdline",
+            _ => "memory",
+        };
+        let what = match key {
+            "kernel" => format!("{:?} ", kernel.path),
+            "initrd" => format!("{:?} ", initrd.map_or("", |f| f.path.as_str())),
+            _ => String::new(),
+        };
+        (key, format!("{what}{e}"))
+    })?;
+    // The platform's fixed devices (`arch_loongarch::linux`) are emulated: the partition may
+    // neither map them nor place memory over them.
+    use arch_loongarch::linux::{power, POWER, UART, UART_SIZE};
+    for (what, start, size) in [
+        ("console UART", UART, UART_SIZE),
+        ("power registers", POWER, power::SIZE),
+    ] {
+        let (s, e) = (start, start + size);
+        if let Some(m) = p.mmio.iter().find(|m| s < m.end() && m.start < e) {
+            return Err((
+                "mmio",
+                format!(
+                    "window {:#x}+{:#x} overlaps the {what} the hypervisor emulates for a Linux partition at [{s:#x}, {e:#x})",
+                    m.start, m.size
+                ),
+            ));
+        }
+        if let Some(r) = p
+            .memory
+            .iter()
+            .find(|r| s < r.guest + r.size && r.guest < e)
+        {
+            return Err((
+                "memory",
+                format!(
+                    "region at guest {:#x} covers the {what} the hypervisor emulates for a Linux partition at [{s:#x}, {e:#x})",
+                    r.guest
+                ),
+            ));
+        }
+    }
+    let mut planned = PlannedBoot {
+        kernel: Vec::new(),
+        initrd: None,
+        made: Vec::new(),
+        entry: plan.entry,
+        args: plan.args,
+        cmdline: (la::CMDLINE, la::CMDLINE_CAPACITY),
+        zero_page: 0,
+        gdt: 0,
+        ram_bytes: plan.ram_bytes,
+    };
+    for blob in plan.blobs {
+        match (blob.kind, blob.made) {
+            (Kind::Kernel { offset }, _) => planned.kernel.push((blob.gpa, offset, blob.len)),
+            (Kind::Initrd, _) => planned.initrd = Some(blob.gpa),
+            (_, Some(bytes)) => planned.made.push((blob.gpa, bytes)),
+            (_, None) => {}
         }
     }
     Ok(planned)
@@ -178,22 +293,15 @@ pub fn plan_partitions(b: &mut CheckedBoard, sink: &mut Sink) {
         if !p.image_faults.is_empty() {
             continue;
         }
-        if b.arch != Arch::X86_64 {
-            sink.one(
-                &p.name,
-                Rule::Invalid,
-                "kernel",
-                &[],
-                "is only booted on x86_64 boards so far (a LoongArch Linux partition is not supported yet)".into(),
-            );
-            continue;
-        }
-        let result = plan_one(b, p, kernel, initrd.as_ref(), cmdline);
+        let result = match b.arch {
+            Arch::X86_64 => plan_one(b, p, kernel, initrd.as_ref(), cmdline),
+            Arch::LoongArch64 => plan_loongarch(p, kernel, initrd.as_ref(), cmdline),
+        };
         let name = p.name.clone();
         match result {
             Ok(planned) => {
                 if let ImageSpec::Linux { plan, .. } = &mut b.partitions[i].image {
-                    *plan = Some(planned);
+                    *plan = Some(Box::new(planned));
                 }
             }
             Err((key, text)) => sink.one(&name, Rule::Linux, key, &[], text),

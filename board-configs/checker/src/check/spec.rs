@@ -93,7 +93,7 @@ pub enum ImageSpec {
         kernel: FileSpec,
         initrd: Option<FileSpec>,
         cmdline: String,
-        plan: Option<super::linux::PlannedBoot>,
+        plan: Option<Box<super::linux::PlannedBoot>>,
     },
     /// `path` as written in the file; `resolved` relative to the file's directory; `size` if it exists.
     File {

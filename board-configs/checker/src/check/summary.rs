@@ -140,9 +140,9 @@ fn partition_table(p: &PartitionSpec) -> String {
                 .map_or(String::new(), |f| format!(" with initrd {:?}", f.path));
             match plan {
                 Some(pl) => format!(
-                    "Linux {:?}{rd}, loaded at {:#x}, entry {:#x}, {} of RAM in its e820 map",
+                    "Linux {:?}{rd}, loaded at {:#x}, entry {:#x}, {} of RAM in its memory map",
                     kernel.path,
-                    pl.kernel.0,
+                    pl.kernel.first().map_or(0, |k| k.0),
                     pl.entry,
                     fmt_size(pl.ram_bytes)
                 ),
