@@ -73,11 +73,23 @@ impl Partition {
             (result, !before && c.chip.interrupt())
         };
         if rose {
-            if let Some(line) = <Current as PartitionArch>::VIRTUAL_UART_LINE {
-                super::device_irq::raise_virtual_line(self, line, cpu);
+            match <Current as PartitionArch>::VIRTUAL_UART_LINE {
+                Some(line) => super::device_irq::raise_virtual_line(self, line, cpu),
+                // A CPU line of every vCPU (LoongArch): the others look at it again.
+                None => {
+                    for slot in self.vcpus.iter().filter(|s| s.cpu != cpu) {
+                        super::remote::kick(slot.cpu);
+                    }
+                }
             }
         }
         result
+    }
+
+    /// Whether the console chip asserts its interrupt (LoongArch drives a CPU line with it).
+    #[cfg(target_arch = "loongarch64")]
+    pub fn console_interrupt(&self) -> bool {
+        self.console.lock().chip.interrupt()
     }
 
     /// Bytes typed for this partition at the hypervisor console, received by its UART; returns

@@ -218,6 +218,47 @@ impl Handler {
         }
     }
 
+    /// LoongArch: whether `gpa` is in a Linux partition's power register block.
+    #[cfg(target_arch = "loongarch64")]
+    fn linux_power_block(&self, gpa: u64) -> bool {
+        use arch_loongarch::linux::{power, POWER};
+        self.absent_devices() && (POWER..POWER + power::SIZE).contains(&gpa)
+    }
+
+    /// LoongArch: an access to a Linux partition's power register block
+    /// (`arch_loongarch::linux::power`): the power-off value ends the run with code 0, the reset
+    /// value restarts it (`run`); reads are 0 and other writes are dropped.
+    #[cfg(target_arch = "loongarch64")]
+    fn linux_power(&self, exit: &VmExit, gpa: u64, size: vcpu::AccessSize) -> Action {
+        use arch_loongarch::linux::{power, POWER};
+        let VmExit::MmioWrite { value, .. } = *exit else {
+            return Action::Resume(Completion::Value(0));
+        };
+        match power::write(gpa - POWER, size.bytes() as u32, value) {
+            power::PowerRequest::PowerOff => Action::Stop(StopReason::PowerOff { code: 0 }),
+            power::PowerRequest::Reset => Action::Stop(StopReason::Reset),
+            power::PowerRequest::None => Action::Resume(Completion::Skip),
+        }
+    }
+
+    /// LoongArch: a Linux partition's console interrupt, CPU hardware line
+    /// `arch_loongarch::linux::UART_HWI` of every vCPU (ESTAT.IS layout), while its chip asserts
+    /// it. Test guests poll their console: they get no line.
+    #[cfg(target_arch = "loongarch64")]
+    fn console_line(&self) -> u32 {
+        if self.absent_devices() && self.partition.console_interrupt() {
+            1 << (2 + arch_loongarch::linux::UART_HWI)
+        } else {
+            0
+        }
+    }
+
+    /// Elsewhere the console's line goes through the interrupt controller view.
+    #[cfg(not(target_arch = "loongarch64"))]
+    fn console_line(&self) -> u32 {
+        0
+    }
+
     /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
     #[cfg(target_arch = "x86_64")]
     fn msr_read(&mut self, msr: u32) -> Action {
@@ -356,6 +397,12 @@ impl ExitHandler for Handler {
             VmExit::Hypercall { nr, args, .. } => {
                 hypercall::handle(p, self.index, &mut self.irqs, nr, args)
             }
+            #[cfg(target_arch = "loongarch64")]
+            VmExit::MmioRead { gpa, size } | VmExit::MmioWrite { gpa, size, .. }
+                if self.linux_power_block(gpa) =>
+            {
+                self.linux_power(exit, gpa, size)
+            }
             VmExit::MmioRead { gpa, size } => match self.mmio.read(gpa, size) {
                 Ok(v) => Action::Resume(Completion::Value(v)),
                 Err(e) => Self::bus_error(e, false),
@@ -410,10 +457,12 @@ impl ExitHandler for Handler {
             VmExit::MsrWrite { msr, value } => self.msr_write(msr, value),
             // LoongArch IOCSR accesses arrive as CSR exits; the IPI block is the partition's
             // view (`mailbox`), everything else is the hypervisor's.
-            VmExit::CsrRead { csr } => match self.irqs.iocsr_read(csr) {
-                Some(v) => Action::Resume(Completion::Value(v)),
-                None => csr_violation(csr),
-            },
+            VmExit::CsrRead { csr } => {
+                match self.irqs.iocsr_read(csr).or_else(|| iocsr_identity(csr)) {
+                    Some(v) => Action::Resume(Completion::Value(v)),
+                    None => csr_violation(csr),
+                }
+            }
             VmExit::CsrWrite { csr, value } => match self.irqs.iocsr_write(csr, value) {
                 Some(()) => Action::Resume(Completion::Skip),
                 None => csr_violation(csr),
@@ -450,6 +499,21 @@ impl ExitHandler for Handler {
     }
 
     fn irq_lines(&mut self) -> Option<u32> {
-        Some(self.irqs.iocsr_lines())
+        Some(self.irqs.iocsr_lines() | self.console_line())
     }
+}
+
+/// LoongArch: a guest IOCSR read of the CPU's identity words (`arch_loongarch::linux::
+/// iocsr_view`: the features, filtered, and the vendor and CPU name); `None` for every other
+/// register.
+#[cfg(target_arch = "loongarch64")]
+fn iocsr_identity(csr: u32) -> Option<u64> {
+    let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
+    arch_loongarch::linux::iocsr_view::read(addr, size, arch_loongarch::iocsr::read64)
+}
+
+/// No IOCSR space elsewhere.
+#[cfg(not(target_arch = "loongarch64"))]
+fn iocsr_identity(_csr: u32) -> Option<u64> {
+    None
 }

@@ -33,47 +33,31 @@ fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'st
             .ok_or("a Linux boot blob does not fit in the partition's memory")?;
         dst.copy_from_slice(blob.bytes);
     }
-    #[cfg(target_arch = "x86_64")]
     add_runtime_args(p, linux);
     Ok(())
 }
 
 /// Appends what only the running hypervisor knows to the kernel's command line
-/// (`arch_x86::linux_args`): the TSC rate, which Linux cannot calibrate in a partition, how the
-/// platform resets, the boot count, and the hypervisor command line's `linux:WORD` words as
-/// `WORD` (how a boot test tells the test
-/// `/init` to power off instead of starting a shell). The command line lives in a page of its
-/// own (the build's layout), so the space ends there.
-#[cfg(target_arch = "x86_64")]
+/// (`vcpu::cmdline`): the architecture's words ([`arch_words`]), the boot count, and the
+/// hypervisor command line's `linux:WORD` words as `WORD` (how a boot test tells the test
+/// `/init` to power off instead of starting a shell).
 fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
-    use arch_x86::linux_args::{append, tsc_early_khz, CMDLINE_SIZE, CMD_LINE_PTR};
-    let Some(zp) = guest_mem::host_slice(p, linux.zero_page, 0x1000, true) else {
+    let Some((line, limit)) = cmdline_space(p, linux) else {
         return;
     };
-    let word = |at: usize| u32::from_le_bytes(zp[at..at + 4].try_into().unwrap());
-    let (ptr, limit) = (u64::from(word(CMD_LINE_PTR)), word(CMDLINE_SIZE) as usize);
-    let space = 0x1000 - (ptr & 0xfff);
-    let Some(line) = guest_mem::host_slice(p, ptr, space, true) else {
-        return;
-    };
-    // The counter is the TSC on x86.
-    let khz = Current::counter_hz() / 1000;
-    let tsc = (khz != 0).then(|| tsc_early_khz(khz));
     // Which boot of this partition this is (0 first; a reboot counts), for a guest that acts
     // once per power-on.
     let run = alloc::format!("septum.run={}", p.starts.load(Ordering::SeqCst) - 1);
     let forwarded = crate::boot::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
-    // Linux on a hardware-reduced ACPI platform without EFI would reset through the BIOS (its
-    // EFI choice falls through to a real-mode jump to the reset vector, which a partition does
-    // not have): the platform resets through its ACPI reset register, so say so.
-    let reboot = b"reboot=acpi".as_slice();
-    let args = tsc
+    let arch = arch_words();
+    let args = arch
         .iter()
         .map(|a| a.as_bytes())
-        .chain([reboot, run.as_bytes()]);
-    for arg in args.chain(forwarded.map(str::as_bytes)) {
+        .chain([run.as_bytes()])
+        .chain(forwarded.map(str::as_bytes));
+    for arg in args {
         let text = core::str::from_utf8(arg).unwrap_or("?");
-        match append(line, arg, limit) {
+        match vcpu::cmdline::append(line, arg, limit) {
             Ok(_) => crate::println!("partition {}: command line += {text}", p.name()),
             Err(e) => crate::println!(
                 "partition {}: {text} not added to the command line: {e:?}",
@@ -81,6 +65,58 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
             ),
         }
     }
+}
+
+/// x86: the command line the zero page points at, to the end of its page (the build's layout
+/// gives it a page of its own), and the kernel's limit.
+#[cfg(target_arch = "x86_64")]
+fn cmdline_space<'a>(
+    p: &'a Partition,
+    linux: &board_config::LinuxBoot,
+) -> Option<(&'a mut [u8], usize)> {
+    use arch_x86::linux_args::{CMDLINE_SIZE, CMD_LINE_PTR};
+    let zp = guest_mem::host_slice(p, linux.zero_page, 0x1000, true)?;
+    let word = |at: usize| u32::from_le_bytes(zp[at..at + 4].try_into().unwrap());
+    let (ptr, limit) = (u64::from(word(CMD_LINE_PTR)), word(CMDLINE_SIZE) as usize);
+    let space = 0x1000 - (ptr & 0xfff);
+    Some((guest_mem::host_slice(p, ptr, space, true)?, limit))
+}
+
+/// LoongArch: the command line the build placed, with the capacity it set aside.
+#[cfg(target_arch = "loongarch64")]
+fn cmdline_space<'a>(
+    p: &'a Partition,
+    linux: &board_config::LinuxBoot,
+) -> Option<(&'a mut [u8], usize)> {
+    let capacity = linux.cmdline_capacity as usize;
+    let line = guest_mem::host_slice(p, linux.cmdline, capacity as u64, true)?;
+    Some((line, capacity - 1))
+}
+
+/// x86: the TSC rate, which Linux cannot calibrate in a partition (`arch_x86::linux_args`),
+/// and how the platform resets: Linux on a hardware-reduced ACPI platform without EFI would
+/// reset through the BIOS (its EFI choice falls through to a real-mode jump to the reset
+/// vector, which a partition does not have), so say so.
+#[cfg(target_arch = "x86_64")]
+fn arch_words() -> alloc::vec::Vec<alloc::string::String> {
+    use arch_x86::linux_args::tsc_early_khz;
+    let khz = Current::counter_hz() / 1000;
+    let mut words = alloc::vec::Vec::new();
+    if khz != 0 {
+        let arg = tsc_early_khz(khz);
+        words.push(alloc::string::String::from(
+            core::str::from_utf8(arg.as_bytes()).unwrap_or(""),
+        ));
+    }
+    words.push("reboot=acpi".into());
+    words
+}
+
+/// LoongArch: nothing; the counter's rate is in `cpucfg`, and the device tree names the reset
+/// register.
+#[cfg(target_arch = "loongarch64")]
+fn arch_words() -> alloc::vec::Vec<alloc::string::String> {
+    alloc::vec::Vec::new()
 }
 
 /// Copies the partition's image to its memory at the load address.
@@ -145,11 +181,12 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
         }
     }
     if let board_config::Image::Linux(linux) = p.config.image {
-        // The 64-bit boot protocol: RSI holds the zero page, every other register is the
-        // kernel's to set.
+        // The kernel's boot protocol (x86: RSI holds the zero page; LoongArch: a0-a2 are the
+        // EFI flag, the command line and the system table); every other register is its own.
+        let [a, b, c] = linux.args;
         return GuestBoot {
             entry: linux.entry,
-            args: [0, linux.zero_page, 0, 0, 0],
+            args: [a, b, c, 0, 0],
             vcpu: 0,
             real_mode: false,
             abi: BootAbi::Exact,

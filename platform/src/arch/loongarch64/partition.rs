@@ -194,8 +194,9 @@ impl ArchVcpu for LaVcpu {
 impl PartitionArch for Current {
     type Format = GpaTable16K;
     type Vcpu = LaVcpu;
-    const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(0x1fe0_01e0);
-    // No device line reaches a LoongArch guest's view yet: its console is polled.
+    const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(arch_loongarch::linux::UART);
+    // No controller view carries it: a Linux partition's console interrupt is a CPU hardware
+    // line of every vCPU (`arch_loongarch::linux`, the handler's `irq_lines`).
     const VIRTUAL_UART_LINE: Option<u32> = None;
 
     fn backend() -> &'static str {
@@ -251,12 +252,21 @@ impl PartitionArch for Current {
     fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu {
         // Real-mode starts come from x86 STARTUP IPIs, which no LoongArch guest can send.
         debug_assert!(!boot.real_mode, "an x86 real-mode start on LoongArch");
-        // Boot protocols (a Linux kernel) are laid out for x86 boards only so far: the checker
-        // refuses `kernel` on LoongArch, so every start here follows the test guests' convention.
-        debug_assert!(boot.abi == BootAbi::TestGuest, "a kernel boot on LoongArch");
         let Some(bits) = lvz_gid_bits() else {
+            if boot.abi == BootAbi::Exact {
+                // A kernel's first instructions are privileged (CSR writes): at PLV3 they stop
+                // the partition as violations, so say why first.
+                crate::println!(
+                    "partition {}: a Linux kernel needs LVZ; the deprivileged backend runs only test guests",
+                    partition.name()
+                );
+            }
             return LaVcpu::Deprivileged(DeprivilegedVcpu::new(partition, boot));
         };
+        let mut args = boot.args;
+        if boot.abi == BootAbi::TestGuest {
+            args[1] |= lvz::FLAG_HVCL;
+        }
         // The image was just copied in by this CPU: make its fetches see it.
         instr::ibar();
         LaVcpu::Lvz(LvzVcpu::new(
@@ -265,7 +275,7 @@ impl PartitionArch for Current {
                 gid: gid(partition.id, bits),
                 root: partition.table().root().as_u64(),
                 entry: boot.entry,
-                args: boot.args,
+                args,
                 // The guest's CPUID CSR shows its index inside the partition.
                 index: u64::from(boot.vcpu),
                 // A partition that owns PCH-PIC lines sees the EIOINTC pin directly; the
