@@ -130,6 +130,17 @@ pub fn load(name: &str) -> Result<Board, String> {
             .clone()
             .map_err(|e| format!("board {name}: its Linux files could not be fetched: {e}"))?;
     }
+    if crate::la_linux::board_uses_images(&file) {
+        // Once per run of the tool: the kernel and the initramfs are built into the per-machine
+        // cache when missing (minutes, once) and copied in when they differ.
+        static LA_ENSURED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        LA_ENSURED
+            .get_or_init(crate::la_linux::ensure_images)
+            .clone()
+            .map_err(|e| {
+                format!("board {name}: its LoongArch Linux files could not be built: {e}")
+            })?;
+    }
     let checked = board_config::check::check_file(&file).map_err(|e| e.to_string())?;
     Ok(Board {
         name: checked.name,

@@ -24,6 +24,9 @@ struct Invocation {
     split_stderr: bool,
 }
 
+/// Set (to anything) to keep QEMU-LVZ's per-exit debug log, in the run's `emulator.err`.
+pub const LVZ_DEBUG_LOG: &str = "SEPTUM_LVZ_DEBUG_LOG";
+
 /// Which LoongArch emulator a run uses: Debian's QEMU (no LVZ: the deprivileged backend) or
 /// QEMU-LVZ (`qemu_lvz.rs`: the LVZ backend).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,10 +275,17 @@ fn invocation(
         serial_file: None,
         split_stderr: false,
     };
-    let loongarch = |cmd| Invocation {
-        cmd,
-        serial_file: None,
-        split_stderr: flavour == Flavour::Lvz,
+    let loongarch = |mut cmd: Command| {
+        // QEMU-LVZ logs a line for every guest exit (hundreds of MB for a Linux boot); its log
+        // goes nowhere unless asked for, which also spares the emulator the writes.
+        if flavour == Flavour::Lvz && std::env::var_os(LVZ_DEBUG_LOG).is_none() {
+            cmd.args(["-D", "/dev/null"]);
+        }
+        Invocation {
+            cmd,
+            serial_file: None,
+            split_stderr: flavour == Flavour::Lvz,
+        }
     };
     match board.emulator {
         Some(Emulator::QemuLoongArch) => Ok(loongarch(qemu_loongarch(

@@ -274,11 +274,12 @@ impl Cpio {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Reads a newc archive back: (name, mode, rdev major, minor, data) per entry.
-    fn parse(mut a: &[u8]) -> Vec<(String, u32, u32, u32, Vec<u8>)> {
+    /// Reads a newc archive back: (name, mode, rdev major, minor, data) per entry, checking its
+    /// framing (the LoongArch initramfs's tests use it too).
+    pub(crate) fn parse(mut a: &[u8]) -> Vec<(String, u32, u32, u32, Vec<u8>)> {
         let mut v = Vec::new();
         let total = a.len();
         loop {

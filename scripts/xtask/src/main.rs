@@ -4,7 +4,8 @@
 //! ```text
 //! cargo xtask build --board B            image for board B (ELF, plus ISO or EFI image)
 //! cargo xtask run [--board B] [--lvz] [-- ARGS]  build and boot B in its emulator (LoongArch:
-//!                                        --lvz boots QEMU-LVZ), console on the terminal
+//!                                        --lvz boots QEMU-LVZ, as a Linux board always does),
+//!                                        console on the terminal
 //! cargo xtask test [FILTER]              fmt, clippy, host tests, cross-builds, boot tests, bench
 //! cargo xtask check-config FILE          check a board file and print its summary
 //! cargo xtask bench mmu [--short]        the mmu benchmark
@@ -19,6 +20,7 @@ mod emulator;
 mod flat;
 mod fuzz;
 mod image;
+mod la_linux;
 mod linux;
 mod linux_bare;
 mod process;
@@ -117,13 +119,15 @@ fn run_command(mut args: Vec<String>) -> Result<bool, String> {
                     .map_err(|_| format!("--timeout takes seconds, not {t:?}"))?,
                 None => 600,
             };
-            let flavour = if take_flag(&mut args, "--lvz") {
+            let lvz = take_flag(&mut args, "--lvz");
+            reject_rest(&args)?;
+            let board = boards::load(&board)?;
+            // A LoongArch Linux partition needs LVZ: its board always boots on QEMU-LVZ.
+            let flavour = if lvz || la_linux::board_uses_images(&board.file) {
                 emulator::Flavour::Lvz
             } else {
                 emulator::Flavour::Stock
             };
-            reject_rest(&args)?;
-            let board = boards::load(&board)?;
             deps::ensure(&board)?;
             let artifacts = image::build(&board, image::Profile::Release)?;
             let status = emulator::run_interactive(&board, &artifacts, &extra, timeout, flavour)?;
@@ -169,6 +173,13 @@ fn run_command(mut args: Vec<String>) -> Result<bool, String> {
             reject_rest(&args)?;
             deps::ensure_all()?;
             println!("xtask: QEMU-LVZ is {}", qemu_lvz::ensure()?.display());
+            la_linux::ensure_images()?;
+            let (vmlinux, _, initrd) = la_linux::cached_paths()?;
+            println!(
+                "xtask: the LoongArch Linux guest is {} and {}",
+                vmlinux.display(),
+                initrd.display()
+            );
             Ok(true)
         }
         other => Err(format!("unknown command {other:?}")),

@@ -369,8 +369,6 @@ pub fn boot_tests() -> Vec<BootTest> {
     tests.extend(volume_tests("qemu-virt-la64", t(150)));
     tests.extend(volume_tests("qemu-x86_64", t(150)));
     tests.extend(volume_tests("bochs-x86_64", t(400)));
-    // Issue 16: Debian's kernel in an x86 partition.
-    tests.extend(linux_tests());
     // Every LoongArch test again on QEMU-LVZ, the lines following the LVZ backend.
     let lvz: Vec<BootTest> = tests
         .iter()
@@ -378,6 +376,8 @@ pub fn boot_tests() -> Vec<BootTest> {
         .filter_map(|t| for_lvz(t).ok())
         .collect();
     tests.extend(lvz);
+    // Issues 16 and 17: Linux in an x86 partition, and in a LoongArch one (QEMU-LVZ only).
+    tests.extend(linux_tests());
     tests
 }
 

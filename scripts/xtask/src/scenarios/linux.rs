@@ -1,7 +1,8 @@
-//! The Linux boot tests (issue 16): Debian's unmodified kernel in a 2-vCPU partition beside the
-//! manager and a worker (or the hostile guest, attacking while Linux boots), its `/init`
-//! printing what the test checks, the manager watching it with dirty logging and aging. Every
-//! row's name contains `linux`.
+//! The Linux boot tests: on x86 (issue 16) Debian's unmodified kernel, on LoongArch (issue 17,
+//! QEMU-LVZ only: the deprivileged backend runs no kernel) a kernel built from Debian's sources,
+//! each in a 2-vCPU partition beside the manager and a worker (or, on x86, the hostile guest,
+//! attacking while Linux boots), its `/init` printing what the test checks, the manager
+//! watching it with dirty logging and aging. Every row's name contains `linux`.
 
 use super::{PARTITION_FAULTS, X86_HOSTILE};
 use crate::boot_test::{BootTest, Ending, Figure};
@@ -106,7 +107,7 @@ const LINUX_FIGURES: &[Figure] = &[
         max: 65536,
     },
     Figure {
-        name: "dirty harvest of 256 MiB (TSC ticks, emulator clock: a proxy)",
+        name: "dirty harvest of 256 MiB (counter ticks: TSC, LoongArch 100 MHz; emulator clock, a proxy)",
         after: "manager: Linux dirty harvest mean ",
         min: 1,
         max: i64::MAX,
@@ -117,6 +118,42 @@ const LINUX_FIGURES: &[Figure] = &[
         min: 1,
         max: 2,
     },
+];
+
+/// What a LoongArch Linux run must print, in order, after its reboot (the same reboot as x86's,
+/// through the power register block the device tree names for `syscon-reboot`).
+const LA_LINUX_ORDERED: [&str; 5 + 13] = concat(
+    &[
+        "partition: backend LVZ (GID 1 for manager, GID 2 for linux, GID 3 for worker)",
+        REBOOT[0],
+        REBOOT[1],
+        REBOOT[2],
+        REBOOT[3],
+    ],
+    &[
+        "partition linux: command line += septum.poweroff",
+        "partition linux: vCPU 0 starts on cpu1",
+        "partition linux: vCPU 1 starts on cpu2",
+        "[linux] linux-init: reached /init",
+        "[linux] linux-init: online CPUs 0-1 count 2",
+        "[linux] linux-init: local timer ticked on every CPU yes",
+        "[linux] linux-init: workload wrote 32 MiB in",
+        "partition linux finished (code 0)",
+        "[manager] manager: Linux wrote",
+        "[manager] manager: Linux working set peak",
+        "[manager] manager: Linux exits:",
+        "[manager] manager: done ok",
+        "partitions: all ended as expected",
+    ],
+);
+
+/// Lines of a LoongArch Linux run that may come in any order with the rest: the console's
+/// interrupt line counted on the CPU interrupt controller, the kept file, the worker's end.
+const LA_LINUX_ANYWHERE: [&str; 4] = [
+    "CPUINTC 2 ttyS0",
+    "kept 32768 KiB",
+    "[worker] worker: final checksum",
+    "summary: worker finished with code 0",
 ];
 
 /// The Linux boot tests.
@@ -145,6 +182,18 @@ pub fn linux_tests() -> Vec<BootTest> {
             &WITH_WORKER,
         )
     };
+    // QEMU-LVZ prints a debug line per guest exit; a Linux boot makes many.
+    let loongarch = BootTest {
+        timeout: Duration::from_secs(900),
+        flavour: Flavour::Lvz,
+        ..linux(
+            "linux",
+            "qemu-virt-la64-linux",
+            REBOOT_THEN_POWER_OFF,
+            &LA_LINUX_ORDERED,
+            &LA_LINUX_ANYWHERE,
+        )
+    };
     vec![
         linux(
             "linux",
@@ -161,5 +210,6 @@ pub fn linux_tests() -> Vec<BootTest> {
             &WITH_HOSTILE,
         ),
         bochs,
+        loongarch,
     ]
 }
