@@ -1,5 +1,6 @@
 //! The device tree of a Linux partition, written from the partition alone: its RAM, its vCPUs,
-//! the CPU interrupt controller, the console UART (on hardware line [`super::UART_HWI`]) and
+//! its interrupt path (CPU interrupt controller, EIOINTC on hardware line
+//! [`super::EIOINTC_HWI`], PCH-PIC), the console UART on PCH-PIC line [`super::UART_LINE`], and
 //! the power register block with Linux's `syscon-poweroff` and `syscon-reboot` nodes. Whatever
 //! the partition does not own is absent, so Linux never probes it.
 
@@ -22,6 +23,10 @@ pub struct Platform<'a> {
 
 const CPU_INTC_PHANDLE: u32 = 1;
 const POWER_PHANDLE: u32 = 2;
+const EIOINTC_PHANDLE: u32 = 3;
+const PCH_PIC_PHANDLE: u32 = 4;
+/// The device-tree interrupt type of a level-triggered, active-high line.
+const LEVEL_HIGH: u32 = 4;
 
 /// The flattened device tree of `p`.
 pub fn device_tree(p: &Platform) -> Result<Vec<u8>, Error> {
@@ -68,14 +73,36 @@ pub fn device_tree(p: &Platform) -> Result<Vec<u8>, Error> {
     w.property_phandle(CPU_INTC_PHANDLE)?;
     w.end_node(intc)?;
 
+    // The EIOINTC lives in IOCSR space; the address is the node name's only.
+    let eio = w.begin_node("interrupt-controller@1400")?;
+    w.property_string("compatible", "loongson,ls2k2000-eiointc")?;
+    w.property_array_u64("reg", &[0x1400, 0x800])?;
+    w.property_null("interrupt-controller")?;
+    w.property_u32("#interrupt-cells", 1)?;
+    w.property_u32("interrupt-parent", CPU_INTC_PHANDLE)?;
+    // CPU interrupt controller inputs are ESTAT.IS bits: HWIn is n + 2.
+    w.property_u32("interrupts", super::EIOINTC_HWI + 2)?;
+    w.property_phandle(EIOINTC_PHANDLE)?;
+    w.end_node(eio)?;
+
+    let pic = w.begin_node(&alloc::format!("interrupt-controller@{:x}", super::PCH_PIC))?;
+    w.property_string("compatible", "loongson,pch-pic-1.0")?;
+    w.property_array_u64("reg", &[super::PCH_PIC, super::PCH_PIC_SIZE])?;
+    w.property_null("interrupt-controller")?;
+    w.property_u32("#interrupt-cells", 2)?;
+    // Line n sends vector n.
+    w.property_u32("loongson,pic-base-vec", 0)?;
+    w.property_u32("interrupt-parent", EIOINTC_PHANDLE)?;
+    w.property_phandle(PCH_PIC_PHANDLE)?;
+    w.end_node(pic)?;
+
     if p.console {
         let s = w.begin_node(&alloc::format!("serial@{:x}", super::UART))?;
         w.property_string("compatible", "ns16550a")?;
         w.property_array_u64("reg", &[super::UART, super::UART_SIZE])?;
         w.property_u32("clock-frequency", super::UART_CLOCK)?;
-        w.property_u32("interrupt-parent", CPU_INTC_PHANDLE)?;
-        // The CPU interrupt controller numbers its inputs by ESTAT.IS bit: HWIn is n + 2.
-        w.property_u32("interrupts", super::UART_HWI + 2)?;
+        w.property_u32("interrupt-parent", PCH_PIC_PHANDLE)?;
+        w.property_array_u32("interrupts", &[super::UART_LINE, LEVEL_HIGH])?;
         w.end_node(s)?;
     }
 
@@ -131,7 +158,20 @@ mod tests {
         let uart = t.find_compatible(&["ns16550a"]).unwrap();
         let reg = uart.reg().unwrap().next().unwrap();
         assert_eq!(reg.starting_address as u64, super::super::UART);
-        assert_eq!(uart.interrupts().unwrap().next(), Some(2));
+        // Line 2, level high (two cells, as the PCH-PIC's #interrupt-cells says).
+        assert_eq!(
+            uart.property("interrupts").map(|p| p.value),
+            Some([0, 0, 0, 2, 0, 0, 0, 4].as_slice())
+        );
+        let pic = t.find_compatible(&["loongson,pch-pic-1.0"]).unwrap();
+        assert_eq!(
+            uart.interrupt_parent().map(|n| n.name),
+            Some(pic.name),
+            "the UART is a PCH-PIC line"
+        );
+        let eio = t.find_compatible(&["loongson,ls2k2000-eiointc"]).unwrap();
+        assert_eq!(pic.interrupt_parent().map(|n| n.name), Some(eio.name));
+        assert_eq!(eio.interrupts().unwrap().next(), Some(3), "EIOINTC on HWI1");
         let off = t.find_compatible(&["syscon-poweroff"]).unwrap();
         assert_eq!(off.property("value").and_then(|v| v.as_usize()), Some(0x34));
         let chosen = t.chosen();
@@ -144,11 +184,7 @@ mod tests {
             Some(0xf00_0000)
         );
         // Nothing the partition does not own.
-        for absent in [
-            "loongson,ls2k2000-eiointc",
-            "loongson,pch-pic-1.0",
-            "pci-host-ecam-generic",
-        ] {
+        for absent in ["loongson,pch-msi-1.0", "pci-host-ecam-generic"] {
             assert!(t.find_compatible(&[absent]).is_none(), "{absent}");
         }
     }

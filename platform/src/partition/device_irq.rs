@@ -128,6 +128,7 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
 /// A virtual device of `p` (its console UART) raised line `line` of its controller view, on
 /// CPU `cpu`: the vector the guest routed the line to is raised on the target vCPU, as an edge
 /// (the ISA default). A masked or unrouted line drops it, as a real controller would.
+#[cfg(target_arch = "x86_64")]
 pub fn raise_virtual_line(p: &Partition, line: u32, cpu: usize) {
     let Some(r) = irqchip::accepted_route(p, line) else {
         return;
@@ -167,4 +168,14 @@ pub fn end_run(p: &Partition) {
         p.irq_routes[pos].store(0, Ordering::SeqCst);
     }
     *p.irqchip.lock() = Chip::new();
+    #[cfg(target_arch = "loongarch64")]
+    p.reset_eiointc();
+    let refused = p.view_refusals.swap(0, Ordering::Relaxed);
+    if refused > 1 {
+        crate::println!(
+            "partition {}: {} more controller-view writes refused in this run",
+            p.name(),
+            refused - 1
+        );
+    }
 }

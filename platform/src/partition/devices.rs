@@ -4,10 +4,11 @@
 //! time, prefixed with the partition's name, and whose receiver is filled from the hypervisor
 //! console's input ([`Partition::console_input`]). One chip per partition, shared by its vCPUs as
 //! one chip is; each vCPU's bus holds a [`VirtualUart`] that reaches it. The chip's interrupt
-//! output drives the line `PartitionArch::VIRTUAL_UART_LINE` of the partition's controller view:
-//! each rising edge is raised on the vCPU the guest routed that line to
-//! (`device_irq::raise_virtual_line`), so an interrupt-driven driver (Linux's 8250) is not left
-//! waiting for a "transmitter empty" that never comes.
+//! output drives the line `PartitionArch::VIRTUAL_UART_LINE` of the partition's controller view
+//! (x86: each rising edge is raised on the vCPU the guest routed that line to,
+//! `device_irq::raise_virtual_line`; LoongArch: its level goes to the PCH-PIC view, `eiointc`),
+//! so an interrupt-driven driver (Linux's 8250) is not left waiting for a "transmitter empty"
+//! that never comes.
 
 use super::arch::PartitionArch;
 use super::Partition;
@@ -66,30 +67,26 @@ impl Partition {
     /// Runs `f` on the console chip and raises the chip's interrupt line if `f` made it rise;
     /// `cpu` is the calling CPU (no kick needed for a vCPU there).
     fn with_console<R>(&self, cpu: usize, f: impl FnOnce(&mut ConsoleUart) -> R) -> R {
-        let (result, rose) = {
+        let (result, before, after) = {
             let mut c = self.console.lock();
             let before = c.chip.interrupt();
             let result = f(&mut c);
-            (result, !before && c.chip.interrupt())
+            (result, before, c.chip.interrupt())
         };
-        if rose {
-            match <Current as PartitionArch>::VIRTUAL_UART_LINE {
-                Some(line) => super::device_irq::raise_virtual_line(self, line, cpu),
-                // A CPU line of every vCPU (LoongArch): the others look at it again.
-                None => {
-                    for slot in self.vcpus.iter().filter(|s| s.cpu != cpu) {
-                        super::remote::kick(slot.cpu);
-                    }
-                }
-            }
+        let Some(line) = <Current as PartitionArch>::VIRTUAL_UART_LINE else {
+            return result;
+        };
+        // x86: an I/O APIC edge on each rise. LoongArch: the line's level, which the PCH-PIC
+        // view turns into a vector while it is asserted and unmasked.
+        #[cfg(target_arch = "x86_64")]
+        if !before && after {
+            super::device_irq::raise_virtual_line(self, line, cpu);
+        }
+        #[cfg(target_arch = "loongarch64")]
+        if before != after {
+            self.drive_virtual_line(line, after, cpu);
         }
         result
-    }
-
-    /// Whether the console chip asserts its interrupt (LoongArch drives a CPU line with it).
-    #[cfg(target_arch = "loongarch64")]
-    pub fn console_interrupt(&self) -> bool {
-        self.console.lock().chip.interrupt()
     }
 
     /// Bytes typed for this partition at the hypervisor console, received by its UART; returns

@@ -141,7 +141,7 @@ impl Handler {
                 }
             };
         }
-        super::irqchip::register(&mut mmio, partition);
+        super::irqchip::register(&mut mmio, partition, cpu);
         // A PC operating system reads the CMOS clock whatever its firmware tables say.
         #[cfg(target_arch = "x86_64")]
         if matches!(partition.config.image, board_config::Image::Linux(_)) {
@@ -241,22 +241,52 @@ impl Handler {
         }
     }
 
-    /// LoongArch: a Linux partition's console interrupt, CPU hardware line
-    /// `arch_loongarch::linux::UART_HWI` of every vCPU (ESTAT.IS layout), while its chip asserts
-    /// it. Test guests poll their console: they get no line.
+    /// LoongArch: the hardware lines a Linux partition's EIOINTC raises on this vCPU (ESTAT.IS
+    /// layout: HWIn is bit n + 2). Test guests have no EIOINTC view: they get no line.
     #[cfg(target_arch = "loongarch64")]
-    fn console_line(&self) -> u32 {
-        if self.absent_devices() && self.partition.console_interrupt() {
-            1 << (2 + arch_loongarch::linux::UART_HWI)
+    fn device_lines(&self) -> u32 {
+        if self.absent_devices() {
+            u32::from(self.partition.eiointc_lines(self.index)) << 2
         } else {
             0
         }
     }
 
-    /// Elsewhere the console's line goes through the interrupt controller view.
+    /// Elsewhere device lines arrive as vectors (the virtual APIC).
     #[cfg(not(target_arch = "loongarch64"))]
-    fn console_line(&self) -> u32 {
+    fn device_lines(&self) -> u32 {
         0
+    }
+
+    /// LoongArch: a Linux partition's IOCSR read of its EIOINTC view.
+    #[cfg(target_arch = "loongarch64")]
+    fn eiointc_read(&self, csr: u32) -> Option<u64> {
+        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
+        if !self.absent_devices() {
+            return None;
+        }
+        self.partition.eiointc_read(self.index, addr, size)
+    }
+
+    /// LoongArch: a Linux partition's IOCSR write to its EIOINTC view.
+    #[cfg(target_arch = "loongarch64")]
+    fn eiointc_write(&self, csr: u32, value: u64) -> Option<()> {
+        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
+        if !self.absent_devices() {
+            return None;
+        }
+        self.partition.eiointc_write(self.index, addr, size, value)
+    }
+
+    /// No IOCSR space elsewhere.
+    #[cfg(not(target_arch = "loongarch64"))]
+    fn eiointc_read(&self, _csr: u32) -> Option<u64> {
+        None
+    }
+
+    #[cfg(not(target_arch = "loongarch64"))]
+    fn eiointc_write(&self, _csr: u32, _value: u64) -> Option<()> {
+        None
     }
 
     /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
@@ -457,13 +487,20 @@ impl ExitHandler for Handler {
             VmExit::MsrWrite { msr, value } => self.msr_write(msr, value),
             // LoongArch IOCSR accesses arrive as CSR exits; the IPI block is the partition's
             // view (`mailbox`), everything else is the hypervisor's.
-            VmExit::CsrRead { csr } => {
-                match self.irqs.iocsr_read(csr).or_else(|| iocsr_identity(csr)) {
-                    Some(v) => Action::Resume(Completion::Value(v)),
-                    None => csr_violation(csr),
-                }
-            }
-            VmExit::CsrWrite { csr, value } => match self.irqs.iocsr_write(csr, value) {
+            VmExit::CsrRead { csr } => match self
+                .irqs
+                .iocsr_read(csr)
+                .or_else(|| self.eiointc_read(csr))
+                .or_else(|| iocsr_identity(csr))
+            {
+                Some(v) => Action::Resume(Completion::Value(v)),
+                None => csr_violation(csr),
+            },
+            VmExit::CsrWrite { csr, value } => match self
+                .irqs
+                .iocsr_write(csr, value)
+                .or_else(|| self.eiointc_write(csr, value))
+            {
                 Some(()) => Action::Resume(Completion::Skip),
                 None => csr_violation(csr),
             },
@@ -499,7 +536,7 @@ impl ExitHandler for Handler {
     }
 
     fn irq_lines(&mut self) -> Option<u32> {
-        Some(self.irqs.iocsr_lines() | self.console_line())
+        Some(self.irqs.iocsr_lines() | self.device_lines())
     }
 }
 

@@ -20,6 +20,7 @@ use crate::board::BOARD;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use board_config::IrqChipKind;
+use core::sync::atomic::Ordering;
 use vcpu::irqchip::ioapic::IoApic;
 use vcpu::irqchip::pch_pic::PchPic;
 use vcpu::irqchip::{Ownership, Refusal, Route, RouteEvent};
@@ -51,7 +52,7 @@ impl Chip {
 }
 
 /// What `p` owns of the controller: its device lines and its virtual console's.
-fn ownership(p: &Partition) -> Ownership<'_> {
+pub(super) fn ownership(p: &Partition) -> Ownership<'_> {
     Ownership {
         lines: &p.view_lines,
         vcpus: p.vcpus.len() as u32,
@@ -69,10 +70,11 @@ pub fn accepted_route(p: &Partition, line: u32) -> Option<Route> {
     }
 }
 
-/// Puts the controller view on a vCPU's MMIO bus, at the board's controller address.
-pub fn register(bus: &mut IoBus, partition: &'static Partition) {
+/// Puts the controller view on the MMIO bus of a vCPU running on CPU `cpu`, at the board's
+/// controller address.
+pub fn register(bus: &mut IoBus, partition: &'static Partition, cpu: usize) {
     let window = BOARD.irqchip.mmio;
-    let view = Box::new(View { partition });
+    let view = Box::new(View { partition, cpu });
     if let Err(e) = bus.register(window.start, window.size, "interrupt controller", view) {
         // The board checker keeps devices off the controller's window, so this is a bug.
         log::error!("partition {}: irqchip view: {e}", partition.name());
@@ -82,6 +84,9 @@ pub fn register(bus: &mut IoBus, partition: &'static Partition) {
 /// The view on one vCPU's bus; the state is the partition's.
 struct View {
     partition: &'static Partition,
+    /// The CPU its vCPU runs on (a vector it sends to a vCPU elsewhere kicks that one).
+    #[cfg_attr(not(target_arch = "loongarch64"), allow(dead_code))]
+    cpu: usize,
 }
 
 impl Device for View {
@@ -103,17 +108,25 @@ impl Device for View {
         let mut events = Vec::new();
         let mut report = |e| events.push(e);
         // Decide under the lock, act and print after it.
-        let (chip, result) = {
+        let (chip, result, sends) = {
             let mut chip = p.irqchip.lock();
-            let result = match &mut *chip {
-                Chip::IoApic(a) => a.write(offset, size, value, &own, &mut report),
-                Chip::PchPic(c) => c.write(offset, size, value, &own, &mut report),
+            let (result, sends) = match &mut *chip {
+                Chip::IoApic(a) => (a.write(offset, size, value, &own, &mut report), Vec::new()),
+                // An unmask may let a driven line's vector go.
+                Chip::PchPic(c) => {
+                    let r = c.write(offset, size, value, &own, &mut report);
+                    (r, c.take_sends(&own))
+                }
             };
-            (chip.name(), result)
+            (chip.name(), result, sends)
         };
         for e in events {
             act(p, chip, e);
         }
+        #[cfg(target_arch = "loongarch64")]
+        p.send_vectors(&sends, self.cpu);
+        #[cfg(not(target_arch = "loongarch64"))]
+        debug_assert!(sends.is_empty(), "no PCH-PIC view off LoongArch");
         result
     }
 }
@@ -122,6 +135,13 @@ impl Device for View {
 fn act(p: &Partition, chip: &str, e: RouteEvent) {
     let name = p.name();
     match e {
+        // LoongArch's level handler masks and unmasks the console's line at every interrupt:
+        // a virtual line's route is said only on x86, where it changes at driver set-up only.
+        RouteEvent::Accepted(r)
+            if cfg!(target_arch = "loongarch64") && !p.config.irqs.contains(&r.line) =>
+        {
+            super::device_irq::route_by_chip(p, r);
+        }
         RouteEvent::Accepted(r) => {
             crate::println!(
                 "partition {name}: {chip} line {} -> vCPU {} (vector {:#x}, {})",
@@ -134,6 +154,9 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
             // controller follows.
             super::device_irq::route_by_chip(p, r);
         }
+        // The first refusal of a run is said; the rest are counted (`device_irq::end_run`
+        // reports them): a kernel's controller driver resets every line, the partition's or not.
+        RouteEvent::Refused { .. } if p.view_refusals.fetch_add(1, Ordering::Relaxed) > 0 => {}
         RouteEvent::Refused { line, why } => match why {
             Refusal::NotOwned => crate::println!(
                 "partition {name}: {chip} route refused: line {line} is not one of its lines {:?}",

@@ -20,6 +20,8 @@ pub mod arch;
 mod console_input;
 mod device_irq;
 mod devices;
+#[cfg(target_arch = "loongarch64")]
+mod eiointc;
 mod frames;
 mod guest_mem;
 mod handler;
@@ -126,6 +128,11 @@ pub struct Partition {
     view_lines: Vec<u32>,
     /// Its virtual console's chip (`devices`), shared by its vCPUs.
     console: Mutex<devices::ConsoleUart>,
+    /// Writes its controller view refused in this run (only the first is printed).
+    view_refusals: AtomicU64,
+    /// LoongArch: its EIOINTC view (`eiointc`), which only a Linux partition reaches.
+    #[cfg(target_arch = "loongarch64")]
+    eiointc: Mutex<vcpu::irqchip::eiointc::Eiointc>,
 }
 
 impl Partition {
@@ -289,6 +296,11 @@ fn build(
         irqchip: Mutex::new(irqchip::Chip::new()),
         view_lines: view_lines(config),
         console: Mutex::new(devices::ConsoleUart::new()),
+        view_refusals: AtomicU64::new(0),
+        #[cfg(target_arch = "loongarch64")]
+        eiointc: Mutex::new(vcpu::irqchip::eiointc::Eiointc::new(
+            config.cpus.len() as u32
+        )),
     })
 }
 

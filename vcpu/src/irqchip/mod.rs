@@ -12,6 +12,7 @@
 //! or bit k of a destination bitmap), never physical CPUs, so a partition cannot even name a CPU
 //! outside itself.
 
+pub mod eiointc;
 pub mod ioapic;
 pub mod pch_pic;
 

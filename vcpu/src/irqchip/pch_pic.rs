@@ -21,6 +21,11 @@
 //! vCPU k; the lowest set bit is the target, 0 keeps the reset route to vCPU 0), and a byte that
 //! names a vCPU the partition does not have is refused. The HTMSI vector byte is stored and
 //! reported as the route's vector.
+//!
+//! Lines a virtual device of the partition drives (a Linux partition's console) are delivered by
+//! the view itself, as the chip does: while such a line is asserted, unmasked and has HTMSI on,
+//! its vector is sent to the EIOINTC once ([`PchPic::set_level`], [`PchPic::take_sends`]), and
+//! again after a mask and unmask if it is still asserted (what Linux's level handler relies on).
 
 use super::{bitmap_target, Ownership, Refusal, Route, RouteEvent};
 use crate::{AccessSize, DeviceError};
@@ -67,6 +72,10 @@ pub struct PchPic {
     pol: u64,
     route: Vec<u8>,
     vector: Vec<u8>,
+    /// Levels of the lines virtual devices drive (1: asserted).
+    levels: u64,
+    /// Lines whose vector was sent and whose gated level has not fallen since.
+    sent: u64,
 }
 
 impl PchPic {
@@ -81,7 +90,33 @@ impl PchPic {
             pol: 0,
             route: vec![0; lines as usize],
             vector: vec![0; lines as usize],
+            levels: 0,
+            sent: 0,
         }
+    }
+
+    /// A virtual device drives owned line `line` at `level`; returns the vectors to send now.
+    pub fn set_level(&mut self, line: u32, level: bool, own: &Ownership) -> Vec<u8> {
+        if line < self.lines && own.owns(line) {
+            if level {
+                self.levels |= 1 << line;
+            } else {
+                self.levels &= !(1 << line);
+            }
+        }
+        self.take_sends(own)
+    }
+
+    /// The vectors of lines whose gated level (asserted, unmasked, HTMSI on) rose since the last
+    /// call: each is sent once per rise. Call after every write to the view.
+    pub fn take_sends(&mut self, own: &Ownership) -> Vec<u8> {
+        let gated = self.levels & !self.mask & self.htmsi_en & self.owned(own);
+        let rising = gated & !self.sent;
+        self.sent = gated;
+        (0..self.lines)
+            .filter(|l| rising & 1 << l != 0)
+            .map(|l| self.vector[l as usize])
+            .collect()
     }
 
     /// The bit of every owned line.

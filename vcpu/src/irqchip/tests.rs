@@ -389,3 +389,50 @@ fn pch_pic_reports_trigger_and_polarity_changes() {
     );
     assert_eq!(p.route(3, &WORKER), Some(route));
 }
+
+#[test]
+fn a_driven_line_sends_its_vector_once_per_rise_of_its_gated_level() {
+    // Linux's console line 2 in its partition's view: vector 2, unmasked, HTMSI on.
+    let own = Ownership {
+        lines: &[2],
+        vcpus: 2,
+    };
+    let mut c = PchPic::new(32);
+    let write =
+        |c: &mut PchPic, offset, value| c.write(offset, W, value, &own, &mut |_| {}).unwrap();
+    assert_eq!(
+        c.set_level(2, true, &own),
+        Vec::<u8>::new(),
+        "masked after reset"
+    );
+    c.write(
+        pch_pic::HTMSI_VECTOR + 2,
+        AccessSize::Byte,
+        2,
+        &own,
+        &mut |_| {},
+    )
+    .unwrap();
+    write(&mut c, pch_pic::HTMSI_EN, 0xffff_ffff);
+    write(&mut c, pch_pic::MASK, !(1 << 2));
+    assert_eq!(
+        c.take_sends(&own),
+        [2],
+        "unmasking an asserted line sends it"
+    );
+    assert_eq!(c.take_sends(&own), Vec::<u8>::new(), "once");
+    // Linux's level flow: mask, handle (the device lowers the line), unmask.
+    write(&mut c, pch_pic::MASK, 0xffff_ffff);
+    assert_eq!(c.take_sends(&own), Vec::<u8>::new());
+    assert_eq!(c.set_level(2, false, &own), Vec::<u8>::new());
+    write(&mut c, pch_pic::MASK, !(1 << 2));
+    assert_eq!(c.take_sends(&own), Vec::<u8>::new());
+    assert_eq!(c.set_level(2, true, &own), [2]);
+    // Still asserted across a mask and unmask: sent again.
+    write(&mut c, pch_pic::MASK, 0xffff_ffff);
+    c.take_sends(&own);
+    write(&mut c, pch_pic::MASK, !(1 << 2));
+    assert_eq!(c.take_sends(&own), [2]);
+    // A line the partition does not own is never driven.
+    assert_eq!(c.set_level(3, true, &own), Vec::<u8>::new());
+}

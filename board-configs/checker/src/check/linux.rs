@@ -182,6 +182,7 @@ fn plan_one(
 /// A LoongArch Linux boot (`arch_loongarch::linux::layout`): the kernel's ELF segments, the boot
 /// data in the first 2 MiB, the initrd at the top of the kernel's RAM range.
 fn plan_loongarch(
+    b: &CheckedBoard,
     p: &PartitionSpec,
     kernel: &FileSpec,
     initrd: Option<&FileSpec>,
@@ -223,9 +224,25 @@ fn plan_loongarch(
         };
         (key, format!("{what}{e}"))
     })?;
+    // The device tree puts the partition's PCH-PIC view where the 7A bridge has it, and its
+    // console on line UART_LINE of it, a line no device of the board may also drive.
+    use arch_loongarch::linux::{power, PCH_PIC, POWER, UART, UART_LINE, UART_SIZE};
+    if b.irqchip.kind != IrqChipKind::PchPic || b.irqchip.mmio.start != PCH_PIC {
+        return Err((
+            "kernel",
+            format!(
+                "needs the board's interrupt controller to be a PCH-PIC at {PCH_PIC:#x} (irqchip), where its device tree puts the partition's view"
+            ),
+        ));
+    }
+    if p.console == PartitionConsole::Virtual && p.irqs.contains(&UART_LINE) {
+        return Err((
+            "irqs",
+            format!("include line {UART_LINE}, which the virtual console drives in a Linux partition's PCH-PIC view"),
+        ));
+    }
     // The platform's fixed devices (`arch_loongarch::linux`) are emulated: the partition may
     // neither map them nor place memory over them.
-    use arch_loongarch::linux::{power, POWER, UART, UART_SIZE};
     for (what, start, size) in [
         ("console UART", UART, UART_SIZE),
         ("power registers", POWER, power::SIZE),
@@ -295,7 +312,7 @@ pub fn plan_partitions(b: &mut CheckedBoard, sink: &mut Sink) {
         }
         let result = match b.arch {
             Arch::X86_64 => plan_one(b, p, kernel, initrd.as_ref(), cmdline),
-            Arch::LoongArch64 => plan_loongarch(p, kernel, initrd.as_ref(), cmdline),
+            Arch::LoongArch64 => plan_loongarch(b, p, kernel, initrd.as_ref(), cmdline),
         };
         let name = p.name.clone();
         match result {
