@@ -55,6 +55,7 @@ impl BootTest {
 
 /// A number a scenario prints: the integer right after the text `after` on every line that has
 /// it. At least one such line must exist, and every value must lie in `min..=max`.
+#[derive(Clone, Copy, Debug)]
 pub struct Figure {
     pub name: &'static str,
     pub after: &'static str,
