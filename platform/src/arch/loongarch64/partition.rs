@@ -195,9 +195,8 @@ impl PartitionArch for Current {
     type Format = GpaTable16K;
     type Vcpu = LaVcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(arch_loongarch::linux::UART);
-    // No controller view carries it: a Linux partition's console interrupt is a CPU hardware
-    // line of every vCPU (`arch_loongarch::linux`, the handler's `irq_lines`).
-    const VIRTUAL_UART_LINE: Option<u32> = None;
+    // A line of the PCH-PIC view; its vector reaches a Linux partition through its EIOINTC view.
+    const VIRTUAL_UART_LINE: Option<u32> = Some(arch_loongarch::linux::UART_LINE);
 
     fn backend() -> &'static str {
         BACKEND.call_once(|| match lvz_gid_bits() {
