@@ -56,8 +56,7 @@ mod tests {
     use super::*;
 
     fn line(space: &[u8]) -> &str {
-        let n = space.iter().position(|&b| b == 0).unwrap();
-        core::str::from_utf8(&space[..n]).unwrap()
+        vcpu::cmdline::current(space).unwrap()
     }
 
     #[test]

@@ -46,13 +46,19 @@ pub fn append(space: &mut [u8], arg: &[u8], limit: usize) -> Result<usize, Appen
     Ok(new)
 }
 
+/// The command line at the start of `space`, up to its NUL; `None` if it has none or is not
+/// UTF-8.
+pub fn current(space: &[u8]) -> Option<&str> {
+    let n = space.iter().position(|&b| b == 0)?;
+    core::str::from_utf8(&space[..n]).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn line(space: &[u8]) -> &str {
-        let n = space.iter().position(|&b| b == 0).unwrap();
-        core::str::from_utf8(&space[..n]).unwrap()
+        current(space).unwrap()
     }
 
     #[test]

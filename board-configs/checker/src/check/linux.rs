@@ -61,6 +61,16 @@ fn read_files(
     Ok((kbytes, ibytes))
 }
 
+/// The RAM a Linux partition's kernel is told about, `(guest start, size)`: what the partition
+/// alone may write and run code from. Shared regions stay out of its memory map, so Linux never
+/// allocates from memory another partition reads.
+fn linux_ram(p: &PartitionSpec) -> impl Iterator<Item = (u64, u64)> + '_ {
+    p.memory
+        .iter()
+        .filter(|r| r.access.write && r.access.exec && r.shared_with.is_none())
+        .map(|r| (r.guest, r.size))
+}
+
 fn plan_one(
     b: &CheckedBoard,
     p: &PartitionSpec,
@@ -69,16 +79,8 @@ fn plan_one(
     cmdline: &str,
 ) -> Result<PlannedBoot, (&'static str, String)> {
     let (kbytes, ibytes) = read_files(kernel, initrd)?;
-    // RAM for Linux is what the partition alone may write and run code from: shared regions
-    // stay out of the e820 map so Linux never allocates from memory another partition reads.
-    let ram: Vec<GuestRam> = p
-        .memory
-        .iter()
-        .filter(|r| r.access.write && r.access.exec && r.shared_with.is_none())
-        .map(|r| GuestRam {
-            start: r.guest,
-            size: r.size,
-        })
+    let ram: Vec<GuestRam> = linux_ram(p)
+        .map(|(start, size)| GuestRam { start, size })
         .collect();
     let apic_ids: Vec<u32> = (0..p.cpus.len() as u32).collect();
     let ioapic = (b.irqchip.kind == IrqChipKind::IoApic).then_some(IoApicView {
@@ -190,15 +192,8 @@ fn plan_loongarch(
 ) -> Result<PlannedBoot, (&'static str, String)> {
     use arch_loongarch::linux::layout::{self as la, BlobKind as Kind};
     let (kbytes, ibytes) = read_files(kernel, initrd)?;
-    // As on x86: Linux's RAM is what the partition alone may write and run code from.
-    let ram: Vec<la::GuestRam> = p
-        .memory
-        .iter()
-        .filter(|r| r.access.write && r.access.exec && r.shared_with.is_none())
-        .map(|r| la::GuestRam {
-            start: r.guest,
-            size: r.size,
-        })
+    let ram: Vec<la::GuestRam> = linux_ram(p)
+        .map(|(start, size)| la::GuestRam { start, size })
         .collect();
     let inputs = la::LinuxInputs {
         kernel: &kbytes,
