@@ -4,7 +4,7 @@
 //! attacking while Linux boots), its `/init` printing what the test checks, the manager
 //! watching it with dirty logging and aging. Every row's name contains `linux`.
 
-use super::{PARTITION_FAULTS, X86_HOSTILE};
+use super::{LA_HOSTILE, PARTITION_FAULTS, X86_HOSTILE};
 use crate::boot_test::{BootTest, Ending, Figure};
 use crate::emulator::Flavour;
 use std::time::Duration;
@@ -177,6 +177,31 @@ const LA_LINUX_FIGURES: [Figure; 7] = {
     ]
 };
 
+/// A LoongArch Linux run beside the hostile guest (no reboot): the Linux lines of
+/// [`LA_LINUX_ORDERED`] without the worker's.
+const LA_LINUX_BESIDE_HOSTILE: [&str; 12] = [
+    "partition: backend LVZ (GID 1 for manager, GID 2 for linux, GID 3 for hostile)",
+    "partition linux (id 1): cpus [1, 2]",
+    "partition linux: command line += septum.poweroff",
+    "partition linux: vCPU 0 starts on cpu1",
+    "partition linux: vCPU 1 starts on cpu2",
+    "[linux] linux-init: reached /init",
+    "[linux] linux-init: online CPUs 0-1 count 2",
+    "[linux] linux-init: local timer ticked on every CPU yes",
+    "[linux] linux-init: workload wrote 32 MiB in",
+    "partition linux finished (code 0)",
+    "[manager] manager: Linux wrote",
+    "[manager] manager: done ok",
+];
+
+/// Anywhere in that run: the console's interrupt, the kept file, and the hostile guest's
+/// attacks as LVZ answers them, each stopping it alone.
+fn la_beside_hostile_anywhere() -> &'static [&'static str] {
+    let mut lines = vec!["PCH PIC 0 ttyS0", "kept 32768 KiB"];
+    lines.extend(LA_HOSTILE.iter().flat_map(|l| super::lvz::lvz_line(l)));
+    lines.leak()
+}
+
 /// The Linux boot tests.
 pub fn linux_tests() -> Vec<BootTest> {
     let linux = |name, board, args, ordered, anywhere: &'static [&'static str]| BootTest {
@@ -216,6 +241,18 @@ pub fn linux_tests() -> Vec<BootTest> {
             &LA_LINUX_ANYWHERE,
         )
     };
+    let loongarch_hostile = BootTest {
+        timeout: Duration::from_secs(900),
+        flavour: Flavour::Lvz,
+        figures: &LA_LINUX_FIGURES,
+        ..linux(
+            "linux-beside-hostile",
+            "qemu-virt-la64-linux-hostile",
+            POWER_OFF,
+            &LA_LINUX_BESIDE_HOSTILE,
+            la_beside_hostile_anywhere(),
+        )
+    };
     vec![
         linux(
             "linux",
@@ -233,5 +270,6 @@ pub fn linux_tests() -> Vec<BootTest> {
         ),
         bochs,
         loongarch,
+        loongarch_hostile,
     ]
 }

@@ -31,7 +31,7 @@ const LVZ_KNOWN_FAILING: &[(&str, &str)] = &[];
 
 /// The LVZ backend's version of a line a stock-QEMU (deprivileged) run expects; `None` drops a
 /// line that has no counterpart under LVZ.
-fn lvz_line(line: &'static str) -> Vec<&'static str> {
+pub(super) fn lvz_line(line: &'static str) -> Vec<&'static str> {
     match line {
         "virt: LVZ absent (CPUCFG2.LVZP=0)" => vec!["virt: LVZ present (version 1)"],
         "partition: backend deprivileged (LVZ absent)" => vec!["partition: backend LVZ (GID 1 for"],
