@@ -126,8 +126,14 @@ pub trait PartitionArch {
     fn backend() -> &'static str;
     /// Prepares the calling CPU to run guests (called once per CPU before its first vCPU).
     fn prepare_cpu();
-    /// A vCPU of `partition` about to start as `boot` says, on the calling CPU.
-    fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu;
+    /// A vCPU of `partition` about to start as `boot` says, on the calling CPU; `kick` is that
+    /// CPU's kick flag (`remote::kick_flag`), which a backend whose entry window must notice a
+    /// kick (x86: the entry stubs and `idle`) keeps.
+    fn create_vcpu(
+        partition: &'static Partition,
+        boot: GuestBoot,
+        kick: &'static AtomicBool,
+    ) -> Self::Vcpu;
     /// Drops the calling CPU's cached stage-2 translations of partition `id` covered by `what`.
     fn flush_local(id: PartitionId, what: Flush);
     /// Makes CPU `cpu` leave its guest soon, so it services its requests.

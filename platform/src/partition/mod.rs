@@ -37,11 +37,6 @@ mod selfcheck;
 mod vcpus;
 mod vintr;
 
-/// A backend's entry code checks this CPU flag last thing before it enters a guest (`remote`).
-/// Only x86's kick (an NMI) can be lost; a LoongArch IPI stays pending until acknowledged.
-#[cfg(target_arch = "x86_64")]
-pub use remote::kick_flag;
-
 use crate::arch::Current;
 use crate::board::BOARD;
 use alloc::vec::Vec;

@@ -241,7 +241,7 @@ fn run_vcpu(p: &'static Partition, cpu: usize, boot: GuestBoot, run: u64) -> Sto
         p.name(),
         boot.entry
     );
-    let mut vcpu = Current::create_vcpu(p, boot);
+    let mut vcpu = Current::create_vcpu(p, boot, remote::kick_flag(cpu));
     let mut handler = handler::Handler::new(p, cpu, index);
     let mut counters = ExitCounters::default();
     let why = vcpu::run_until_stopped(&mut vcpu, &mut handler, &mut counters);

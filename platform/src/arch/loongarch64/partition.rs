@@ -248,7 +248,12 @@ impl PartitionArch for Current {
         }
     }
 
-    fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> Self::Vcpu {
+    /// The kick flag is not needed: a kick is an IPI, which stays pending until taken.
+    fn create_vcpu(
+        partition: &'static Partition,
+        boot: GuestBoot,
+        _kick: &'static AtomicBool,
+    ) -> Self::Vcpu {
         // Real-mode starts come from x86 STARTUP IPIs, which no LoongArch guest can send.
         debug_assert!(!boot.real_mode, "an x86 real-mode start on LoongArch");
         let Some(bits) = lvz_gid_bits() else {

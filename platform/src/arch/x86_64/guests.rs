@@ -33,7 +33,7 @@ fn ready() -> bool {
     }
 }
 
-fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot) -> VmxVcpu {
+fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot, kick: &'static AtomicBool) -> VmxVcpu {
     if !vmx_on() {
         return VmxVcpu::unavailable("VMX is not on on this CPU");
     }
@@ -44,6 +44,7 @@ fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot) -> VmxVcpu {
         args: boot.args,
         ports: partition.config.ports,
         real_mode: boot.real_mode,
+        kick,
     })
 }
 
@@ -68,7 +69,11 @@ impl PartitionArch for Current {
         smp::local_apic().software_enable();
     }
 
-    fn create_vcpu(partition: &'static Partition, boot: GuestBoot) -> X86Vcpu {
+    fn create_vcpu(
+        partition: &'static Partition,
+        boot: GuestBoot,
+        kick: &'static AtomicBool,
+    ) -> X86Vcpu {
         // Both backends start the guest in 64-bit mode on these page tables; vCPU 0 writes them
         // at each start, a secondary starts on the tables its partition already runs on.
         let tables = if boot.vcpu == 0 {
@@ -86,11 +91,12 @@ impl PartitionArch for Current {
                     ports: partition.config.ports,
                     flags_in_rsi: boot.vcpu == 0 && boot.abi == BootAbi::TestGuest,
                     real_mode: boot.real_mode,
+                    kick,
                 }),
             }),
             Backend::Vmx => X86Vcpu::Vmx(match tables {
                 Err(e) => VmxVcpu::unavailable(e),
-                Ok(()) => vmx_vcpu(partition, &boot),
+                Ok(()) => vmx_vcpu(partition, &boot, kick),
             }),
             Backend::None => X86Vcpu::Vmx(VmxVcpu::unavailable(
                 "this CPU has neither VMX nor SVM with nested paging",

@@ -54,6 +54,8 @@ pub struct SvmSetup {
     pub flags_in_rsi: bool,
     /// Start in real mode, as a STARTUP IPI starts a processor.
     pub real_mode: bool,
+    /// The CPU's kick flag, which the entry stub checks with interrupts off.
+    pub kick: &'static core::sync::atomic::AtomicBool,
 }
 
 /// One vCPU, bound to the CPU that created it.
@@ -90,7 +92,7 @@ impl SvmVcpu {
         let mut v = Self {
             vmcb: Box::new(Vmcb::new()),
             regs: GuestRegs {
-                kick: crate::partition::kick_flag(super::percpu::cpu_index()).as_ptr() as u64,
+                kick: setup.kick.as_ptr() as u64,
                 rdi,
                 rsi: if setup.flags_in_rsi {
                     rsi | FLAG_VMMCALL

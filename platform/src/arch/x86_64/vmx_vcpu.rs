@@ -41,6 +41,8 @@ pub struct VcpuConfig {
     pub ports: &'static [board_config::PortRange],
     /// Start in real mode, as a STARTUP IPI starts a processor.
     pub real_mode: bool,
+    /// The CPU's kick flag, which the entry stub checks with interrupts off.
+    pub kick: &'static core::sync::atomic::AtomicBool,
 }
 
 /// One vCPU, bound to the CPU that created it.
@@ -81,7 +83,7 @@ impl VmxVcpu {
         let msr = Box::new(MsrBitmap::for_partition());
         let [rdi, rsi, rdx, rcx, r8] = cfg.args;
         let regs = GuestRegs {
-            kick: crate::partition::kick_flag(super::percpu::cpu_index()).as_ptr() as u64,
+            kick: cfg.kick.as_ptr() as u64,
             rdi,
             rsi,
             rdx,
