@@ -120,9 +120,22 @@ const LINUX_FIGURES: &[Figure] = &[
     },
 ];
 
+/// A LoongArch Linux boot from its command line to its power off.
+const LA_LINUX_BOOT: [&str; 9] = [
+    "partition linux: command line += septum.poweroff",
+    "partition linux: vCPU 0 starts on cpu1",
+    "partition linux: vCPU 1 starts on cpu2",
+    "[linux] linux-init: reached /init",
+    "[linux] linux-init: online CPUs 0-1 count 2",
+    "[linux] linux-init: local timer ticked on every CPU yes",
+    "[linux] linux-init: workload wrote 32 MiB in",
+    "partition linux finished (code 0)",
+    "[manager] manager: Linux wrote",
+];
+
 /// What a LoongArch Linux run must print, in order, after its reboot (the same reboot as x86's,
 /// through the power register block the device tree names for `syscon-reboot`).
-const LA_LINUX_ORDERED: [&str; 5 + 13] = concat(
+const LA_LINUX_ORDERED: [&str; 5 + LA_LINUX_BOOT.len() + 4] = concat(
     &[
         "partition: backend LVZ (GID 1 for manager, GID 2 for linux, GID 3 for worker)",
         REBOOT[0],
@@ -130,21 +143,15 @@ const LA_LINUX_ORDERED: [&str; 5 + 13] = concat(
         REBOOT[2],
         REBOOT[3],
     ],
-    &[
-        "partition linux: command line += septum.poweroff",
-        "partition linux: vCPU 0 starts on cpu1",
-        "partition linux: vCPU 1 starts on cpu2",
-        "[linux] linux-init: reached /init",
-        "[linux] linux-init: online CPUs 0-1 count 2",
-        "[linux] linux-init: local timer ticked on every CPU yes",
-        "[linux] linux-init: workload wrote 32 MiB in",
-        "partition linux finished (code 0)",
-        "[manager] manager: Linux wrote",
-        "[manager] manager: Linux working set peak",
-        "[manager] manager: Linux exits:",
-        "[manager] manager: done ok",
-        "partitions: all ended as expected",
-    ],
+    &concat::<{ LA_LINUX_BOOT.len() + 4 }>(
+        &LA_LINUX_BOOT,
+        &[
+            "[manager] manager: Linux working set peak",
+            "[manager] manager: Linux exits:",
+            "[manager] manager: done ok",
+            "partitions: all ended as expected",
+        ],
+    ),
 );
 
 /// Lines of a LoongArch Linux run that may come in any order with the rest: the console's
@@ -177,22 +184,14 @@ const LA_LINUX_FIGURES: [Figure; 7] = {
     ]
 };
 
-/// A LoongArch Linux run beside the hostile guest (no reboot): the Linux lines of
-/// [`LA_LINUX_ORDERED`] without the worker's.
-const LA_LINUX_BESIDE_HOSTILE: [&str; 12] = [
-    "partition: backend LVZ (GID 1 for manager, GID 2 for linux, GID 3 for hostile)",
-    "partition linux (id 1): cpus [1, 2]",
-    "partition linux: command line += septum.poweroff",
-    "partition linux: vCPU 0 starts on cpu1",
-    "partition linux: vCPU 1 starts on cpu2",
-    "[linux] linux-init: reached /init",
-    "[linux] linux-init: online CPUs 0-1 count 2",
-    "[linux] linux-init: local timer ticked on every CPU yes",
-    "[linux] linux-init: workload wrote 32 MiB in",
-    "partition linux finished (code 0)",
-    "[manager] manager: Linux wrote",
-    "[manager] manager: done ok",
-];
+/// A LoongArch Linux run beside the hostile guest (no reboot, no worker).
+const LA_LINUX_BESIDE_HOSTILE: [&str; 2 + LA_LINUX_BOOT.len() + 1] = concat(
+    &[
+        "partition: backend LVZ (GID 1 for manager, GID 2 for linux, GID 3 for hostile)",
+        "partition linux (id 1): cpus [1, 2]",
+    ],
+    &concat::<{ LA_LINUX_BOOT.len() + 1 }>(&LA_LINUX_BOOT, &["[manager] manager: done ok"]),
+);
 
 /// Anywhere in that run: the console's interrupt, the kept file, and the hostile guest's
 /// attacks as LVZ answers them, each stopping it alone.
