@@ -129,7 +129,8 @@ fn codename() -> Option<String> {
         .map(|s| s.trim_matches('"').to_owned())
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

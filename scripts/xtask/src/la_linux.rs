@@ -24,11 +24,16 @@
 //! files a board names are copied into `board-configs/images/` (gitignored) whenever they are
 //! missing or differ. Delete the cache directory to start over (e.g. for a newer linux-source).
 
+mod chroot;
+mod kernel;
+
+use crate::cache::{logged, sha256_bytes as sha256, Lock};
+use crate::deps::is_root;
 use crate::linux::Cpio;
-use crate::process;
-use std::io::Write;
+use chroot::{in_chroot, remove_tree, unmount_below};
+use kernel::{build_kernel, kernel_key};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -135,7 +140,7 @@ fn ensure_cache() -> Result<Cached, String> {
 }
 
 fn cache_dir() -> Result<PathBuf, String> {
-    Ok(crate::qemu_lvz::cache_root()?.join("la-linux"))
+    Ok(crate::cache::root()?.join("la-linux"))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
@@ -192,7 +197,7 @@ fn build_cache() -> Result<Cached, String> {
         ));
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let _lock = Lock::take(&dir)?;
+    let _lock = Lock::take(&dir, "LoongArch Linux")?;
     // Another run may have finished it while this one waited for the lock.
     if let Some(c) = complete(&dir) {
         return Ok(c);
@@ -216,17 +221,6 @@ fn build_cache() -> Result<Cached, String> {
         dir.display()
     );
     Ok(cached_in(&kernel, &initrd))
-}
-
-/// Whether this process runs as root: the effective ID, the second on `Uid:` of
-/// `/proc/self/status`.
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    })
 }
 
 fn debootstrap_installed() -> bool {
@@ -326,144 +320,9 @@ fn package_version(status: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The kernel's cache key: everything that decides what the build produces.
-fn kernel_key(fragment: &str, packages: &[&str], source_version: &str) -> Result<String, String> {
-    sha256(
-        format!(
-            "recipe {RECIPE_VERSION}\n{MAKE}\nsource {source_version}\npackages {}\n{fragment}",
-            packages.join(" ")
-        )
-        .as_bytes(),
-    )
-}
-
 /// The initramfs's cache key: `/init`'s source and how it is compiled.
 fn initrd_key(init_c: &str) -> Result<String, String> {
     sha256(format!("{}\n{init_c}", INIT_CFLAGS.join(" ")).as_bytes())
-}
-
-/// The hex sha256 of `bytes`, from coreutils' `sha256sum`.
-fn sha256(bytes: &[u8]) -> Result<String, String> {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run sha256sum: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(bytes)
-        .map_err(|e| format!("sha256sum: {e}"))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("sha256sum: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let digest = text.split_whitespace().next().unwrap_or("");
-    if !out.status.success() || digest.len() != 64 {
-        return Err(format!("sha256sum printed {text:?}"));
-    }
-    Ok(digest.to_owned())
-}
-
-/// Stage 3: the kernel, built in the chroot's `/build/linux` (deleted afterwards; about 1.5 GB)
-/// and copied into `kernel` with its final .config.
-fn build_kernel(chroot: &Path, kernel: &Path, version: &str) -> Result<(), String> {
-    remove_tree(kernel)?;
-    std::fs::create_dir_all(kernel).map_err(io(kernel))?;
-    let log = kernel.join("build.log");
-    let start = Instant::now();
-    eprintln!(
-        "xtask: building the LoongArch Linux kernel ({SOURCE_PACKAGE} {version}; several \
-         minutes; log {})",
-        log.display()
-    );
-    let build = chroot.join("build");
-    let tree = build.join("linux");
-    remove_tree(&tree)?;
-    std::fs::create_dir_all(&build).map_err(io(&build))?;
-    let fragment = build.join("config-fragment");
-    std::fs::write(&fragment, FRAGMENT).map_err(io(&fragment))?;
-    // Configure, then check the fragment stuck before spending minutes on the build.
-    let configure = format!(
-        "mkdir /build/linux\n\
-         tar -xJf {SOURCE_TARBALL} -C /build/linux --strip-components=1\n\
-         cd /build/linux\n\
-         {MAKE} tinyconfig\n\
-         scripts/kconfig/merge_config.sh -m .config /build/config-fragment\n\
-         {MAKE} olddefconfig"
-    );
-    in_chroot(chroot, &configure, &log)?;
-    check_config(&tree.join(".config"))?;
-    // `all` is vmlinux plus arch/loongarch/boot/vmlinux.efi (an objcopy of it).
-    in_chroot(
-        chroot,
-        &format!("cd /build/linux\n{MAKE} -j$(nproc) all"),
-        &log,
-    )?;
-    check_config(&tree.join(".config"))?;
-    for (from, to) in [
-        ("vmlinux", "vmlinux"),
-        ("arch/loongarch/boot/vmlinux.efi", "vmlinux.efi"),
-        (".config", "config"),
-        ("System.map", "System.map"),
-    ] {
-        let from = tree.join(from);
-        if from.is_file() || to != "vmlinux.efi" {
-            std::fs::copy(&from, kernel.join(to)).map_err(io(&from))?;
-        }
-    }
-    remove_tree(&tree)?;
-    let done = kernel.join("done");
-    std::fs::write(&done, version).map_err(io(&done))?;
-    eprintln!(
-        "xtask: LoongArch Linux kernel built in {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Fails, naming them, when options of the fragment do not hold in the .config at `path`.
-fn check_config(path: &Path) -> Result<(), String> {
-    let config = std::fs::read_to_string(path).map_err(io(path))?;
-    let unmet = unmet_options(FRAGMENT, &config);
-    if unmet.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "options of scripts/xtask/la-linux/config-fragment did not stick in {} (a dependency \
-         is missing or the option does not exist on LoongArch):\n  {}",
-        path.display(),
-        unmet.join("\n  ")
-    ))
-}
-
-/// The fragment's options that `config` does not have as asked: `CONFIG_X=v` must appear
-/// verbatim; `# CONFIG_X is not set` holds when no `CONFIG_X=` line sets it.
-fn unmet_options(fragment: &str, config: &str) -> Vec<String> {
-    let value = |name: &str| {
-        config
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
-    };
-    let mut unmet = Vec::new();
-    for line in fragment.lines().map(str::trim) {
-        if let Some(name) = line
-            .strip_prefix("# ")
-            .and_then(|l| l.strip_suffix(" is not set"))
-        {
-            if let Some(v) = value(name) {
-                unmet.push(format!("{line} (final: {name}={v})"));
-            }
-        } else if let Some((name, want)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
-            match value(name) {
-                Some(v) if v == want => {}
-                Some(v) => unmet.push(format!("{line} (final: {name}={v})")),
-                None => unmet.push(format!("{line} (final: not set)")),
-            }
-        }
-    }
-    unmet
 }
 
 /// Stage 4: `/init` compiled with the chroot's cross gcc, packed into the initramfs.
@@ -555,222 +414,9 @@ fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::write(to, bytes).map_err(io(to))
 }
 
-/// `/proc` mounted in the chroot for as long as this lives: unmounted on every path out,
-/// errors and panics included, so the cache never keeps a mount (which deleting it would
-/// descend into).
-struct ProcMount(PathBuf);
-
-impl ProcMount {
-    fn new(chroot: &Path) -> Result<Self, String> {
-        let target = chroot.join("proc");
-        unmount_below(&target)?;
-        std::fs::create_dir_all(&target).map_err(io(&target))?;
-        process::run_quiet(
-            Command::new("mount")
-                .env("PATH", PATH)
-                .args(["-t", "proc", "proc"])
-                .arg(&target),
-        )?;
-        Ok(Self(target))
-    }
-}
-
-impl Drop for ProcMount {
-    fn drop(&mut self) {
-        if let Err(e) = unmount_below(&self.0) {
-            eprintln!("xtask: warning: {e}");
-        }
-    }
-}
-
-/// Runs `script` with `sh -e` in the chroot, with `/proc` mounted and a clean environment,
-/// its output appended to `log`.
-fn in_chroot(chroot: &Path, script: &str, log: &Path) -> Result<(), String> {
-    let _proc = ProcMount::new(chroot)?;
-    let mut cmd = Command::new("chroot");
-    cmd.env_clear()
-        .env("PATH", PATH)
-        .env("HOME", "/root")
-        .env("LANG", "C.UTF-8")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .arg(chroot)
-        .args(["/bin/sh", "-ec", script]);
-    logged(&mut cmd, log)
-}
-
-/// The mount points at or below `dir`, deepest first (from `/proc/self/mounts`, whose octal
-/// escapes such as `\040` for a space are decoded).
-fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mut found: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1))
-        .map(|m| PathBuf::from(unescape_mount(m)))
-        .filter(|m| m.starts_with(dir))
-        .collect();
-    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-    found.dedup();
-    found
-}
-
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) if b[i] == b'\\' => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Unmounts everything at or below `dir` (lazily when busy); an error if something stays.
-fn unmount_below(dir: &Path) -> Result<(), String> {
-    for m in mounts_below(dir) {
-        let umount = |lazy: bool| {
-            let mut cmd = Command::new("umount");
-            cmd.env("PATH", PATH);
-            if lazy {
-                cmd.arg("-l");
-            }
-            cmd.arg(&m).status().is_ok_and(|s| s.success())
-        };
-        if !umount(false) {
-            umount(true);
-        }
-    }
-    let left = mounts_below(dir);
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("cannot unmount {left:?}"))
-    }
-}
-
-/// Deletes `path` (after unmounting anything below it, so nothing outside is touched).
-fn remove_tree(path: &Path) -> Result<(), String> {
-    unmount_below(path)?;
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("{}: {e}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Runs `cmd` with its output appended to `log`; on failure the error names the log and shows
-/// its last 30 lines.
-fn logged(cmd: &mut Command, log: &Path) -> Result<(), String> {
-    eprintln!("+ {}  (output in {})", process::show(cmd), log.display());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(io(log))?;
-    let err = file.try_clone().map_err(io(log))?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", process::show(cmd)))?;
-    if status.success() {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(30)..].join("\n  | ");
-    Err(format!(
-        "`{}` failed with {status}; last lines of {}:\n  | {tail}",
-        process::show(cmd),
-        log.display()
-    ))
-}
-
-/// Holds `dir/.lock` (with this process's ID in it) while building, so two runs on one machine
-/// do not build into each other. A lock whose process is gone was left by a killed run.
-struct Lock(PathBuf);
-
-impl Lock {
-    fn take(dir: &Path) -> Result<Self, String> {
-        let path = dir.join(".lock");
-        let mut said = false;
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    let _ = write!(f, "{}", std::process::id());
-                    return Ok(Self(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    let holder = holder.trim();
-                    let alive = !holder.is_empty() && Path::new("/proc").join(holder).exists();
-                    if !alive {
-                        // Give a holder that has created the file but not yet written its
-                        // ID a moment; then the lock is stale.
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        if std::fs::read_to_string(&path).is_ok_and(|h| h.trim() == holder) {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                        continue;
-                    }
-                    if !said {
-                        eprintln!(
-                            "xtask: waiting for process {holder}'s LoongArch Linux build ({})",
-                            path.display()
-                        );
-                        said = true;
-                    }
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
-                Err(e) => return Err(format!("{}: {e}", path.display())),
-            }
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_kernel_key_follows_the_recipe() {
-        let key = kernel_key(FRAGMENT, PACKAGES, "6.12.57-1").unwrap();
-        assert_eq!(key.len(), 64);
-        assert_eq!(key, kernel_key(FRAGMENT, PACKAGES, "6.12.57-1").unwrap());
-        let edited = format!("{FRAGMENT}CONFIG_PRINTK=n\n");
-        assert_ne!(key, kernel_key(&edited, PACKAGES, "6.12.57-1").unwrap());
-        assert_ne!(key, kernel_key(FRAGMENT, PACKAGES, "6.12.58-1").unwrap());
-        assert_ne!(
-            key,
-            kernel_key(FRAGMENT, &PACKAGES[1..], "6.12.57-1").unwrap()
-        );
-        assert_ne!(
-            initrd_key(INIT_C).unwrap(),
-            initrd_key(&format!("{INIT_C}\n")).unwrap()
-        );
-    }
 
     #[test]
     fn the_cache_is_outside_the_clone() {
@@ -788,44 +434,6 @@ mod tests {
         assert_eq!(e[4].1, 0o100755);
         assert_eq!(e[4].4, b"\x7fELF-init");
         assert!(e[..3].iter().all(|d| d.1 == 0o040755));
-    }
-
-    #[test]
-    fn the_config_check_names_options_that_did_not_stick() {
-        let fragment = "# comment\nCONFIG_SMP=y\nCONFIG_NR_CPUS=16\nCONFIG_EARLY_PRINTK=y\n\
-                        # CONFIG_VT is not set\n# CONFIG_MODULES is not set\n";
-        let config = "CONFIG_SMP=y\nCONFIG_NR_CPUS=64\nCONFIG_VT=y\n# CONFIG_MODULES is not set\n";
-        assert_eq!(
-            unmet_options(fragment, config),
-            [
-                "CONFIG_NR_CPUS=16 (final: CONFIG_NR_CPUS=64)",
-                "CONFIG_EARLY_PRINTK=y (final: not set)",
-                "# CONFIG_VT is not set (final: CONFIG_VT=y)",
-            ]
-        );
-        let good = "CONFIG_SMP=y\nCONFIG_NR_CPUS=16\nCONFIG_EARLY_PRINTK=y\n";
-        assert!(unmet_options(fragment, good).is_empty());
-        // A prefix of another option's name is not that option.
-        assert_eq!(
-            unmet_options("CONFIG_SMP=y\n", "CONFIG_SMP_UP=y\n"),
-            ["CONFIG_SMP=y (final: not set)"]
-        );
-    }
-
-    #[test]
-    fn the_fragment_asks_for_what_the_guest_needs() {
-        for option in [
-            "CONFIG_SMP=y",
-            "CONFIG_NR_CPUS=16",
-            "CONFIG_BLK_DEV_INITRD=y",
-            "CONFIG_SERIAL_8250_CONSOLE=y",
-            "CONFIG_POWER_RESET_SYSCON_POWEROFF=y",
-            "# CONFIG_RELOCATABLE is not set",
-            "# CONFIG_MODULES is not set",
-        ] {
-            assert!(FRAGMENT.lines().any(|l| l == option), "{option}");
-        }
-        assert!(!FRAGMENT.contains("INITRAMFS_SOURCE="));
     }
 
     #[test]
@@ -885,12 +493,6 @@ mod tests {
             ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn mount_points_are_unescaped() {
-        assert_eq!(unescape_mount(r"/a\040b/proc"), "/a b/proc");
-        assert_eq!(unescape_mount(r"/plain\x"), r"/plain\x");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod boards;
 mod boot_test;
+mod cache;
 mod deps;
 mod emulator;
 mod flat;

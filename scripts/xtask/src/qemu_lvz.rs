@@ -21,12 +21,13 @@
 //! testfloat). The fork prints `VM_EXIT`/`GPA->HPA` debug lines on stderr unconditionally, so
 //! its runs keep stderr in a file of its own (`emulator.rs`).
 
+use crate::cache::{logged, sha256_bytes, sha256_file, Lock};
 use crate::deps::{self, Need};
 use crate::{process, root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The vendored tarball's name (in `../shared/vendor/` beside the clone).
 pub const TARBALL: &str = "qemu-lvz-42b4d34.tar.xz";
@@ -97,23 +98,9 @@ const BUILD_DEPS: &[Need] = &[
     },
 ];
 
-/// The per-machine cache root: `$XDG_CACHE_HOME/septum`, else `$HOME/.cache/septum`.
-pub fn cache_root() -> Result<PathBuf, String> {
-    let xdg = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let base = match xdg {
-        Some(p) => p,
-        None => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache"))
-            .ok_or("neither XDG_CACHE_HOME nor HOME is set: no place for the QEMU-LVZ cache")?,
-    };
-    Ok(base.join("septum"))
-}
-
 /// The cache directory of one source, from a hex digest.
 pub fn cache_dir(key: &str) -> Result<PathBuf, String> {
-    Ok(cache_root()?.join("qemu-lvz").join(key))
+    Ok(crate::cache::root()?.join("qemu-lvz").join(key))
 }
 
 /// The emulator binary, built on first use. Memoised: a suite asks many times.
@@ -160,7 +147,7 @@ fn locate_or_build() -> Result<PathBuf, String> {
         }
         let key = format!(
             "src-{}",
-            &sha256_of_bytes(src.as_os_str().as_encoded_bytes())?[..16]
+            &sha256_bytes(src.as_os_str().as_encoded_bytes())?[..16]
         );
         let dir = cache_dir(&key)?;
         // A tree may change: always let ninja bring the build up to date (a no-op when it is).
@@ -177,7 +164,7 @@ fn locate_or_build() -> Result<PathBuf, String> {
     if !tarball.is_file() {
         return Err(missing(&tarball));
     }
-    let digest = sha256_of_file(&tarball)?;
+    let digest = sha256_file(&tarball)?;
     let dir = cache_dir(&digest[..16])?;
     let bin = dir.join("bin").join(BINARY);
     if bin.is_file() {
@@ -185,30 +172,6 @@ fn locate_or_build() -> Result<PathBuf, String> {
     }
     unpack(&tarball, &dir)?;
     build(&dir, None, false)
-}
-
-fn sha256_of_file(file: &Path) -> Result<String, String> {
-    let out = Command::new("sha256sum")
-        .arg(file)
-        .output()
-        .map_err(|e| format!("cannot run sha256sum: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("sha256sum {} failed", file.display()));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let digest = text.split_whitespace().next().unwrap_or("");
-    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("sha256sum printed {text:?}"));
-    }
-    Ok(digest.to_owned())
-}
-
-fn sha256_of_bytes(bytes: &[u8]) -> Result<String, String> {
-    let tmp = std::env::temp_dir().join(format!("septum-key-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    let d = sha256_of_file(&tmp);
-    let _ = std::fs::remove_file(&tmp);
-    d
 }
 
 /// The source tree inside `dir/src`: the one directory there with a `configure` script.
@@ -246,58 +209,13 @@ fn unpack(tarball: &Path, dir: &Path) -> Result<(), String> {
     std::fs::write(&done, b"").map_err(io)
 }
 
-/// Holds `dir/.lock` while building, so two runs on one machine do not build into each other.
-struct Lock(PathBuf);
-
-impl Lock {
-    fn take(dir: &Path) -> Result<Self, String> {
-        let path = dir.join(".lock");
-        let start = Instant::now();
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(_) => return Ok(Self(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A build takes minutes; a lock older than two hours was left by a dead run.
-                    let stale = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(7200));
-                    if stale {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    if start.elapsed().as_secs().is_multiple_of(60) {
-                        eprintln!(
-                            "xtask: waiting for another run's QEMU-LVZ build ({})",
-                            path.display()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                Err(e) => return Err(format!("{}: {e}", path.display())),
-            }
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Configures (once) and builds the emulator in `dir/build` from `src` (else the unpacked
 /// tarball), logging to `dir/build.log`. With `in_place`, the binary is used from the build
 /// directory; otherwise it is copied to `dir/bin`, which marks the cache entry complete.
 fn build(dir: &Path, src: Option<&Path>, in_place: bool) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(io)?;
-    let _lock = Lock::take(dir)?;
+    let _lock = Lock::take(dir, "QEMU-LVZ")?;
     let bin = dir.join("bin").join(BINARY);
     if !in_place && bin.is_file() {
         return Ok(bin);
@@ -347,33 +265,6 @@ fn build(dir: &Path, src: Option<&Path>, in_place: bool) -> Result<PathBuf, Stri
     std::fs::copy(&built, &tmp).map_err(io)?;
     std::fs::rename(&tmp, &bin).map_err(io)?;
     Ok(bin)
-}
-
-/// Runs `cmd` with its output appended to `log`; on failure the error shows the log's tail.
-fn logged(cmd: &mut Command, log: &Path) -> Result<(), String> {
-    eprintln!("+ {}", process::show(cmd));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = file.try_clone().map_err(|e| e.to_string())?;
-    let status = cmd
-        .stdout(file)
-        .stderr(err)
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", process::show(cmd)))?;
-    if status.success() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(30)..].join("\n  | ");
-    Err(format!(
-        "`{}` failed with {status}; last lines of {}:\n  | {tail}",
-        process::show(cmd),
-        log.display()
-    ))
 }
 
 #[cfg(test)]
