@@ -85,6 +85,17 @@ fn emulator_boards_run_test_guests() {
     assert_eq!(boards::qemu_x86_64::BOARD.partitions[0].name, "manager");
 }
 
+/// Every blob of `l` ends inside partition `p`'s memory.
+fn blobs_lie_in_its_memory(p: &board_config::Partition, l: &board_config::LinuxBoot) {
+    for x in l.blobs {
+        assert!(
+            p.translate(x.gpa + x.bytes.len() as u64 - 1).is_some(),
+            "blob at {:#x}",
+            x.gpa
+        );
+    }
+}
+
 #[test]
 fn a_linux_boot_is_generated_as_blobs_the_image_copies() {
     let b = &boards::linux::BOARD;
@@ -103,16 +114,7 @@ fn a_linux_boot_is_generated_as_blobs_the_image_copies() {
     let cmdline = u32::from_le_bytes(zp.bytes[0x228..0x22c].try_into().unwrap()) as u64;
     let cl = l.blobs.iter().find(|x| x.gpa == cmdline).unwrap();
     assert_eq!(cl.bytes, b"console=ttyS0 panic=-1\0");
-    // Every blob lies in the partition's memory.
-    for x in l.blobs {
-        assert!(
-            b.partitions[1]
-                .translate(x.gpa + x.bytes.len() as u64 - 1)
-                .is_some(),
-            "blob at {:#x}",
-            x.gpa
-        );
-    }
+    blobs_lie_in_its_memory(&b.partitions[1], &l);
 }
 
 #[test]
@@ -133,13 +135,5 @@ fn a_loongarch_linux_boot_is_generated_as_blobs_and_entry_registers() {
     // The system table starts with its signature, "IBI SYST".
     let st = l.blobs.iter().find(|x| x.gpa == l.args[2]).unwrap();
     assert_eq!(&st.bytes[..8], b"IBI SYST");
-    for x in l.blobs {
-        assert!(
-            b.partitions[1]
-                .translate(x.gpa + x.bytes.len() as u64 - 1)
-                .is_some(),
-            "blob at {:#x}",
-            x.gpa
-        );
-    }
+    blobs_lie_in_its_memory(&b.partitions[1], &l);
 }
