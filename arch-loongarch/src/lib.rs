@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod cpucfg;
 pub mod csr;
 pub mod decode;
+pub mod device_irq;
 pub mod estat;
 #[cfg(target_arch = "loongarch64")]
 pub mod instr;

@@ -1,5 +1,5 @@
-//! Fuzz target: one partition's Loongson PCH-PIC view (`vcpu::irqchip::pch_pic`) and the EIOINTC
-//! route the hypervisor derives from it (`arch_loongarch::lvz::irq::route`), for a partition of
+//! Fuzz target: one partition's Loongson PCH-PIC view (`vcpu::irqchip::pch_pic`) and the physical
+//! programming the hypervisor derives from it (`arch_loongarch::device_irq`), for a partition of
 //! 1-8 vCPUs on any 1-8 physical CPUs owning any subset of a 1-64 line chip, driven by any
 //! sequence of accesses of any width at any offset of the window. Routing decisions are acted on
 //! as the platform does (`route_by_chip`: the physical line follows the reported route).
@@ -10,14 +10,16 @@
 //!   a refusal gives a true reason;
 //! * what the physical line was last told (deliver to vCPU k with vector, trigger, polarity, or
 //!   masked) is what the view's route says: a masked line delivers nothing, a foreign line is
-//!   never programmed, and the EIOINTC route of an accepted line names only the CPU running the
-//!   target vCPU;
+//!   never programmed, and the physical chips (a register model under the real driver) have an
+//!   accepted line unmasked only when it delivers, its EIOINTC route naming only the CPU running
+//!   the target vCPU, and masked when that CPU cannot be named;
 //! * registers read back consistently with the routes: owned bits and bytes as written (a refused
 //!   route byte keeps its value), foreign lines masked and unrouted, INT_ID constant.
 #![no_main]
 
-use arch_loongarch::lvz::irq::{self, RouteError};
+use arch_loongarch::device_irq::{DeviceIrqHw, DeviceLines, RouteError, Target, ROUTABLE_CORES};
 use libfuzzer_sys::fuzz_target;
+use std::collections::BTreeMap;
 use vcpu::irqchip::pch_pic::{
     PchPic, CLEAR, EDGE, HTMSI_EN, HTMSI_VECTOR, ID, INT_ID, MASK, POL, ROUTE, VERSION,
 };
@@ -103,26 +105,80 @@ fn check(p: &PchPic, lines: u32, own: &Ownership, hw: &[Hw]) {
     }
 }
 
-/// The EIOINTC route of an accepted line: only ever to the CPU that runs the target vCPU.
-fn check_eiointc(owned: &[u32], cpus: &[u32], r: &Route) {
+/// The physical chips as registers: IOCSR words, PCH-PIC words and bytes.
+#[derive(Default)]
+struct Chips {
+    iocsr: BTreeMap<u64, u64>,
+    pic32: BTreeMap<u64, u32>,
+    pic8: BTreeMap<u64, u8>,
+}
+
+impl DeviceIrqHw for Chips {
+    fn iocsr_read64(&mut self, addr: u64) -> u64 {
+        self.iocsr.get(&addr).copied().unwrap_or(0)
+    }
+    fn iocsr_write64(&mut self, addr: u64, value: u64) {
+        self.iocsr.insert(addr, value);
+    }
+    fn pic_write32(&mut self, offset: u64, value: u32) {
+        self.pic32.insert(offset, value);
+    }
+    fn pic_write8(&mut self, offset: u64, value: u8) {
+        self.pic8.insert(offset, value);
+    }
+}
+
+impl Chips {
+    fn masked(&self, line: u32) -> bool {
+        let word = self.pic32.get(&(MASK + u64::from(line / 32) * 4)).copied();
+        word.unwrap_or(u32::MAX) & 1 << (line % 32) != 0
+    }
+
+    fn eiointc_route(&self, vector: u32) -> u8 {
+        let word = self
+            .iocsr
+            .get(&(0x1c00 + u64::from(vector & !7)))
+            .copied()
+            .unwrap_or(0);
+        (word >> ((vector & 7) * 8)) as u8
+    }
+}
+
+/// An accepted route, acted on as the platform does (`route_device_line`), and what the chips
+/// then hold: unmasked only when it delivers, and then only to the CPU running the target vCPU;
+/// a CPU the EIOINTC cannot name leaves the line masked.
+fn program(d: &mut DeviceLines, chips: &mut Chips, cpus: &[u32], r: &Route) {
     let cpu = cpus[r.vcpu as usize];
-    match irq::route(owned, cpus, r.line, cpu) {
-        Ok(byte) => {
-            assert!(cpu < 4);
+    let target = (!r.masked).then_some(Target {
+        core: cpu,
+        level: r.level,
+        active_low: r.active_low,
+    });
+    let result = d.route(chips, r.line, target);
+    match (target, result) {
+        (None, Ok(())) => assert!(chips.masked(r.line), "line {} masked in the view", r.line),
+        (Some(_), Ok(())) => {
+            assert!(cpu < ROUTABLE_CORES);
+            assert!(!chips.masked(r.line), "line {} routed but masked", r.line);
             assert_eq!(
-                byte,
+                chips.pic8[&(HTMSI_VECTOR + u64::from(r.line))],
+                r.line as u8
+            );
+            assert_eq!(
+                chips.eiointc_route(r.line),
                 1 << cpu,
                 "EIOINTC route of line {} to CPU {cpu}",
                 r.line
             );
         }
-        Err(e) => assert_eq!((e, cpu >= 4), (RouteError::CpuUnroutable, true)),
-    }
-    if let Some(other) = (0..8).find(|c| !cpus.contains(c)) {
-        assert_eq!(
-            irq::route(owned, cpus, r.line, other),
-            Err(RouteError::CpuOutside)
-        );
+        (Some(_), Err(e)) => {
+            assert_eq!(
+                (e, cpu >= ROUTABLE_CORES),
+                (RouteError::CoreUnroutable, true)
+            );
+            assert!(chips.masked(r.line), "unroutable line {} unmasked", r.line);
+        }
+        (None, Err(e)) => panic!("masking line {} failed: {e:?}", r.line),
     }
 }
 
@@ -140,12 +196,9 @@ fuzz_target!(|data: &[u8]| {
         lines: &owned,
         vcpus,
     };
-    for l in (0..64).filter(|l| !own.owns(*l)).take(1) {
-        assert_eq!(
-            irq::route(&owned, &cpus, l, cpus[0]),
-            Err(RouteError::NotOwned)
-        );
-    }
+    let mut chips = Chips::default();
+    let mut driver = DeviceLines::new(lines);
+    driver.init(&mut chips);
     let mut p = PchPic::new(lines);
     let mut hw: Vec<Hw> = vec![None; lines as usize];
     for op in data[11..].chunks_exact(11) {
@@ -231,7 +284,7 @@ fuzz_target!(|data: &[u8]| {
                         p.route(r.line, &own),
                         "reported route is not the view's"
                     );
-                    check_eiointc(&owned, &cpus, &r);
+                    program(&mut driver, &mut chips, &cpus, &r);
                     hw[r.line as usize] = delivers(Some(r));
                 }
                 RouteEvent::Refused { line, why } => {
@@ -271,5 +324,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         check(&p, lines, &own, &hw);
+        for line in (0..lines).filter(|&l| !own.owns(l)) {
+            assert!(
+                chips.masked(line),
+                "foreign line {line} unmasked on the chip"
+            );
+        }
     }
 });

@@ -70,7 +70,7 @@ fn gspr(r: &ExitRegs) -> VmExit {
     }
 }
 
-/// Decodes one exit; `owned(gpa)` says whether the partition's memory holds `gpa`.
+/// Decodes one exit; `owned(gpa)` says whether the partition's stage-2 table maps `gpa`.
 pub fn decode_exit(r: &ExitRegs, owned: &dyn Fn(u64) -> bool) -> VmExit {
     let estat = Estat(r.estat);
     match estat.ecode() {

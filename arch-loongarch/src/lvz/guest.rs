@@ -56,7 +56,8 @@ pub trait LvzWorld: LvzHw {
     /// Acknowledges the host interrupts pending in `is` (ESTAT.IS) and returns the vector to
     /// report (12 for an IPI, 11 for the timer, else `is`).
     fn acknowledge(&mut self, is: u32) -> u32;
-    /// Whether the partition's memory holds `gpa` (otherwise a fault there is a device access).
+    /// Whether the partition's stage-2 table maps `gpa` (its memory or one of its device
+    /// windows): a fault there is the table's to fix, otherwise it is an emulated device access.
     fn owned(&self, gpa: u64) -> bool;
     /// Makes the guest exit within `ns` nanoseconds from now (the root timer), or withdraws the
     /// request (`None`); see [`super::recheck`].
@@ -77,8 +78,6 @@ pub struct VcpuConfig {
     pub args: [u64; 5],
     /// The vCPU's number in its partition (guest CPUID and TID).
     pub index: u64,
-    /// HWI0-7 lines the partition owns, passed straight through (GINTC.PIP).
-    pub pass_through: u8,
     /// Offset added to the counter the guest reads (GCNTC).
     pub counter_offset: u64,
 }
@@ -239,7 +238,6 @@ impl<W: LvzWorld> LvzVcpu<W> {
             gid: self.config.gid,
             root: self.config.root,
             era: self.pc,
-            pass_through: self.config.pass_through,
             injected: self.hwi_lines,
             counter_offset: self.config.counter_offset,
         };

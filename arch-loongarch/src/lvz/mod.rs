@@ -1,7 +1,7 @@
 //! The LVZ backend's logic (Loongson virtualization extension, 3A5000): GID allocation, the
 //! per-CPU enable sequence and GCFG trap policy, guest CSR initialisation and save/restore,
 //! guest entry programming (PGDL = the partition's GPA table, GTLBC.TGID = GID, GSTAT.GID and
-//! PVM, GINTC pass-through and injection, GCNTC), exit decoding into `vcpu::VmExit`, and INVTLB by
+//! PVM, GINTC injection, GCNTC), exit decoding into `vcpu::VmExit`, and INVTLB by
 //! GID as the stage-2 flush. Every CSR and TLB instruction goes through [`LvzHw`], so all of it
 //! is tested on the host against a CSR model (`tests.rs`); [`real::RealLvz`] is the one
 //! implementation that executes `csrrd`/`csrwr`/`gcsrrd`/`gcsrwr`/`invtlb`.
@@ -16,7 +16,6 @@ mod exit;
 mod guest;
 #[cfg(test)]
 mod guest_tests;
-pub mod irq;
 #[cfg(test)]
 mod model;
 #[cfg(target_arch = "loongarch64")]
@@ -211,8 +210,6 @@ pub struct Entry {
     pub root: u64,
     /// Guest PC.
     pub era: u64,
-    /// Hardware interrupt lines (HWI0-7) the partition owns, passed straight through (GINTC.PIP).
-    pub pass_through: u8,
     /// Virtual hardware interrupt lines (HWI0-7) raised for the guest (GINTC.HWIS).
     pub injected: u8,
     /// Offset added to the stable counter the guest reads (GCNTC).
@@ -220,9 +217,10 @@ pub struct Entry {
 }
 
 /// Programs the root CSRs for entering a guest with `ertn`: PGDL, GTLBC.TGID, GSTAT.GID and PVM,
-/// GINTC (pass-through lines and the injected virtual lines, written whole every entry: QEMU-LVZ
-/// reads HWIS back as 0 and copies each write's HWIS into the guest's ESTAT, so a
-/// read-modify-write would drop raised lines there), GCNTC, ERA, and PRMD with interrupts on so
+/// GINTC (the injected virtual lines, written whole every entry: QEMU-LVZ reads HWIS back as 0
+/// and copies each write's HWIS into the guest's ESTAT, so a read-modify-write would drop raised
+/// lines there; no pin passed through, PIP = 0, since every device interrupt is the
+/// hypervisor's to take, `crate::device_irq`), GCNTC, ERA, and PRMD with interrupts on so
 /// host interrupts exit the guest.
 pub fn program_entry<H: LvzHw>(hw: &mut H, e: &Entry) {
     hw.csr_write(csr::PGDL, e.root);
@@ -232,10 +230,7 @@ pub fn program_entry<H: LvzHw>(hw: &mut H, e: &Entry) {
         gtlbc | gtlbc::USETGID | e.gid << gtlbc::TGID_SHIFT,
     );
     let gintc = hw.csr_read(csr::GINTC) & !0xffff;
-    hw.csr_write(
-        csr::GINTC,
-        gintc | u64::from(e.pass_through) << 8 | u64::from(e.injected),
-    );
+    hw.csr_write(csr::GINTC, gintc | u64::from(e.injected));
     hw.csr_write(csr::GCNTC, e.counter_offset);
     hw.csr_write(csr::ERA, e.era);
     hw.csr_write(csr::PRMD, 1 << 2);

@@ -43,17 +43,17 @@ fn enable_sets_policy_by_capability_and_flushes_guests() {
 }
 
 #[test]
-fn entry_programs_table_gid_and_pass_through_and_ends_with_pvm() {
+fn entry_programs_table_gid_and_injected_lines_and_ends_with_pvm() {
     let mut m = Model::new();
-    // Lines left in HWIS are replaced by the vCPU's own (the CPU may have run another guest);
+    // Lines left in HWIS are replaced by the vCPU's own (the CPU may have run another guest), and
+    // no CPU pin is passed through (PIP, bits 15:8: device interrupts are the root's, `device_irq`);
     // the clear bits (HWIC) are kept.
-    m.root[csr::GINTC as usize] = 0x1_0005;
+    m.root[csr::GINTC as usize] = 0x1_0205;
     m.root[csr::GSTAT as usize] = 8 << gstat::GIDBITS_SHIFT;
     let e = Entry {
         gid: 3,
         root: 0x22_4000,
         era: 0x20_0000,
-        pass_through: 0x02,
         injected: 0x04,
         counter_offset: 7,
     };
@@ -63,7 +63,7 @@ fn entry_programs_table_gid_and_pass_through_and_ends_with_pvm() {
         m.root[csr::GTLBC as usize],
         gtlbc::USETGID | 3 << gtlbc::TGID_SHIFT
     );
-    assert_eq!(m.root[csr::GINTC as usize], 0x1_0204);
+    assert_eq!(m.root[csr::GINTC as usize], 0x1_0004);
     assert_eq!(m.root[csr::GCNTC as usize], 7);
     assert_eq!(m.root[csr::ERA as usize], 0x20_0000);
     assert_eq!(m.root[csr::PRMD as usize], 1 << 2);

@@ -16,6 +16,8 @@ pub mod devirq;
 #[cfg_attr(target_arch = "loongarch64", path = "rt/loongarch64.rs")]
 #[cfg_attr(target_arch = "x86_64", path = "rt/x86_64.rs")]
 pub mod rt;
+#[cfg(target_arch = "loongarch64")]
+pub mod rtc_irq;
 pub mod smp;
 #[cfg(target_arch = "x86_64")]
 pub mod x2apic;

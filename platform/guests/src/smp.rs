@@ -24,6 +24,10 @@ static HANDLER: AtomicUsize = AtomicUsize::new(0);
 /// Upcall numbers (`vcpu::upcall`).
 pub const IRQ_TIMER: u64 = 0;
 pub const IRQ_IPI: u64 = 1;
+/// LoongArch under LVZ: an EIOINTC vector (the detail) arrived on HWI1.
+pub const IRQ_VECTOR: u64 = 2;
+/// Device line n's upcall is `IRQ_DEVICE + n`.
+pub const IRQ_DEVICE: u64 = 16;
 
 fn stack_top(stacks: *mut Stacks, index: u64) -> u64 {
     // Only the address is taken; each vCPU uses its own slot.
@@ -155,7 +159,9 @@ pub fn hardware_interrupts() -> bool {
 /// with ESTAT. A timer tick is acknowledged (TICLR) and reported as [`IRQ_TIMER`]; the IPI line
 /// is served like a kernel serves it: read IPI_STATUS, write the bits back to IPI_CLEAR (the
 /// line drops), and report each bit as [`IRQ_IPI`] with the bit number, which the sender sets
-/// to its own vCPU index, as the detail. Any exception is fatal for a test guest.
+/// to its own vCPU index, as the detail. HWI1 is the EIOINTC view's line: its ISR is read and
+/// written back (the line drops), and each pending vector (0-31) is reported as [`IRQ_VECTOR`].
+/// Any exception is fatal for a test guest.
 #[cfg(target_arch = "loongarch64")]
 pub extern "C" fn on_exception(estat: u64) {
     let f = HANDLER.load(Ordering::SeqCst);
@@ -182,6 +188,15 @@ pub extern "C" fn on_exception(estat: u64) {
         for bit in 0..32 {
             if status & 1 << bit != 0 {
                 handler(IRQ_IPI, bit);
+            }
+        }
+    }
+    if estat & rt::LINE_DEVICE != 0 {
+        let pending = rt::iocsr_read32(EIOINTC_ISR);
+        rt::iocsr_write32(EIOINTC_ISR, pending);
+        for bit in 0..32 {
+            if pending & 1 << bit != 0 {
+                handler(IRQ_VECTOR, bit);
             }
         }
     }
@@ -215,6 +230,9 @@ const IPI_STATUS: u64 = 0x1000;
 const IPI_ENABLE: u64 = 0x1004;
 #[cfg(target_arch = "loongarch64")]
 const IPI_CLEAR: u64 = 0x100c;
+/// The EIOINTC view's ISR of the reading vCPU (vectors 0-31).
+#[cfg(target_arch = "loongarch64")]
+const EIOINTC_ISR: u64 = 0x1800;
 
 /// Registers `handler` as this vCPU's interrupt handler: an upcall handler on this vCPU's upcall
 /// stack, or under LVZ the guest's own exception vector with the IPI block enabled.

@@ -24,8 +24,7 @@
 //!
 //! Issue 9 (multi-vCPU partitions, virtual timers and IPIs, flush shootdown) and the device
 //! interrupts added the rest. No method has a default: a backend says what it does for each,
-//! even where that is nothing (LoongArch's physical PCH-PIC / EIOINTC
-//! delivery to partitions is not written, so there a device line reaches no guest).
+//! even where that is nothing.
 //! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown. The target needs no
 //!   interrupt handler of its own: the IPI makes its guest exit, and the arch-neutral exit
 //!   handler services the posted flush (`remote::service`) before anything else.
@@ -40,9 +39,10 @@
 //!   halted vCPU's next event.
 //! * [`PartitionArch::route_device_line`]: program the physical interrupt controller's entry of
 //!   a device line, from what the partition's view of it accepted (`device_irq`): delivered to
-//!   the CPU that runs the chosen vCPU, or masked (x86: the I/O APIC, `ioapic.rs`).
-//! * [`PartitionArch::device_line`]: the device line behind an `ExternalInterrupt`'s vector, so
-//!   the layer can raise it on the vCPU it was routed to.
+//!   the CPU that runs the chosen vCPU, or masked (x86: the I/O APIC, `ioapic.rs`; LoongArch:
+//!   PCH-PIC and EIOINTC, `device_irq.rs`).
+//! * [`PartitionArch::device_lines`]: the device lines behind an `ExternalInterrupt`'s vector,
+//!   so the layer can raise them on the vCPUs they were routed to.
 //!
 //! And, on the vCPU side (`vcpu::ArchVcpu`, also defaulted): `deliver_upcall` and
 //! `return_from_upcall`, the context switch into and out of a guest's virtual-interrupt handler
@@ -174,9 +174,10 @@ pub trait PartitionArch {
     /// line's own host vector to `to`, or masked (`None`). Called at boot for every line
     /// (masked), and whenever a partition's accepted route of one of its lines changes.
     fn route_device_line(line: u32, to: Option<DeviceRoute>);
-    /// The device line whose host vector is `vector` (as an `ExternalInterrupt` reports it), if
-    /// it is one.
-    fn device_line(vector: u32) -> Option<u32>;
+    /// The device lines behind an `ExternalInterrupt`'s `vector` (bit n: line n), acknowledged
+    /// on the controller: x86's vector names one line; LoongArch's EIOINTC pin may stand for
+    /// several, read from the calling CPU's EIOINTC.
+    fn device_lines(vector: u32) -> u64;
     /// The guest ended its interrupt of level-triggered line `line` (its EOI of the vector the
     /// line was routed as): the line, held masked since its interrupt was taken, may fire again.
     /// Only x86 guests end interrupts by an EOI the hypervisor sees (their x2APIC's).

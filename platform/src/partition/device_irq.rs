@@ -7,6 +7,10 @@
 //! * through the `IRQ_ROUTE` hypercall (`vintr`): the line then arrives as a
 //!   `VirtualIrq::Device(line)` upcall.
 //!
+//! On LoongArch the controller view is a PCH-PIC, and a line routed through it arrives the way a
+//! 3A5000 delivers it: the view sends the line's vector to the partition's EIOINTC view, which
+//! raises the hardware line of the vCPU the guest routed the vector to (`eiointc`).
+//!
 //! Either way the physical controller's entry of the line is programmed through
 //! [`PartitionArch::route_device_line`] to deliver to the CPU that runs the target vCPU, so the
 //! interrupt makes that vCPU's guest exit and nothing else: the exit handler there
@@ -17,8 +21,10 @@
 //!
 //! Level-triggered lines (routed through the view): the backend masks the line when its interrupt
 //! is taken, before ending it, since the device keeps asserting it until the guest's driver
-//! clears the cause; the guest's EOI of the line's vector in its virtual APIC (`lapic`) unmasks
-//! it again ([`guest_eoi`], [`PartitionArch::end_device_line`]). The `IRQ_ROUTE` hypercall has no
+//! clears the cause. On x86 the guest's EOI of the line's vector in its virtual APIC (`lapic`)
+//! unmasks it again ([`guest_eoi`], `PartitionArch::end_device_line`); on LoongArch the guest's
+//! unmask of the line in its PCH-PIC view does (the end of Linux's mask-handle-unmask flow, a new
+//! accepted route), and a line still asserted then interrupts again, as on the chip. The `IRQ_ROUTE` hypercall has no
 //! trigger mode to give: it asks for edge, active high (the ISA default).
 //!
 //! A run's end masks the partition's lines again and resets its controller view, as a reset
@@ -94,12 +100,16 @@ pub fn route_by_chip(p: &Partition, r: Route) {
     Current::route_device_line(r.line, to);
 }
 
-/// An `ExternalInterrupt` with `vector` on CPU `cpu`, which runs a vCPU of `p`: if the vector is
-/// one of `p`'s device lines, raises the line on the vCPU it is routed to.
+/// An `ExternalInterrupt` with `vector` on CPU `cpu`, which runs a vCPU of `p`: each of `p`'s
+/// device lines behind the vector is raised on the vCPU it is routed to.
 pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
-    let Some(line) = Current::device_line(vector) else {
-        return;
-    };
+    let lines = Current::device_lines(vector);
+    for line in (0..64).filter(|l| lines & 1 << l != 0) {
+        deliver_line(p, cpu, line);
+    }
+}
+
+fn deliver_line(p: &Partition, cpu: usize, line: u32) {
     let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
         // Only the owner programs a line, to its own CPUs; an interrupt of a line masked since
         // (another partition's last run on this CPU) has no one to go to.
@@ -109,14 +119,23 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
     let Some(slot) = p.vcpus.get(index as usize) else {
         return;
     };
-    let now = Current::now();
     match Via::load(&p.irq_via[pos]) {
         Via::Nothing => return,
-        Via::Hypercall => slot.raise_device(line, now),
+        Via::Hypercall => slot.raise_device(line, Current::now()),
         Via::Controller => match irqchip::accepted_route(p, line) {
             // Masked (or re-routed) while the interrupt was on its way: dropped, as a masked
             // entry of a real controller would not have sent it.
-            Some(r) if !r.masked && r.vcpu == index => slot.raise_device_vector(r.vector, now),
+            #[cfg(target_arch = "x86_64")]
+            Some(r) if !r.masked && r.vcpu == index => {
+                slot.raise_device_vector(r.vector, Current::now())
+            }
+            // The line goes through the partition's PCH-PIC and EIOINTC views, which pick the
+            // vCPU and kick its CPU themselves.
+            #[cfg(target_arch = "loongarch64")]
+            Some(r) if !r.masked && r.vcpu == index => {
+                p.pulse_device_line(line, cpu);
+                return;
+            }
             _ => return,
         },
     }
@@ -166,6 +185,8 @@ pub fn end_run(p: &Partition) {
         Current::route_device_line(line, None);
         p.irq_via[pos].store(Via::Nothing as u8, Ordering::SeqCst);
         p.irq_routes[pos].store(0, Ordering::SeqCst);
+        #[cfg(target_arch = "loongarch64")]
+        p.irq_said[pos].store(0, Ordering::Relaxed);
     }
     *p.irqchip.lock() = Chip::new();
     #[cfg(target_arch = "loongarch64")]

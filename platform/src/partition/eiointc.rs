@@ -4,8 +4,9 @@
 //! partition's EIOINTC (`vcpu::irqchip::eiointc`, reached through IOCSR exits) makes it pending
 //! on the vCPU the guest routed it to, and that vCPU's hardware line stays raised
 //! ([`Partition::eiointc_lines`], the exit handler's line word) until the guest acknowledges the
-//! vector in its ISR. Only a Linux partition is given the EIOINTC view; the test guests keep the
-//! IOCSR space outside their IPI block refused.
+//! vector in its ISR. The partition's physical device lines take the same path from the view on
+//! (`device_irq`). A Linux partition and any partition owning device lines get the EIOINTC view;
+//! the other test guests keep the IOCSR space outside their IPI block refused.
 
 use super::irqchip::{self, Chip};
 use super::{remote, Partition};
@@ -22,6 +23,16 @@ impl Partition {
             Chip::IoApic(_) => Vec::new(),
         };
         self.send_vectors(&sends, cpu);
+    }
+
+    /// A physical device line of the partition routed through its PCH-PIC view fired, on CPU
+    /// `cpu`: one rise of the line in the view. The hypervisor keeps a level-triggered line
+    /// masked from its interrupt until the guest unmasks it in the view again, so each rise is
+    /// one interrupt taken; a rise the view drops (the guest had masked the line meanwhile)
+    /// comes again when the guest unmasks a line still asserted.
+    pub fn pulse_device_line(&self, line: u32, cpu: usize) {
+        self.drive_virtual_line(line, true, cpu);
+        self.drive_virtual_line(line, false, cpu);
     }
 
     /// Vectors the PCH-PIC view sent arrive at the EIOINTC; a vCPU they become pending on that

@@ -241,11 +241,19 @@ impl Handler {
         }
     }
 
-    /// LoongArch: the hardware lines a Linux partition's EIOINTC raises on this vCPU (ESTAT.IS
-    /// layout: HWIn is bit n + 2). Test guests have no EIOINTC view: they get no line.
+    /// LoongArch: whether the partition has an EIOINTC view: a Linux partition, and any partition
+    /// owning device lines (they arrive through it). The other test guests have none: IOCSR
+    /// outside their IPI block stays refused to them.
+    #[cfg(target_arch = "loongarch64")]
+    fn has_eiointc(&self) -> bool {
+        self.absent_devices() || !self.partition.config.irqs.is_empty()
+    }
+
+    /// LoongArch: the hardware lines the partition's EIOINTC view raises on this vCPU (ESTAT.IS
+    /// layout: HWIn is bit n + 2); none without the view.
     #[cfg(target_arch = "loongarch64")]
     fn device_lines(&self) -> u32 {
-        if self.absent_devices() {
+        if self.has_eiointc() {
             u32::from(self.partition.eiointc_lines(self.index)) << 2
         } else {
             0
@@ -258,21 +266,21 @@ impl Handler {
         0
     }
 
-    /// LoongArch: a Linux partition's IOCSR read of its EIOINTC view.
+    /// LoongArch: an IOCSR read of the partition's EIOINTC view.
     #[cfg(target_arch = "loongarch64")]
     fn eiointc_read(&self, csr: u32) -> Option<u64> {
         let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-        if !self.absent_devices() {
+        if !self.has_eiointc() {
             return None;
         }
         self.partition.eiointc_read(self.index, addr, size)
     }
 
-    /// LoongArch: a Linux partition's IOCSR write to its EIOINTC view.
+    /// LoongArch: an IOCSR write to the partition's EIOINTC view.
     #[cfg(target_arch = "loongarch64")]
     fn eiointc_write(&self, csr: u32, value: u64) -> Option<()> {
         let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-        if !self.absent_devices() {
+        if !self.has_eiointc() {
             return None;
         }
         self.partition.eiointc_write(self.index, addr, size, value)

@@ -116,6 +116,9 @@ pub struct Partition {
     irq_routes: Vec<AtomicU32>,
     /// How each line was routed (`device_irq::Via`), same order.
     irq_via: Vec<AtomicU8>,
+    /// LoongArch: the route of each line last said on the console (`irqchip`), same order.
+    #[cfg(target_arch = "loongarch64")]
+    irq_said: Vec<AtomicU32>,
     /// Its view of the board's interrupt controller (`irqchip`), shared by its vCPUs.
     irqchip: Mutex<irqchip::Chip>,
     /// The lines it may route in that view: its own device lines, then the line its virtual
@@ -288,6 +291,8 @@ fn build(
         run_ended: AtomicBool::new(false),
         irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
         irq_via: config.irqs.iter().map(|_| AtomicU8::new(0)).collect(),
+        #[cfg(target_arch = "loongarch64")]
+        irq_said: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
         irqchip: Mutex::new(irqchip::Chip::new()),
         view_lines: view_lines(config),
         console: Mutex::new(devices::ConsoleUart::new()),

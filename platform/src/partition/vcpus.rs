@@ -381,7 +381,8 @@ impl VcpuSlot {
     }
 
     /// Requests `vector` for a device line whose interrupt the hypervisor saw at counter value
-    /// `at`.
+    /// `at` (x86: LoongArch's lines go through the partition's EIOINTC view).
+    #[cfg(target_arch = "x86_64")]
     pub fn raise_device_vector(&self, vector: u8, at: u64) {
         self.device_seen_at.store(at, Ordering::SeqCst);
         self.device_vectors.insert(vector);

@@ -7,7 +7,8 @@
 //! With two or more vCPUs, when the boot flags ask for it (bit 1), it first runs the multi-vCPU
 //! scenario: vCPU 0 starts vCPU 1, both tick
 //! their own timers `TICKS` times, and they exchange `IPIS` IPI round trips (vCPU 1 answers each
-//! IPI from its upcall handler). vCPU 1 then waits; in the manager's multi-vCPU dirty phase both
+//! IPI from its upcall handler); on LoongArch, when vCPU 1 was started the firmware way, a
+//! physical device interrupt follows (the RTC's line to vCPU 1, `rtc`). vCPU 1 then waits; in the manager's multi-vCPU dirty phase both
 //! vCPUs write their own pages over and over while the manager harvests (`CMD_DIRTY_SMP`).
 #![no_std]
 #![no_main]
@@ -95,8 +96,16 @@ fn age_phase() -> u64 {
     sum
 }
 
+#[cfg(target_arch = "loongarch64")]
+#[path = "worker/rtc.rs"]
+mod rtc;
+
 /// The upcall handler of every vCPU: count, and vCPU 1 answers each IPI.
 fn on_interrupt(irq: u64, detail: u64) {
+    #[cfg(target_arch = "loongarch64")]
+    if rtc::on_interrupt(irq, detail) {
+        return;
+    }
     let me = smp::vcpu_id() as usize % smp::MAX_VCPUS;
     match irq {
         IRQ_TIMER => {
@@ -231,6 +240,9 @@ fn smp_scenario(count: u64, startup_ipi: bool) -> bool {
          counter ticks (emulator clock: a proxy)",
         if ipis_ok { "ok" } else { "MISMATCH" }
     );
+    // LoongArch, mailbox start: then a physical device interrupt to vCPU 1.
+    #[cfg(target_arch = "loongarch64")]
+    let ipis_ok = ipis_ok && (!startup_ipi || rtc::scenario());
     ticked && ipis_ok
 }
 

@@ -25,8 +25,8 @@ pub const WORKLOAD_BIT: u64 = (32 + 2) << 8;
 pub const OTHER_PARTITION: u64 = 0x600_0000;
 /// Outside every test partition's memory, inside the manager's and worker's shared window.
 pub const OUTSIDE: u64 = 0x400_0000;
-/// A device no partition owns: the LS7A RTC (`board-configs/qemu-virt-la64.toml` gives it to
-/// nobody; the hypervisor's console is UART0 at 0x1fe0_01e0).
+/// A device the hostile guest does not own: the LS7A RTC (`board-configs/qemu-virt-la64.toml`
+/// gives it to the worker; the hypervisor's console is UART0 at 0x1fe0_01e0).
 pub const FOREIGN_DEVICE: u64 = 0x100d_0100;
 /// The interrupt controller every partition sees (a view of the board's PCH-PIC, `irqchip`).
 pub const IRQCHIP: u64 = 0x1000_0000;
@@ -145,9 +145,10 @@ mod gcsr {
     pub const TICLR: u32 = 0x44;
 }
 
-/// ESTAT.IS / ECFG.LIE bits of the timer and the IPI line.
+/// ESTAT.IS / ECFG.LIE bits of the timer, the IPI line and HWI1 (the EIOINTC view's line).
 pub const LINE_TIMER: u64 = 1 << 11;
 pub const LINE_IPI: u64 = 1 << 12;
+pub const LINE_DEVICE: u64 = 1 << 3;
 
 // The guest's exception vector (LVZ only): EENTRY points here, ECFG.VS = 0 sends every
 // exception and interrupt to it. It saves every register the Rust handler may change on the
@@ -205,8 +206,8 @@ global_asm!(
     handler = sym crate::smp::on_exception,
 );
 
-/// LVZ: points the guest's exception vector at [`septum_guest_exception`], unmasks the timer
-/// and IPI lines (ECFG.LIE) and turns interrupts on (CRMD.IE).
+/// LVZ: points the guest's exception vector at [`septum_guest_exception`], unmasks the timer,
+/// IPI and device lines (ECFG.LIE) and turns interrupts on (CRMD.IE).
 pub fn interrupts_on() {
     extern "C" {
         fn septum_guest_exception();
@@ -215,7 +216,7 @@ pub fn interrupts_on() {
     // SAFETY: under LVZ these are the guest's own CSRs; the vector is ready before IE is set.
     unsafe {
         asm!("csrwr {0}, {1}", inout(reg) entry => _, const gcsr::EENTRY, options(nostack));
-        asm!("csrwr {0}, {1}", inout(reg) LINE_TIMER | LINE_IPI => _, const gcsr::ECFG,
+        asm!("csrwr {0}, {1}", inout(reg) LINE_TIMER | LINE_IPI | LINE_DEVICE => _, const gcsr::ECFG,
             options(nostack));
         // The mask is pinned to $t0: rj = 0 or 1 would make the word a csrrd or a csrwr.
         asm!("csrxchg $t1, $t0, 0x0", inout("$t1") 4u64 => _, in("$t0") 4u64, options(nostack));

@@ -63,8 +63,10 @@ impl DeprivilegedVcpu {
         }
     }
 
+    /// Mapped in the partition's stage-2 table: its memory, or a device window of its own (whose
+    /// first write takes a fault too, the table keeping the dirty bit for the fault to set).
     fn owned(&self, gpa: u64) -> bool {
-        self.partition.config.translate(gpa).is_some()
+        self.partition.table().translate(mmu::Gpa(gpa)).is_some()
     }
 
     /// A page-invalid load or store: guest memory (a tracking fault) or a device access.

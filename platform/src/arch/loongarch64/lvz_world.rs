@@ -188,8 +188,10 @@ impl LvzWorld for RealWorld {
         super::partition::acknowledge_interrupts(is)
     }
 
+    /// Mapped in the partition's stage-2 table: its memory, or a device window of its own (whose
+    /// first write takes a fault too, the table keeping the dirty bit for the fault to set).
     fn owned(&self, gpa: u64) -> bool {
-        self.partition.config.translate(gpa).is_some()
+        self.partition.table().translate(mmu::Gpa(gpa)).is_some()
     }
 
     fn recheck_after(&mut self, ns: Option<u64>) {

@@ -8,6 +8,7 @@
 //! and `fault=2` (a `break`) raise an exception on the boot CPU just before the secondaries start.
 
 mod deprivileged;
+mod device_irq;
 mod efi;
 mod entry;
 mod firmware;

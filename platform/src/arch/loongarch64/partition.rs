@@ -9,6 +9,7 @@
 //! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
 
 use super::deprivileged::DeprivilegedVcpu;
+use super::device_irq;
 use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
@@ -18,6 +19,7 @@ use crate::partition::{Partition, PartitionId, TableFrames};
 use alloc::format;
 use alloc::string::String;
 use arch_loongarch::cpucfg::{self, CpuCfg};
+use arch_loongarch::device_irq::{Target, HOST_PIN, HOST_PIN_IS};
 use arch_loongarch::lvz::real::RealLvz;
 use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
@@ -74,9 +76,10 @@ pub fn arm_recheck(deadline: Option<u64>) {
 
 /// The IPI vector kicks use (any vector raises ESTAT.IS bit 12).
 const KICK_VECTOR: u32 = 1;
-/// ECFG.LIE bits of the IPI and timer lines.
+/// ECFG.LIE bits of the IPI, timer and device (EIOINTC pin) lines.
 const LIE_IPI: u64 = 1 << 12;
 const LIE_TIMER: u64 = timer::LINE;
+const LIE_DEVICE: u64 = HOST_PIN_IS as u64;
 /// A range flush longer than this many pages drops the whole address space instead.
 const RANGE_PAGES_MAX: u64 = 64;
 
@@ -122,8 +125,9 @@ fn gid(id: PartitionId, bits: u32) -> u64 {
 }
 
 /// Acknowledges the host interrupts pending in `is` (ESTAT.IS) and returns the vector an exit
-/// reports: 12 for the IPI a kick sends, 11 for the timer, else the raw lines. Both backends'
-/// interrupt exits come here.
+/// reports: 12 for the IPI a kick sends, 11 for the timer, [`DEVICE_VECTOR`] for EIOINTC's pin
+/// (acknowledged when the exit handler takes its lines, `device_lines`), else the raw lines.
+/// Both backends' interrupt exits come here; one line per exit, the next exit takes the rest.
 pub fn acknowledge_interrupts(is: u32) -> u32 {
     if is & IS_IPI != 0 {
         let pending = iocsr::read32(iocsr::IPI_STATUS);
@@ -136,8 +140,14 @@ pub fn acknowledge_interrupts(is: u32) -> u32 {
         unsafe { csr::write::<{ csr::TICLR }>(1) };
         return 11;
     }
+    if is & HOST_PIN_IS != 0 {
+        return DEVICE_VECTOR;
+    }
     is
 }
+
+/// The vector an exit reports for EIOINTC's pin: its ESTAT.IS bit number.
+const DEVICE_VECTOR: u32 = HOST_PIN + 2;
 
 /// ESTAT.IS bits: timer and IPI.
 const IS_TIMER: u32 = 1 << 11;
@@ -225,8 +235,8 @@ impl PartitionArch for Current {
         });
         // SAFETY: the hypervisor runs only in the DMW windows, so the page-walk geometry, the
         // page-table roots and the TLB are the partitions' alone; nothing is translated through
-        // them until a guest runs. Unmasking the IPI line in ECFG has no effect while CRMD.IE is
-        // clear in the hypervisor; it lets a kick interrupt a guest. Pending IPIs (the wake-up)
+        // them until a guest runs. Unmasking the IPI and device lines in ECFG has no effect while
+        // CRMD.IE is clear in the hypervisor; it lets a kick or a device interrupt a guest. Pending IPIs (the wake-up)
         // are acknowledged so the first guest entry does not exit at once.
         unsafe {
             csr::write::<{ csr::PWCL }>(PWCL_16K);
@@ -235,7 +245,8 @@ impl PartitionArch for Current {
             csr::xchg::<{ csr::TLBREHI }>(PAGE_SHIFT_16K, 0x3f);
             csr::xchg::<{ csr::TLBIDX }>(PAGE_SHIFT_16K << 24, 0x3f << 24);
             csr::write::<{ csr::PGDH }>(high.root().as_u64());
-            csr::xchg::<{ csr::ECFG }>(LIE_IPI | LIE_TIMER, LIE_IPI | LIE_TIMER | 0x7_0000);
+            let lie = LIE_IPI | LIE_TIMER | LIE_DEVICE;
+            csr::xchg::<{ csr::ECFG }>(lie, lie | 0x7_0000);
             csr::write::<{ timer::TCFG }>(timer::OFF);
             csr::write::<{ csr::TICLR }>(1);
             iocsr::write32(iocsr::IPI_ENABLE, u32::MAX);
@@ -282,9 +293,6 @@ impl PartitionArch for Current {
                 args,
                 // The guest's CPUID CSR shows its index inside the partition.
                 index: u64::from(boot.vcpu),
-                // A partition that owns PCH-PIC lines sees the EIOINTC pin directly; the
-                // hypervisor routes only its lines to its CPUs (`lvz::irq`).
-                pass_through: lvz::irq::pass_through(!partition.config.irqs.is_empty()),
                 counter_offset: 0,
             },
         ))
@@ -331,13 +339,27 @@ impl PartitionArch for Current {
         [cpucfg::guest_word(leaf, cpucfg::read(leaf)), 0, 0, 0]
     }
 
-    /// Does nothing: delivering a physical PCH-PIC / EIOINTC line to a partition is not written
-    /// on LoongArch, so its lines reach no guest (the views still check and record routes).
-    fn route_device_line(_line: u32, _to: Option<DeviceRoute>) {}
+    /// The physical PCH-PIC line and its EIOINTC vector (`device_irq`): to the core of the CPU
+    /// that runs the chosen vCPU, or masked. A route the chips cannot express (a core EIOINTC
+    /// cannot name) leaves the line masked and says so.
+    fn route_device_line(line: u32, to: Option<DeviceRoute>) {
+        let target = to.map(|r| Target {
+            core: r.cpu as u32,
+            level: r.level,
+            active_low: r.active_low,
+        });
+        if let Err(e) = device_irq::route(line, target) {
+            crate::println!("device line {line}: not routed ({e:?}), left masked");
+        }
+    }
 
-    /// No host vector is a device line's (see `route_device_line`).
-    fn device_line(_vector: u32) -> Option<u32> {
-        None
+    /// The lines pending on this CPU's EIOINTC when its pin made the exit, acknowledged.
+    fn device_lines(vector: u32) -> u64 {
+        if vector == DEVICE_VECTOR {
+            device_irq::take()
+        } else {
+            0
+        }
     }
 
     fn kick(cpu: usize) {
@@ -373,6 +395,11 @@ impl PartitionArch for Current {
             csr::write::<{ timer::TCFG }>(timer::OFF);
             csr::write::<{ csr::TICLR }>(1);
             iocsr::write32(iocsr::IPI_CLEAR, iocsr::read32(iocsr::IPI_STATUS));
+        }
+        // A device line still pending here was masked since (its partition's run ended): no one
+        // takes it, and its pin would end every later wait at once.
+        if csr::read::<{ csr::ESTAT }>() as u32 & HOST_PIN_IS != 0 {
+            device_irq::take();
         }
     }
 }

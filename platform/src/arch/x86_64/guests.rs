@@ -186,8 +186,11 @@ impl PartitionArch for Current {
         );
     }
 
-    fn device_line(vector: u32) -> Option<u32> {
-        ioapic::line_of(u8::try_from(vector).ok()?)
+    fn device_lines(vector: u32) -> u64 {
+        u8::try_from(vector)
+            .ok()
+            .and_then(ioapic::line_of)
+            .map_or(0, |line| 1 << line)
     }
 
     fn end_device_line(line: u32) {
