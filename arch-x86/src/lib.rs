@@ -29,4 +29,5 @@ pub mod mmio;
 pub mod msr;
 pub mod regs;
 pub mod svm;
+pub mod upcall;
 pub mod vmx;

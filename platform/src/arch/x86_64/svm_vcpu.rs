@@ -9,7 +9,6 @@
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
-use super::backend::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::vmcs::GUEST_PML4;
 use super::{ioapic, svm};
@@ -21,6 +20,7 @@ use arch_x86::svm::enter::{enter, GuestRegs};
 use arch_x86::svm::exit::{self, ExitInfo};
 use arch_x86::svm::vmcb::{self, misc1, misc2, off, Segment, Vmcb};
 use arch_x86::svm::{SvmFeatures, EFER_SVME};
+use arch_x86::upcall::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
 /// Boot-argument flag (rsi bit 0) telling the test guests to use VMMCALL for hypercalls.
