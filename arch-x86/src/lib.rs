@@ -4,7 +4,8 @@
 //! pure functions with host unit tests; only the instruction wrappers need the real CPU.
 //!
 //! The crate builds for the host as well as for `x86_64-unknown-none`, so `cargo test` and `clippy`
-//! cover it; host tests call only the pure functions.
+//! cover it; host tests call the pure functions, and the SVM vCPU (`svm::vcpu`), which reaches the
+//! CPU only through a trait, runs in them against a model of the CPU.
 #![no_std]
 #![deny(
     unsafe_op_in_unsafe_fn,
@@ -12,7 +13,6 @@
     missing_docs
 )]
 
-#[cfg(feature = "linux-boot")]
 extern crate alloc;
 
 pub mod acpi_sleep;
@@ -29,4 +29,5 @@ pub mod mmio;
 pub mod msr;
 pub mod regs;
 pub mod svm;
+pub mod upcall;
 pub mod vmx;

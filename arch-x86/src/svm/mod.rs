@@ -1,12 +1,22 @@
 //! AMD SVM on the calling CPU: what the CPU offers (CPUID 8000_000A, decoded by
 //! [`SvmFeatures::decode`]), turning SVM on (EFER.SVME, the host save area in `VM_HSAVE_PA`), the
-//! VMCB ([`vmcb`]), the I/O and MSR permission maps ([`bitmaps`]), the world switch ([`enter`])
-//! and exit decoding into the arch-neutral exits ([`exit`]). It is the backend of AMD boards and
-//! of QEMU's TCG, which emulates SVM with nested paging but not VMX.
+//! VMCB ([`vmcb`]), the I/O and MSR permission maps ([`bitmaps`]), the world switch ([`enter`]),
+//! exit decoding into the arch-neutral exits ([`exit`]), a vCPU's starting VMCB ([`start`]) and
+//! the vCPU itself ([`vcpu`]: run, complete, event re-injection, interrupt windows, TLB control),
+//! generic over the [`vcpu::SvmHw`] it runs on so it is tested on the host against a model. It is
+//! the backend of AMD boards and of QEMU's TCG, which emulates SVM with nested paging but not VMX.
 
 pub mod bitmaps;
 pub mod enter;
 pub mod exit;
+#[cfg(test)]
+mod interrupt_tests;
+#[cfg(test)]
+mod model;
+pub mod start;
+pub mod vcpu;
+#[cfg(test)]
+mod vcpu_tests;
 pub mod vmcb;
 
 use crate::msr::{rdmsr, wrmsr, IA32_EFER};

@@ -83,24 +83,3 @@ impl ArchVcpu for X86Vcpu {
     /// Ignored: x86 interrupts are vectors (`inject_interrupt`), not lines.
     fn set_irq_lines(&mut self, _lines: u32) {}
 }
-
-/// What an upcall replaces and `UPCALL_RETURN` puts back, under either backend: every register
-/// the guest can see change (the backend's general-purpose set `R`, and RIP, RSP, RFLAGS, which
-/// live in its VMCS or VMCB).
-#[derive(Clone, Copy)]
-pub struct UpcallFrame<R: Copy> {
-    pub regs: R,
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-}
-
-/// RFLAGS an upcall handler starts with: only the always-one bit (DF clear, as the ABI wants;
-/// interrupts off, so a vector waits for the handler's return).
-pub const HANDLER_RFLAGS: u64 = 0x2;
-
-/// The stack pointer a handler starts with: `stack` as if a call had pushed a return address,
-/// so the handler (a normal function) finds the alignment the x86_64 ABI promises.
-pub fn handler_rsp(stack: u64) -> u64 {
-    stack.wrapping_sub(8)
-}

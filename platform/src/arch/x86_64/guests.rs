@@ -9,7 +9,7 @@
 
 use super::backend::{self, Backend, X86Vcpu};
 use super::stage2::X86Stage2;
-use super::svm_vcpu::{SvmSetup, SvmVcpu};
+use super::svm_vcpu::{self, SvmSetup};
 use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
 use super::{ioapic, percpu, smp, svm, timer, virt, Current};
 use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
@@ -83,8 +83,8 @@ impl PartitionArch for Current {
         };
         match backend::chosen() {
             Backend::Svm => X86Vcpu::Svm(match tables {
-                Err(e) => SvmVcpu::unavailable(e),
-                Ok(()) => SvmVcpu::new(&SvmSetup {
+                Err(e) => svm_vcpu::unavailable(e),
+                Ok(()) => svm_vcpu::new(&SvmSetup {
                     ncr3: partition.table().format().ncr3(partition.table().root()),
                     entry: boot.entry,
                     args: boot.args,

@@ -5,8 +5,9 @@
 //! hardware virtualization (`virt`: VMX on, or `svm`),
 //! partitions (`guests`: the partition seam; `ioapic`: the physical I/O APIC and its device
 //! vectors; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
-//! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: an SVM vCPU), the console (`uart`)
-//! and the end of a run (`power`). The instructions themselves come from the `arch-x86` crate.
+//! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: the running CPU under the SVM vCPU
+//! of `arch_x86::svm::vcpu`), the console (`uart`) and the end of a run (`power`). The
+//! instructions themselves come from the `arch-x86` crate.
 
 mod acpi;
 mod backend;

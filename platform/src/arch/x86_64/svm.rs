@@ -2,12 +2,12 @@
 //! page for the host's VMSAVE/VMLOAD state), what the CPU offers, and the TLB flushes the
 //! partition layer asks for. A CPU runs one vCPU at a time, so the ASID is per CPU (index + 1);
 //! a flush request only marks the CPU, and its next VMRUN carries the flush in the VMCB's TLB
-//! control (this ASID when the CPU can flush by ASID, everything otherwise). Requests come from
-//! the CPU itself, between exits, so no guest runs on a stale translation.
+//! control (this ASID when the CPU can flush by ASID, everything otherwise; the vCPU decides,
+//! `arch_x86::svm::vcpu`). Requests come from the CPU itself, between exits, so no guest runs on
+//! a stale translation.
 
 use super::percpu;
 use crate::boot::MAX_CPUS;
-use arch_x86::svm::vmcb::tlb;
 use arch_x86::svm::{self, SvmFeatures};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
@@ -128,16 +128,10 @@ pub fn request_flush() {
         .store(true, Ordering::SeqCst);
 }
 
-/// The TLB control for the calling CPU's next VMRUN, consuming its flush request.
-pub fn take_tlb_control() -> u8 {
-    if !CPUS[percpu::cpu_index()]
+/// Consumes the calling CPU's flush request: whether its next VMRUN must flush (the vCPU picks
+/// the TLB control, `arch_x86::svm::vcpu::tlb_control`).
+pub fn take_flush_request() -> bool {
+    CPUS[percpu::cpu_index()]
         .flush
         .swap(false, Ordering::SeqCst)
-    {
-        tlb::NONE
-    } else if features().flush_by_asid {
-        tlb::THIS_ASID
-    } else {
-        tlb::ALL
-    }
 }

@@ -5,12 +5,12 @@
 //! handler as `ExternalInterrupt`. CPUID, too, goes to the handler (and is counted there); the
 //! answer comes back as `Completion::CpuId` from the arch's filter (`guests.rs`).
 
-use super::backend::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use super::vmcs::{self, VcpuSetup};
 use super::{smp, virt};
 use crate::memory;
 use alloc::boxed::Box;
 use arch_x86::msr::{guest_efer_write, EFER_LMA, IA32_EFER};
+use arch_x86::upcall::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
 use arch_x86::vmx::bitmaps::{IoBitmap, MsrBitmap};
 use arch_x86::vmx::controls::{ENTRY_IA32E_GUEST, PROC_INTERRUPT_WINDOW};
 use arch_x86::vmx::enter::{enter, GuestRegs};
