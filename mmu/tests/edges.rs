@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use common::{CountingTlb, MapMirror};
 use mmu::{
     Access, Ept, Error, FastFix, Flush, FlushBatch, Gfn, GfnBitmap, Gpa, GpaRange,
-    HeapFrameAllocator, Hpa, HugePolicy, LeafAttrs, LoongArch16K, LoongArch4K, Perms, PteFormat,
-    StageTwoTable, UnmapMode,
+    HeapFrameAllocator, Hpa, HugePolicy, LeafAttrs, LoongArch16K, LoongArch4K, MemType, Perms,
+    PteFormat, StageTwoTable, UnmapMode,
 };
 
 const K4: u64 = 4096;
@@ -513,4 +513,75 @@ fn eptp_for_the_root() {
     let eptp = t.format().eptp(t.root());
     assert_eq!(eptp & 0xfff, 6 | (3 << 3) | (1 << 6));
     assert_eq!(eptp & !0xfff, t.root().0);
+}
+
+#[test]
+fn translate_range_follows_one_contiguous_run_of_usable_pages() {
+    let t = ept();
+    let mut b = FlushBatch::new();
+    let wb = MemType::WriteBack;
+    // [0, 4M) on a 2M huge page run at 1G, then [4M, 4M + 8K) continuing it in 4K pages.
+    t.map_range(
+        range(0, 2 * M2),
+        Hpa(G1),
+        rwx(),
+        HugePolicy::LARGEST,
+        &mut b,
+    )
+    .unwrap();
+    t.map_range(
+        range(2 * M2, 2 * K4),
+        Hpa(G1 + 2 * M2),
+        rwx(),
+        HugePolicy::LARGEST,
+        &mut b,
+    )
+    .unwrap();
+    // A read-only page after a gap in host memory, and an uncached (device) page.
+    let ro = LeafAttrs::ram(Perms::R);
+    t.map_range(
+        range(2 * M2 + 2 * K4, K4),
+        Hpa(3 * G1),
+        ro,
+        HugePolicy::LARGEST,
+        &mut b,
+    )
+    .unwrap();
+    let device = LeafAttrs {
+        mem: MemType::Uncached,
+        ..LeafAttrs::ram(Perms::R | Perms::W)
+    };
+    t.map_range(
+        range(8 * M2, K4),
+        Hpa(8 * M2),
+        device,
+        HugePolicy::LARGEST,
+        &mut b,
+    )
+    .unwrap();
+    let rw = Perms::R | Perms::W;
+    // Across the huge pages and into the 4K ones.
+    assert_eq!(
+        t.translate_range(range(M2 - 16, M2 + 16 + 2 * K4), rw, wb),
+        Some(Hpa(G1 + M2 - 16))
+    );
+    // One byte too far: the next page is elsewhere in host memory and read-only.
+    assert_eq!(
+        t.translate_range(range(2 * M2, 2 * K4 + 1), Perms::R, wb),
+        None
+    );
+    assert_eq!(
+        t.translate_range(range(2 * M2 + 2 * K4, 8), Perms::R, wb),
+        Some(Hpa(3 * G1))
+    );
+    assert_eq!(t.translate_range(range(2 * M2 + 2 * K4, 8), rw, wb), None);
+    // Absent pages and the device page are never plain memory.
+    assert_eq!(t.translate_range(range(5 * M2, 8), Perms::R, wb), None);
+    assert_eq!(t.translate_range(range(8 * M2, 8), rw, wb), None);
+    assert_eq!(
+        t.translate_range(range(8 * M2, 8), rw, MemType::Uncached),
+        Some(Hpa(8 * M2))
+    );
+    // An empty range asks about its start.
+    assert_eq!(t.translate_range(range(K4, 0), rw, wb), Some(Hpa(G1 + K4)));
 }

@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 
 use super::{Slot, StageTwoTable, Translation};
 use crate::addr::{Gpa, GpaRange, Hpa};
+use crate::attrs::{MemType, Perms};
 use crate::flush::TlbFlush;
 use crate::format::PteFormat;
 use crate::frame::FrameAllocator;
@@ -62,6 +63,31 @@ impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<
     pub fn for_each_invalid_table(&self, mut f: impl FnMut(Hpa)) {
         for pa in self.invalid.iter().flatten() {
             f(*pa);
+        }
+    }
+
+    /// The host address behind `range.start` when every byte of `range` is mapped, with at
+    /// least `need` permissions and memory type `mem`, to one contiguous run of host memory:
+    /// what the hypervisor may touch on the guest's behalf as plain bytes. `None` if any page is
+    /// absent, lacks a permission, has another type, or breaks the run (an empty range asks only
+    /// about its start). Shared mode: a concurrent unmap can still happen after the answer, as
+    /// with [`StageTwoTable::translate`].
+    pub fn translate_range(&self, range: GpaRange, need: Perms, mem: MemType) -> Option<Hpa> {
+        let usable = |t: &Translation| t.attrs.perms.contains(need) && t.attrs.mem == mem;
+        let first = self.translate(range.start).filter(usable)?;
+        let mut gpa = range.start.as_u64();
+        loop {
+            let t = self.translate(Gpa(gpa)).filter(usable)?;
+            if t.hpa.as_u64() != first.hpa.as_u64() + (gpa - range.start.as_u64()) {
+                return None;
+            }
+            // The rest of this leaf is mapped the same way.
+            let size = F::level_size(t.level);
+            let next = (gpa & !(size - 1)).checked_add(size)?;
+            if next >= range.end.as_u64() {
+                return Some(first.hpa);
+            }
+            gpa = next;
         }
     }
 }

@@ -141,7 +141,7 @@ impl Handler {
                 }
             };
         }
-        super::irqchip::register(&mut mmio, partition, cpu);
+        super::irqchip_view::register(&mut mmio, partition, cpu);
         // A PC operating system reads the CMOS clock whatever its firmware tables say.
         #[cfg(target_arch = "x86_64")]
         if matches!(partition.config.image, board_config::Image::Linux(_)) {
@@ -403,7 +403,7 @@ impl Handler {
             }
             FastFix::Retry => Action::Resume(Completion::Retry),
             FastFix::Slow => {
-                let owned = p.config.translate(gpa).is_some();
+                let owned = p.table().translate(Gpa(gpa)).is_some();
                 let what = match (owned, access) {
                     (true, Access::Read) => "read not permitted at",
                     (true, Access::Write) => "write not permitted at",

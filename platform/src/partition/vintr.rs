@@ -169,11 +169,16 @@ impl VirtualInterrupts {
             self.upcall = None;
             return Ok(0);
         }
-        let p = self.partition.config;
-        let code = p.memory.iter().any(|r| {
-            r.access.exec && entry >= r.guest && entry < r.guest + r.size && r.access.read
-        });
-        if !code || p.translate(stack.wrapping_sub(8)).is_none() {
+        // Checked in the partition's table: the entry is readable, executable memory and the
+        // stack's first slot is memory (not a device window).
+        let table = self.partition.table();
+        let code = table
+            .translate(mmu::Gpa(entry))
+            .is_some_and(|t| t.attrs.perms.contains(mmu::Perms::R | mmu::Perms::X));
+        let stack_ok = table
+            .translate(mmu::Gpa(stack.wrapping_sub(8)))
+            .is_some_and(|t| t.attrs.mem == mmu::MemType::WriteBack);
+        if !code || !stack_ok {
             return Err(HypercallError::BadAddress);
         }
         self.upcall = Some(Upcall { entry, stack });
