@@ -4,70 +4,9 @@
 
 use crate::arch::{Current, Machine, Outcome};
 use crate::board::BOARD;
-use board_config::MemRange;
+use crate::boot_info::BootInfo;
+use board_config::MAX_CPUS;
 use core::sync::atomic::{AtomicUsize, Ordering};
-
-/// The most CPUs an image supports; stacks are reserved statically for each. The board checker
-/// refuses boards with more, so the number lives in the board model.
-pub use board_config::MAX_CPUS;
-const STACK_SIZE: usize = 64 * 1024;
-
-#[repr(C, align(16))]
-struct Stacks([[u8; STACK_SIZE]; MAX_CPUS]);
-
-static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
-
-/// The initial stack pointer for CPU `cpu` (0 for the boot CPU).
-pub fn cpu_stack_top(cpu: usize) -> usize {
-    assert!(cpu < MAX_CPUS, "cpu index {cpu} beyond MAX_CPUS");
-    // Only the address is taken; each CPU uses its own stack alone.
-    core::ptr::addr_of_mut!(STACKS) as usize + (cpu + 1) * STACK_SIZE
-}
-
-/// A fixed-capacity list of physical ranges, filled before the heap exists.
-#[derive(Clone, Copy)]
-pub struct RangeList {
-    items: [MemRange; 32],
-    len: usize,
-}
-
-impl RangeList {
-    pub const fn new() -> Self {
-        Self {
-            items: [MemRange { start: 0, size: 0 }; 32],
-            len: 0,
-        }
-    }
-
-    /// Adds a range; a full list drops it and says so.
-    pub fn push(&mut self, range: MemRange) {
-        if self.len == self.items.len() {
-            log::warn!(
-                "memory: more than 32 ranges, ignoring {:#x}+{:#x}",
-                range.start,
-                range.size
-            );
-            return;
-        }
-        self.items[self.len] = range;
-        self.len += 1;
-    }
-
-    pub fn as_slice(&self) -> &[MemRange] {
-        &self.items[..self.len]
-    }
-}
-
-/// What the firmware told the arch entry code.
-pub struct BootInfo {
-    /// How the image was started ("multiboot1", "QEMU -kernel with FDT", ...).
-    pub firmware: &'static str,
-    pub cmdline: &'static str,
-    /// Usable RAM.
-    pub ram: RangeList,
-    /// Ranges inside `ram` that the firmware or boot protocol still uses (FDT, boot data, low 1 MiB).
-    pub reserved: RangeList,
-}
 
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
 
@@ -84,26 +23,9 @@ fn enable_virtualization(cpu: usize) {
     }
 }
 
-/// The kernel command line, for switches read after boot (e.g. `smp-test=1`).
-static CMDLINE: spin::Once<&'static str> = spin::Once::new();
-
-/// Whether the command line has the word `word`.
-#[allow(dead_code)]
-pub fn cmdline_has(word: &str) -> bool {
-    cmdline_words().any(|w| w == word)
-}
-
-/// The words of the hypervisor's command line.
-pub fn cmdline_words() -> impl Iterator<Item = &'static str> {
-    CMDLINE
-        .get()
-        .into_iter()
-        .flat_map(|c| c.split_ascii_whitespace())
-}
-
 /// The boot CPU's Rust entry.
 pub fn primary_main(info: BootInfo) -> ! {
-    CMDLINE.call_once(|| info.cmdline);
+    crate::cmdline::set(info.cmdline);
     crate::console::init();
     crate::logger::init(info.cmdline);
     log::info!(

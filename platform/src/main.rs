@@ -8,7 +8,10 @@ extern crate alloc;
 
 mod arch;
 mod boot;
+mod boot_info;
+mod cmdline;
 mod console;
+mod cpu_stacks;
 mod logger;
 mod memory;
 mod panic;

@@ -4,7 +4,7 @@
 //! page-sized come from frames.
 
 use crate::arch::{Current, Machine};
-use crate::boot::BootInfo;
+use crate::boot_info::BootInfo;
 use board_config::MemRange;
 use buddy_system_allocator::{FrameAllocator, LockedHeap};
 use core::ptr::addr_of_mut;

@@ -44,7 +44,7 @@ pub trait Machine {
     fn enable_virtualization(cpu: usize) -> Result<Option<&'static str>, &'static str>;
 
     /// Starts every other CPU the firmware reports (at most `max`), each entering
-    /// [`crate::boot::secondary_main`] on its own stack from [`crate::boot::cpu_stack_top`].
+    /// [`crate::boot::secondary_main`] on its own stack from [`crate::cpu_stacks::cpu_stack_top`].
     /// Returns how many were asked to start.
     fn start_secondaries(max: usize) -> usize;
 

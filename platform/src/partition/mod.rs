@@ -27,6 +27,7 @@ mod guest_mem;
 mod handler;
 mod hypercall;
 mod irqchip;
+mod irqchip_view;
 mod lapic;
 mod mailbox;
 mod manage;

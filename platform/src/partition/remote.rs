@@ -24,7 +24,7 @@ use super::arch::PartitionArch;
 use super::vcpus::Latency;
 use super::PartitionId;
 use crate::arch::{Current, Machine};
-use crate::boot::MAX_CPUS;
+use board_config::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use mmu::flush::DEFAULT_FLUSH_THRESHOLD;
 use mmu::{Flush, TlbFlush};

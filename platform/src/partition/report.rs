@@ -89,7 +89,7 @@ pub fn summary() -> bool {
                     .config
                     .cpus
                     .first()
-                    .is_none_or(|&c| c as usize >= crate::boot::MAX_CPUS);
+                    .is_none_or(|&c| c as usize >= board_config::MAX_CPUS);
                 crate::println!("summary: {} never ended ({:?})", p.name(), p.state());
             }
         }

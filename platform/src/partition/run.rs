@@ -48,7 +48,7 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
     // Which boot of this partition this is (0 first; a reboot counts), for a guest that acts
     // once per power-on.
     let run = alloc::format!("septum.run={}", p.starts.load(Ordering::SeqCst) - 1);
-    let forwarded = crate::boot::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
+    let forwarded = crate::cmdline::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
     let arch = arch_words();
     let args = arch
         .iter()
@@ -155,9 +155,9 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
         .map_or((0, 0), |r| (r.guest, r.size));
     // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario; bit 2
     // (`smp-test=2`): x86 guests start their second vCPU with INIT and STARTUP IPIs.
-    let mut flags = if crate::boot::cmdline_has("smp-test=1") {
+    let mut flags = if crate::cmdline::cmdline_has("smp-test=1") {
         2
-    } else if crate::boot::cmdline_has("smp-test=2") {
+    } else if crate::cmdline::cmdline_has("smp-test=2") {
         2 | 4
     } else {
         0
@@ -165,7 +165,7 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
     // Bits 3-5: the volume attacks of issue 13 (`hostile=storm|spin|fuzz`), read by the hostile
     // guest and by the manager that measures them.
     for (word, bit) in VOLUME_SCENARIOS {
-        if crate::boot::cmdline_has(word) {
+        if crate::cmdline::cmdline_has(word) {
             flags |= bit;
         }
     }

@@ -12,12 +12,18 @@
 
 use super::world::{self, GuestContext};
 use crate::partition::arch::GuestBoot;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionId};
 use arch_loongarch::csr;
 use arch_loongarch::decode::{self, MemAccess, Sensitive};
 use arch_loongarch::estat::Estat;
 use vcpu::ipi_mailbox::exit_word;
 use vcpu::{Access, ArchVcpu, Completion, Delivery, VmExit};
+
+/// The address-space id of partition `id` (0 is never used for a partition): its deprivileged
+/// guests' TLB entries, and the root's flushes of them.
+pub fn asid(id: PartitionId) -> u64 {
+    u64::from(id) + 1
+}
 
 /// PRMD for guest entry: PLV3, interrupts on (so an IPI kicks the guest out).
 const PRMD_GUEST: u64 = 0x7;
@@ -93,7 +99,7 @@ impl DeprivilegedVcpu {
         let badv = self.ctx.badv;
         match estat.ecode() {
             0x0 => VmExit::ExternalInterrupt {
-                vector: super::partition::acknowledge_interrupts(estat.is()),
+                vector: super::host_irq::acknowledge_interrupts(estat.is()),
             },
             0x1 => self.invalid(badv, Access::Read),
             0x2 => self.invalid(badv, Access::Write),
@@ -169,7 +175,7 @@ impl ArchVcpu for DeprivilegedVcpu {
         // PRMD selects PLV3 and interrupts are off in the hypervisor, as `enter` requires.
         unsafe {
             csr::write::<{ csr::PGDL }>(root);
-            csr::write::<{ csr::ASID }>(super::partition::asid(self.partition.id));
+            csr::write::<{ csr::ASID }>(asid(self.partition.id));
             world::enter(&mut self.ctx);
         }
         self.decode()

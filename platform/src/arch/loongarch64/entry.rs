@@ -10,7 +10,7 @@ use arch_loongarch::csr;
 use core::arch::global_asm;
 
 /// The boot CPU's stack, used until the boot sequence ends; secondaries use
-/// [`crate::boot::cpu_stack_top`] instead.
+/// [`crate::cpu_stacks::cpu_stack_top`] instead.
 const BOOT_STACK_SIZE: usize = 64 * 1024;
 
 #[repr(C, align(16))]
@@ -97,7 +97,7 @@ global_asm!(
     primary = sym primary_entry,
     secondary = sym secondary_entry,
     secondary_sp = sym smp::SECONDARY_SP,
-    max_cpus = const crate::boot::MAX_CPUS,
+    max_cpus = const board_config::MAX_CPUS,
 );
 
 /// The boot CPU's first Rust code, on the boot stack with the trap vectors installed.

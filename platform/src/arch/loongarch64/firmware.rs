@@ -5,7 +5,7 @@
 
 use super::Current;
 use crate::arch::Machine;
-use crate::boot::{BootInfo, RangeList};
+use crate::boot_info::{BootInfo, RangeList};
 use board_config::MemRange;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;

@@ -185,7 +185,7 @@ impl LvzWorld for RealWorld {
     }
 
     fn acknowledge(&mut self, is: u32) -> u32 {
-        super::partition::acknowledge_interrupts(is)
+        super::host_irq::acknowledge_interrupts(is)
     }
 
     /// Mapped in the partition's stage-2 table: its memory, or a device window of its own (whose
@@ -200,6 +200,6 @@ impl LvzWorld for RealWorld {
             let ticks = (u128::from(ns) * hz / 1_000_000_000).max(1) as u64;
             arch_loongarch::instr::rdtime().wrapping_add(ticks)
         });
-        super::partition::arm_recheck(deadline);
+        super::host_irq::arm_recheck(deadline);
     }
 }

@@ -13,6 +13,7 @@ mod efi;
 mod entry;
 mod firmware;
 mod header;
+mod host_irq;
 mod lvz_world;
 mod partition;
 mod power;

@@ -8,71 +8,27 @@
 //! `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are INVTLB by GID (and address), and
 //! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
 
-use super::deprivileged::DeprivilegedVcpu;
+use super::deprivileged::{asid, DeprivilegedVcpu};
 use super::device_irq;
+use super::host_irq;
 use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
-use crate::boot::MAX_CPUS;
 use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::{Partition, PartitionId, TableFrames};
 use alloc::format;
 use alloc::string::String;
 use arch_loongarch::cpucfg::{self, CpuCfg};
-use arch_loongarch::device_irq::{Target, HOST_PIN, HOST_PIN_IS};
+use arch_loongarch::device_irq::{Target, HOST_PIN_IS};
 use arch_loongarch::lvz::real::RealLvz;
 use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
 use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
 use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::AtomicBool;
 use mmu::{Flush, NoTlb, StageTwoTable};
 use spin::Once;
 use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
-
-/// Per CPU: the deadlines the core timer serves, in counter ticks ([`NONE`]: none): the running
-/// vCPU's virtual timer ([`VIRTUAL`], `arm_timer`) and, under LVZ, the re-check of a raised line
-/// the guest could not take at entry ([`RECHECK`], [`arm_recheck`]). Only the CPU itself touches
-/// its row.
-static ROOT_TIMER: [[AtomicU64; 2]; MAX_CPUS] =
-    [const { [const { AtomicU64::new(NONE) }; 2] }; MAX_CPUS];
-const VIRTUAL: usize = 0;
-const RECHECK: usize = 1;
-const NONE: u64 = u64::MAX;
-
-/// Counts the core timer down to the earlier of the CPU's deadlines (`timer::next_deadline`).
-fn program_root_timer(t: &[AtomicU64; 2]) {
-    let some = |d: u64| (d != NONE).then_some(d);
-    let now = instr::rdtime();
-    let (deadline, recheck) = timer::next_deadline(
-        some(t[VIRTUAL].load(Ordering::Relaxed)),
-        some(t[RECHECK].load(Ordering::Relaxed)),
-        now,
-    );
-    t[RECHECK].store(recheck.unwrap_or(NONE), Ordering::Relaxed);
-    let value = match deadline {
-        None => timer::OFF,
-        Some(d) => timer::oneshot(d.saturating_sub(now)),
-    };
-    // SAFETY: the core timer is the hypervisor's (the deprivileged guest cannot reach it, and
-    // an LVZ guest has its own); its interrupt only makes the running guest exit, and the
-    // hypervisor runs with interrupts off. A pending tick from the previous setting is
-    // acknowledged *before* the new countdown starts: acknowledging after would also eat the
-    // new tick when a short countdown (a deadline a few ticks away) ends in between, and the
-    // vCPU would wait for it forever (seen as a rare hang of the smp boot test).
-    unsafe {
-        csr::write::<{ csr::TICLR }>(1);
-        csr::write::<{ timer::TCFG }>(value);
-    }
-}
-
-/// Under LVZ: makes the running guest exit by `deadline` (counter ticks) so the next entry looks
-/// at a raised line again, or withdraws that (`None`); see `arch_loongarch::lvz::recheck`.
-pub fn arm_recheck(deadline: Option<u64>) {
-    let t = &ROOT_TIMER[<Current as crate::arch::Machine>::cpu_index()];
-    t[RECHECK].store(deadline.unwrap_or(NONE), Ordering::Relaxed);
-    program_root_timer(t);
-}
 
 /// The IPI vector kicks use (any vector raises ESTAT.IS bit 12).
 const KICK_VECTOR: u32 = 1;
@@ -91,11 +47,6 @@ static HIGH_ROOT: Once<StageTwoTable<GpaTable16K, TableFrames, NoTlb>> = Once::n
 static LVZ: Once<Option<u32>> = Once::new();
 /// The backend line for the log.
 static BACKEND: Once<String> = Once::new();
-
-/// The address-space id of partition `id` (0 is never used for a partition).
-pub fn asid(id: PartitionId) -> u64 {
-    u64::from(id) + 1
-}
 
 /// Whether the CPU implements LVZ (CPUCFG2.LVZP).
 fn lvz_present() -> bool {
@@ -123,35 +74,6 @@ fn lvz_gid_bits() -> Option<u32> {
 fn gid(id: PartitionId, bits: u32) -> u64 {
     lvz::gid_of(id, bits).expect("the backend choice checked every partition's GID")
 }
-
-/// Acknowledges the host interrupts pending in `is` (ESTAT.IS) and returns the vector an exit
-/// reports: 12 for the IPI a kick sends, 11 for the timer, [`DEVICE_VECTOR`] for EIOINTC's pin
-/// (acknowledged when the exit handler takes its lines, `device_lines`), else the raw lines.
-/// Both backends' interrupt exits come here; one line per exit, the next exit takes the rest.
-pub fn acknowledge_interrupts(is: u32) -> u32 {
-    if is & IS_IPI != 0 {
-        let pending = iocsr::read32(iocsr::IPI_STATUS);
-        // SAFETY: writing the pending bits to IPI_CLEAR only acknowledges this CPU's IPIs.
-        unsafe { iocsr::write32(iocsr::IPI_CLEAR, pending) };
-        return 12;
-    }
-    if is & IS_TIMER != 0 {
-        // SAFETY: acknowledging the timer only clears its pending bit.
-        unsafe { csr::write::<{ csr::TICLR }>(1) };
-        return 11;
-    }
-    if is & HOST_PIN_IS != 0 {
-        return DEVICE_VECTOR;
-    }
-    is
-}
-
-/// The vector an exit reports for EIOINTC's pin: its ESTAT.IS bit number.
-const DEVICE_VECTOR: u32 = HOST_PIN + 2;
-
-/// ESTAT.IS bits: timer and IPI.
-const IS_TIMER: u32 = 1 << 11;
-const IS_IPI: u32 = 1 << 12;
 
 /// A vCPU of either backend. The LVZ one carries its guest CSR image and is several times the
 /// other's size; one lives per CPU, on the run loop's stack, so the difference costs nothing.
@@ -355,7 +277,7 @@ impl PartitionArch for Current {
 
     /// The lines pending on this CPU's EIOINTC when its pin made the exit, acknowledged.
     fn device_lines(vector: u32) -> u64 {
-        if vector == DEVICE_VECTOR {
+        if vector == host_irq::DEVICE_VECTOR {
             device_irq::take()
         } else {
             0
@@ -377,9 +299,7 @@ impl PartitionArch for Current {
     }
 
     fn arm_timer(deadline: Option<u64>) {
-        let t = &ROOT_TIMER[<Current as crate::arch::Machine>::cpu_index()];
-        t[VIRTUAL].store(deadline.unwrap_or(NONE), Ordering::Relaxed);
-        program_root_timer(t);
+        host_irq::arm_virtual_timer(deadline);
     }
 
     /// The kick flag is not needed here: a kick is an IPI that stays pending, so `idle` ends
@@ -398,7 +318,7 @@ impl PartitionArch for Current {
         }
         // A device line still pending here was masked since (its partition's run ended): no one
         // takes it, and its pin would end every later wait at once.
-        if csr::read::<{ csr::ESTAT }>() as u32 & HOST_PIN_IS != 0 {
+        if csr::read::<{ csr::ESTAT }>() as u32 & host_irq::IS_DEVICE != 0 {
             device_irq::take();
         }
     }

@@ -9,9 +9,9 @@
 //! (seen under load on a 2-core host running `-smp 4`).
 
 use super::entry::septum_secondary_entry;
-use crate::boot::MAX_CPUS;
 use arch_loongarch::cpucfg::CpuCfg;
 use arch_loongarch::{instr, ipi};
+use board_config::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Stack tops for CPUs 1.., indexed by CPUID and read by the entry trampoline (0 = not started).
@@ -52,7 +52,7 @@ pub fn start_secondaries(max: usize) -> usize {
     let entry_pa = septum_secondary_entry as unsafe extern "C" fn() as usize as u64 & PA_MASK;
     let ticks_per_ms = CpuCfg::read().counter_hz().unwrap_or(100_000_000) / 1000;
     for (cpu, sp) in SECONDARY_SP.iter().enumerate().take(count + 1).skip(1) {
-        sp.store(crate::boot::cpu_stack_top(cpu), Ordering::SeqCst);
+        sp.store(crate::cpu_stacks::cpu_stack_top(cpu), Ordering::SeqCst);
     }
     // The stacks must be visible before a mailbox write lets a target run.
     instr::dbar();

@@ -11,9 +11,9 @@
 
 use super::Current;
 use crate::arch::{Machine, Outcome};
-use crate::boot::MAX_CPUS;
 use arch_loongarch::csr;
 use arch_loongarch::estat::Estat;
+use board_config::MAX_CPUS;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -139,8 +139,8 @@ pub fn release(line: u32) {
 }
 
 /// Per CPU: device vectors taken in the host (SVM) and not yet reported, bit n = line n.
-static PENDING: [AtomicU64; crate::boot::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; crate::boot::MAX_CPUS];
+static PENDING: [AtomicU64; board_config::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; board_config::MAX_CPUS];
 
 /// The host's handler of a device vector (SVM: taken right after the intercept): records it
 /// for the calling CPU's vCPU and ends it.

@@ -12,8 +12,8 @@
 
 use super::percpu;
 use crate::board::BOARD;
-use crate::boot::MAX_CPUS;
 use arch_x86::mmio::{MmioInsn, Op};
+use board_config::MAX_CPUS;
 use spin::Mutex;
 use vcpu::{Completion, VmExit};
 

@@ -5,7 +5,7 @@
 //! line is copied into the image because the structures may sit where the SMP trampoline goes.
 
 use super::acpi;
-use crate::boot::{BootInfo, RangeList};
+use crate::boot_info::{BootInfo, RangeList};
 use board_config::MemRange;
 use spin::Once;
 

@@ -5,9 +5,9 @@
 //! the host GS base from the VMCS, so guests cannot disturb it.
 
 use super::idt;
-use crate::boot::MAX_CPUS;
 use arch_x86::msr::{wrmsr, IA32_GS_BASE};
 use arch_x86::regs::{lgdt, ltr, reload_segments, DescriptorTablePointer};
+use board_config::MAX_CPUS;
 use core::ptr::addr_of_mut;
 
 /// The code segment selector (same in the boot GDT, the trampoline GDT and here).

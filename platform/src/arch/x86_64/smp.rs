@@ -6,8 +6,9 @@
 
 use super::{acpi, delay, percpu};
 use crate::arch::{Current, Machine};
-use crate::boot::{cpu_stack_top, MAX_CPUS};
+use crate::cpu_stacks::cpu_stack_top;
 use arch_x86::apic::{xapic_base_phys, LocalApic};
+use board_config::MAX_CPUS;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -7,8 +7,8 @@
 //! a stale translation.
 
 use super::percpu;
-use crate::boot::MAX_CPUS;
 use arch_x86::svm::{self, SvmFeatures};
+use board_config::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
 
