@@ -23,6 +23,7 @@ pub mod flush;
 pub mod format;
 pub mod frame;
 pub mod mirror;
+pub mod shootdown;
 pub mod stats;
 pub mod table;
 

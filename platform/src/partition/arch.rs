@@ -44,7 +44,7 @@
 //! * [`PartitionArch::device_lines`]: the device lines behind an `ExternalInterrupt`'s vector,
 //!   so the layer can raise them on the vCPUs they were routed to.
 //!
-//! And, on the vCPU side (`vcpu::ArchVcpu`, also defaulted): `deliver_upcall` and
+//! And, on the vCPU side (`vcpu::ArchVcpu`, no defaults either): `deliver_upcall` and
 //! `return_from_upcall`, the context switch into and out of a guest's virtual-interrupt handler
 //! (`vcpu::upcall`), and [`GuestBoot::vcpu`], the index a vCPU's identity register shows (LVZ
 //! guest CPUID, x86 APIC ID as the board file says).

@@ -47,8 +47,8 @@ fn vcpu_table() {
             );
         }
     }
-    let s = &remote::STATS;
-    let (n, mean, max) = s.round_trip.get();
+    let (n, mean, max) = remote::SHOOTDOWN.round_trips();
+    let s = &remote::SHOOTDOWN.stats;
     crate::println!(
         "shootdown: {n} to other CPUs ({} IPIs, {} serviced, {} of them ranges), {} local only; \
          round trip mean {mean} max {max} ticks (emulator clock: a proxy)",
