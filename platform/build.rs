@@ -3,6 +3,7 @@
 //! makes the test guests (flat binaries in `$SEPTUM_GUESTS_DIR`, built by `cargo xtask build`)
 //! available to `include_bytes!` through `$OUT_DIR/guests.rs`.
 
+use board_config::check::{check_file, rust_source, CheckedBoard, ImageSpec};
 use std::path::{Path, PathBuf};
 
 const GUESTS: [(&str, &str); 3] = [
@@ -12,15 +13,12 @@ const GUESTS: [(&str, &str); 3] = [
 ];
 
 /// `guests.rs`: one `&[u8]` per test guest, empty when the board runs none of them.
-fn guests(board_file: &Path, out: &Path) {
+fn guests(board: &CheckedBoard, board_file: &Path, out: &Path) {
     println!("cargo:rerun-if-env-changed=SEPTUM_GUESTS_DIR");
-    let uses_guests = match board_config::check::check_file(board_file) {
-        Ok(b) => b
-            .partitions
-            .iter()
-            .any(|p| matches!(p.image, board_config::check::ImageSpec::Guest(_))),
-        Err(_) => false,
-    };
+    let uses_guests = board
+        .partitions
+        .iter()
+        .any(|p| matches!(p.image, ImageSpec::Guest(_)));
     let dir = std::env::var_os("SEPTUM_GUESTS_DIR").map(PathBuf::from);
     let mut source = String::new();
     for (constant, name) in GUESTS {
@@ -67,15 +65,16 @@ fn main() {
         .join("../board-configs")
         .join(format!("{board}.toml"));
     println!("cargo:rerun-if-changed={}", file.display());
-    let source = match board_config::check::generate_rust(&file) {
-        Ok(s) => s,
+    // Checked once: the board's data and the guests it needs both come from this result.
+    let board = match check_file(&file) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     };
-    std::fs::write(out.join("board.rs"), source).unwrap();
-    guests(&file, &out);
+    std::fs::write(out.join("board.rs"), rust_source(&board)).unwrap();
+    guests(&board, &file, &out);
 
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     // Architectures whose `Current` implements `partition::arch::PartitionArch` run partitions;
