@@ -2,13 +2,13 @@
 //! events re-injected after an exit cut their delivery short (IDT-vectoring information), NMI
 //! unblocking by IRET left out of the entry event, faults raised by the handler, interrupt
 //! injection and the interrupt window it asks for when the guest cannot take one, kicks (the
-//! host's and the guest's NMI blocking lifted), abandoned entries, and host interrupts ended.
-//! Encodings are spelled out from the SDM (Vol. 3C §25.8.3, §25.9.3, §28.2.4).
+//! host's and the guest's NMI blocking lifted), abandoned entries, host interrupts ended, and
+//! upcalls. Encodings are spelled out from the SDM (Vol. 3C §25.8.3, §25.9.3, §28.2.4).
 
 use super::exit::{reason, INTERRUPT_WINDOW_VECTOR};
 use super::fields::{w32, wn};
 use super::model::{exit, nothing, vcpu, Exit, Step, AT};
-use vcpu::{ArchVcpu, Completion, VmExit};
+use vcpu::{ArchVcpu, Completion, Delivery, Upcall, VirtualIrq, VmExit};
 
 /// A #PF with an error code, valid: type 3 (hardware exception), bit 11, vector 14.
 const PF_IN_DELIVERY: u64 = (1 << 31) | (1 << 11) | (3 << 8) | 14;
@@ -239,4 +239,35 @@ fn an_external_interrupt_is_reported_and_ended() {
     assert_eq!(v.hw().nmi_unblocks, 0);
     v.complete(Completion::Retry);
     assert_eq!(v.hw().field(wn::GUEST_RIP), AT);
+}
+
+#[test]
+fn an_upcall_enters_the_handler_and_returns_to_the_interrupted_code() {
+    let mut v = vcpu();
+    v.hw().exit(exit(reason::HLT), |r| r.rax = 0x77);
+    v.run();
+    v.complete(Completion::Skip);
+    v.hw().vmcs.insert(wn::GUEST_RSP, 0x8000);
+    v.hw().vmcs.insert(wn::GUEST_RFLAGS, 0x202);
+    let d = Delivery {
+        irq: VirtualIrq::Timer,
+        detail: 9,
+        upcall: Upcall {
+            entry: 0x40_0000,
+            stack: 0x41_0000,
+        },
+    };
+    assert!(v.deliver_upcall(d));
+    assert!(!v.deliver_upcall(d), "one handler at a time");
+    let hw = v.hw();
+    assert_eq!(hw.field(wn::GUEST_RIP), 0x40_0000);
+    assert_eq!(hw.field(wn::GUEST_RSP), 0x40_fff8);
+    assert_eq!(hw.field(wn::GUEST_RFLAGS), 2);
+    assert_eq!((v.regs().rdi, v.regs().rsi), (VirtualIrq::Timer.code(), 9));
+    v.return_from_upcall();
+    let hw = v.hw();
+    assert_eq!(hw.field(wn::GUEST_RIP), AT + 2);
+    assert_eq!(hw.field(wn::GUEST_RSP), 0x8000);
+    assert_eq!(hw.field(wn::GUEST_RFLAGS), 0x202);
+    assert_eq!(v.regs().rax, 0x77);
 }

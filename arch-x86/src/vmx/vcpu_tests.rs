@@ -1,8 +1,8 @@
 //! Host tests of the VMX vCPU against the VMCS model (`model.rs`): the exact VMCS it starts with
 //! (64-bit and real-mode starts, host state, controls), creation failures, every exit kind as
 //! `run` reports it, entry failures, completions and where the guest resumes, the EFER accesses
-//! it emulates, the preemption timer, the MMIO glue, upcalls and the INVEPT of a flush.
-//! Interrupts and events are `interrupt_tests.rs`'s. Field encodings and control values are
+//! it emulates, the preemption timer, the MMIO glue and the INVEPT of a flush. Interrupts,
+//! events and upcalls are `interrupt_tests.rs`'s. Field encodings and control values are
 //! spelled out from the SDM where the test is about them, so a wrong constant fails here too.
 
 extern crate std;
@@ -17,9 +17,7 @@ use super::model::{
 use super::start::{VcpuConfig, PAT_DEFAULT};
 use super::vcpu::{flush_ept, VmxVcpu, ENTRY_INSTRUCTION_FAILED};
 use super::VmFail;
-use vcpu::{
-    Access, AccessSize, ArchVcpu, Completion, Delivery, ShutdownKind, Upcall, VirtualIrq, VmExit,
-};
+use vcpu::{Access, AccessSize, ArchVcpu, Completion, ShutdownKind, VmExit};
 
 /// Bochs Skylake-X's controls with what Septum asks for (SDM Vol. 3C §25.6-25.8): pin = its
 /// must-be-one 0x16 + external interrupts (0) + NMIs (3) + preemption timer (6); proc = its
@@ -554,37 +552,6 @@ fn an_mmio_fault_decodes_under_the_guest_cr3_and_completes_past_the_instruction(
         AT + 6,
         "the decoded length, not the field's"
     );
-}
-
-#[test]
-fn an_upcall_enters_the_handler_and_returns_to_the_interrupted_code() {
-    let mut v = vcpu();
-    v.hw().exit(exit(reason::HLT), |r| r.rax = 0x77);
-    v.run();
-    v.complete(Completion::Skip);
-    v.hw().vmcs.insert(wn::GUEST_RSP, 0x8000);
-    v.hw().vmcs.insert(wn::GUEST_RFLAGS, 0x202);
-    let d = Delivery {
-        irq: VirtualIrq::Timer,
-        detail: 9,
-        upcall: Upcall {
-            entry: 0x40_0000,
-            stack: 0x41_0000,
-        },
-    };
-    assert!(v.deliver_upcall(d));
-    assert!(!v.deliver_upcall(d), "one handler at a time");
-    let hw = v.hw();
-    assert_eq!(hw.field(wn::GUEST_RIP), 0x40_0000);
-    assert_eq!(hw.field(wn::GUEST_RSP), 0x40_fff8);
-    assert_eq!(hw.field(wn::GUEST_RFLAGS), 2);
-    assert_eq!((v.regs().rdi, v.regs().rsi), (VirtualIrq::Timer.code(), 9));
-    v.return_from_upcall();
-    let hw = v.hw();
-    assert_eq!(hw.field(wn::GUEST_RIP), AT + 2);
-    assert_eq!(hw.field(wn::GUEST_RSP), 0x8000);
-    assert_eq!(hw.field(wn::GUEST_RFLAGS), 0x202);
-    assert_eq!(v.regs().rax, 0x77);
 }
 
 #[test]
