@@ -4,8 +4,8 @@
 //! pure functions with host unit tests; only the instruction wrappers need the real CPU.
 //!
 //! The crate builds for the host as well as for `x86_64-unknown-none`, so `cargo test` and `clippy`
-//! cover it; host tests call the pure functions, and the SVM vCPU (`svm::vcpu`), which reaches the
-//! CPU only through a trait, runs in them against a model of the CPU.
+//! cover it; host tests call the pure functions, and the vCPUs of both backends (`svm::vcpu`,
+//! `vmx::vcpu`), which reach the CPU only through a trait, run in them against a model of the CPU.
 #![no_std]
 #![deny(
     unsafe_op_in_unsafe_fn,
@@ -18,6 +18,7 @@ extern crate alloc;
 pub mod acpi_sleep;
 pub mod apic;
 pub mod cpuid;
+pub mod guest_boot;
 pub mod guest_msr;
 pub mod io;
 // Its field names are the boot protocol's and ACPI's own, documented where they are defined.

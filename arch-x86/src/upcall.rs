@@ -1,7 +1,7 @@
 //! What entering a partition's upcall handler replaces on x86, under either backend: the
 //! frame saved for `UPCALL_RETURN` and the RFLAGS and stack pointer the handler starts with. It
-//! lives here rather than with one backend so the VMX vCPU (in the image) and the SVM vCPU
-//! (`svm::vcpu`, host-tested) enter handlers the same way.
+//! lives here rather than with one backend so the VMX vCPU (`vmx::vcpu`) and the SVM vCPU
+//! (`svm::vcpu`) enter handlers the same way.
 
 /// What an upcall replaces and `UPCALL_RETURN` puts back: every register the guest can see
 /// change (the backend's general-purpose set `R`, and RIP, RSP, RFLAGS, which live in its VMCS or

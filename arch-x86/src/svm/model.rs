@@ -11,10 +11,11 @@ extern crate std;
 
 use super::enter::GuestRegs;
 use super::exit::ExitInfo;
-use super::start::{Selectors, VcpuConfig};
+use super::start::VcpuConfig;
 use super::vcpu::{SvmHw, SvmVcpu};
 use super::vmcb::{off, Vmcb};
 use super::SvmFeatures;
+use crate::guest_boot::Selectors;
 use core::sync::atomic::AtomicBool;
 use std::boxed::Box;
 use std::collections::VecDeque;

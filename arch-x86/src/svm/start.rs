@@ -6,6 +6,7 @@
 
 use super::vmcb::{self, misc1, misc2, off, Segment, Vmcb};
 use super::EFER_SVME;
+use crate::guest_boot::Selectors;
 use crate::msr::{EFER_LMA, EFER_LME};
 use core::sync::atomic::AtomicBool;
 
@@ -45,18 +46,6 @@ pub const INTERCEPTS_MISC2: u32 = misc2::VMRUN
     | misc2::CLGI
     | misc2::SKINIT
     | misc2::XSETBV;
-
-/// The selectors of the 64-bit start state: the guest shares the hypervisor's GDT layout, so
-/// the values it reads back are the ones a kernel on this machine would have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Selectors {
-    /// CS.
-    pub code: u16,
-    /// ES, SS, DS, FS and GS.
-    pub data: u16,
-    /// TR.
-    pub tss: u16,
-}
 
 /// Everything the creation of a vCPU needs from the partition layer.
 #[derive(Clone, Copy, Debug)]

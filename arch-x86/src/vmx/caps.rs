@@ -345,11 +345,11 @@ impl VmxCapabilities {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// IA32_* values read on Bochs 2.7 `corei7_skylake_x` (shared/notes/x86-facts.md).
-    fn skylake_x() -> VmxMsrs {
+    pub(crate) fn skylake_x() -> VmxMsrs {
         VmxMsrs {
             feature_control: 0x5,
             basic: 0x00d8_1000_0000_002b,

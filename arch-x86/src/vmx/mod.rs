@@ -1,8 +1,10 @@
 //! VMX on the calling CPU: reading the capability MSRs (decoded by [`caps`]), entering and
 //! leaving VMX operation (VMXON/VMXOFF), the VMCS instructions and field encodings ([`instr`],
 //! [`fields`]), the controls and bitmaps a partition's VMCS uses ([`controls`], [`bitmaps`]),
-//! VM entry with the guest's registers ([`enter`]), exit decoding ([`exit`]) and the CPUID a
-//! guest sees ([`guest_cpuid`]).
+//! VM entry with the guest's registers ([`enter`]), exit decoding ([`exit`]), the CPUID a guest
+//! sees ([`guest_cpuid`]), a vCPU's starting VMCS as data ([`start`]) and the vCPU itself
+//! ([`vcpu`]: run, complete, event re-injection, interrupt windows, NMI unblocking, EFER),
+//! generic over the [`vcpu::VmxHw`] it runs on so it is tested on the host against a VMCS model.
 
 pub mod bitmaps;
 pub mod caps;
@@ -12,6 +14,14 @@ pub mod exit;
 pub mod fields;
 pub mod guest_cpuid;
 pub mod instr;
+#[cfg(test)]
+mod interrupt_tests;
+#[cfg(test)]
+mod model;
+pub mod start;
+pub mod vcpu;
+#[cfg(test)]
+mod vcpu_tests;
 
 pub use caps::{AllowedBits, FixedBits, VmxCapabilities, VmxMsrs};
 

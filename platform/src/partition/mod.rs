@@ -23,7 +23,7 @@ mod devices;
 #[cfg(target_arch = "loongarch64")]
 mod eiointc;
 mod frames;
-mod guest_mem;
+pub(crate) mod guest_mem;
 mod handler;
 mod hypercall;
 mod irqchip;

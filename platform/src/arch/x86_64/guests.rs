@@ -10,11 +10,12 @@
 use super::backend::{self, Backend, X86Vcpu};
 use super::stage2::X86Stage2;
 use super::svm_vcpu::{self, SvmSetup};
-use super::vmx_vcpu::{VcpuConfig, VmxVcpu};
-use super::{ioapic, percpu, smp, svm, timer, virt, Current};
+use super::vmx_vcpu::{self, VmxSetup, VmxVcpu};
+use super::{ioapic, percpu, smp, svm, timer, Current};
 use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
+use crate::partition::guest_mem::host_slice;
 use crate::partition::{Partition, PartitionId};
-use arch_x86::vmx::instr::{invept, InvType};
+use arch_x86::guest_boot::{self, GUEST_PML4, TABLE_BYTES};
 use core::sync::atomic::AtomicBool;
 use mmu::Flush;
 
@@ -33,11 +34,26 @@ fn ready() -> bool {
     }
 }
 
+/// Writes the guest's boot page tables (`arch_x86::guest_boot`) into its memory at
+/// [`GUEST_PML4`] and the page after it.
+fn write_guest_page_tables(partition: &Partition) -> Result<(), &'static str> {
+    let page = |gpa| {
+        host_slice(partition, gpa, TABLE_BYTES as u64, true)
+            .and_then(|bytes| <&mut [u8; TABLE_BYTES]>::try_from(bytes).ok())
+    };
+    let (Some(pml4), Some(pdpt)) = (page(GUEST_PML4), page(GUEST_PML4 + TABLE_BYTES as u64)) else {
+        return Err("its memory does not hold the boot page tables at 0x1000-0x3000");
+    };
+    // The partition is not running: its vCPU is being created on this CPU.
+    guest_boot::write_page_tables(pml4, pdpt);
+    Ok(())
+}
+
 fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot, kick: &'static AtomicBool) -> VmxVcpu {
     if !vmx_on() {
-        return VmxVcpu::unavailable("VMX is not on on this CPU");
+        return vmx_vcpu::unavailable("VMX is not on on this CPU");
     }
-    VmxVcpu::new(&VcpuConfig {
+    vmx_vcpu::new(&VmxSetup {
         eptp: partition.table().format().eptp(partition.table().root()),
         vpid: (percpu::cpu_index() + 1) as u16,
         entry: boot.entry,
@@ -77,7 +93,7 @@ impl PartitionArch for Current {
         // Both backends start the guest in 64-bit mode on these page tables; vCPU 0 writes them
         // at each start, a secondary starts on the tables its partition already runs on.
         let tables = if boot.vcpu == 0 {
-            super::vmcs::write_guest_page_tables(partition.config)
+            write_guest_page_tables(partition)
         } else {
             Ok(())
         };
@@ -95,10 +111,10 @@ impl PartitionArch for Current {
                 }),
             }),
             Backend::Vmx => X86Vcpu::Vmx(match tables {
-                Err(e) => VmxVcpu::unavailable(e),
+                Err(e) => vmx_vcpu::unavailable(e),
                 Ok(()) => vmx_vcpu(partition, &boot, kick),
             }),
-            Backend::None => X86Vcpu::Vmx(VmxVcpu::unavailable(
+            Backend::None => X86Vcpu::Vmx(vmx_vcpu::unavailable(
                 "this CPU has neither VMX nor SVM with nested paging",
             )),
         }
@@ -116,16 +132,8 @@ impl PartitionArch for Current {
         let Some(p) = crate::partition::get(id) else {
             return;
         };
-        // EPT has no range invalidation: any flush drops every translation of this EPTP
-        // (guest-physical and combined), which is what a range flush must at least do.
-        let kind = if virt::capabilities().invept_single() {
-            InvType::SingleContext
-        } else {
-            InvType::AllContexts
-        };
         let eptp = p.table().format().eptp(p.table().root());
-        // SAFETY: VMX operation (checked), INVEPT of a type the CPU reports.
-        if unsafe { invept(kind, eptp) }.is_err() {
+        if vmx_vcpu::flush_ept(eptp).is_err() {
             log::warn!("vmx: INVEPT failed for partition {id}");
         }
     }

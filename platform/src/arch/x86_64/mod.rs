@@ -5,8 +5,8 @@
 //! hardware virtualization (`virt`: VMX on, or `svm`),
 //! partitions (`guests`: the partition seam; `ioapic`: the physical I/O APIC and its device
 //! vectors; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
-//! EPT or NPT; `vmcs` and `vmx_vcpu`: a VMX vCPU; `svm_vcpu`: the running CPU under the SVM vCPU
-//! of `arch_x86::svm::vcpu`), the console (`uart`) and the end of a run (`power`). The
+//! EPT or NPT; `vmx_vcpu` and `svm_vcpu`: the running CPU under the VMX and SVM vCPUs of
+//! `arch_x86::vmx::vcpu` and `arch_x86::svm::vcpu`), the console (`uart`) and the end of a run (`power`). The
 //! instructions themselves come from the `arch-x86` crate.
 
 mod acpi;
@@ -29,7 +29,6 @@ mod svm_vcpu;
 mod timer;
 mod uart;
 mod virt;
-mod vmcs;
 mod vmx_vcpu;
 
 use crate::arch::{Machine, Outcome};

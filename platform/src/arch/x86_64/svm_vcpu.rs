@@ -5,17 +5,17 @@
 //! layer gives. The vCPU's logic (start state, intercepts, exits, completions, event
 //! re-injection, interrupt windows, TLB control) is `arch_x86::svm::vcpu::SvmVcpu`, host-tested.
 //!
-//! The guest starts exactly as under VMX (64-bit mode on the identity tables
-//! `vmcs::write_guest_page_tables` put in its memory, no IDT, boot arguments in rdi, rsi, rdx,
+//! The guest starts exactly as under VMX (64-bit mode on the identity tables of
+//! `arch_x86::guest_boot` that `guests` put in its memory, no IDT, boot arguments in rdi, rsi, rdx,
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
-use super::vmcs::GUEST_PML4;
 use super::{ioapic, svm};
+use arch_x86::guest_boot::{Selectors, GUEST_PML4};
 use arch_x86::svm::enter::{enter, GuestRegs};
 use arch_x86::svm::exit::ExitInfo;
-use arch_x86::svm::start::{Selectors, VcpuConfig};
+use arch_x86::svm::start::VcpuConfig;
 use arch_x86::svm::vcpu::SvmHw;
 use arch_x86::svm::vmcb::Vmcb;
 use arch_x86::svm::SvmFeatures;

@@ -2,7 +2,7 @@
 //! TSC; its rate, and the local APIC timer's, are measured once at boot against the 8254 PIT
 //! (`delay`), which counts emulated time in QEMU and Bochs alike, so deadlines mean the same in
 //! both. A CPU's deadline makes its guest exit at or after that TSC value: under VMX through the
-//! VMX-preemption timer (no interrupt at all: `vmx_vcpu` loads the countdown before each entry),
+//! VMX-preemption timer (no interrupt at all: the VMX vCPU loads the countdown before each entry),
 //! elsewhere through a one-shot local APIC timer whose interrupt exits the guest (VMX
 //! acknowledges it on exit; SVM intercepts it, and the host takes and ends it, `idt`).
 

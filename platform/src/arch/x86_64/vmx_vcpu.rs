@@ -1,34 +1,35 @@
-//! The x86 vCPU: one VMCS on the calling CPU, the guest's general-purpose registers, and the
-//! `vcpu::ArchVcpu` loop steps. `run` enters the guest and turns the exit into a `VmExit`
-//! (`arch_x86::vmx::exit::decode`); `complete` writes back what the handler decided. A kick (an
-//! NMI) and any stray external interrupt (acknowledged by the exit, ended here) both reach the
-//! handler as `ExternalInterrupt`. CPUID, too, goes to the handler (and is counted there); the
-//! answer comes back as `Completion::CpuId` from the arch's filter (`guests.rs`).
+//! The VMX vCPU of the running CPU: [`RealVmx`], the `arch_x86::vmx::vcpu::VmxHw` whose
+//! VMREAD/VMWRITE/INVEPT/INVVPID are the instructions on this CPU's current VMCS, whose entry is
+//! the trampoline (`arch_x86::vmx::enter`) and whose host facts are this CPU's (`virt`:
+//! capabilities; `percpu`: GDT, TSS, selectors; `timer`: the preemption countdown; `ioapic` and
+//! the local APIC: ending an acknowledged interrupt; `mmio`: instruction fetch and decode for the
+//! emulated interrupt controller window), its VMCS region, and the creation of a vCPU from what
+//! the partition layer gives. The vCPU's logic (start state, exits, completions, event
+//! re-injection, interrupt windows, NMI unblocking, EFER) is `arch_x86::vmx::vcpu::VmxVcpu`,
+//! host-tested.
 
-use super::vmcs::{self, VcpuSetup};
-use super::{smp, virt};
+use super::percpu::{self, KERNEL_CS, KERNEL_DS, KERNEL_TSS};
+use super::{ioapic, smp, timer, virt};
 use crate::memory;
-use alloc::boxed::Box;
-use arch_x86::msr::{guest_efer_write, EFER_LMA, IA32_EFER};
-use arch_x86::upcall::{handler_rsp, UpcallFrame, HANDLER_RFLAGS};
-use arch_x86::vmx::bitmaps::{IoBitmap, MsrBitmap};
-use arch_x86::vmx::controls::{ENTRY_IA32E_GUEST, PROC_INTERRUPT_WINDOW};
+use arch_x86::guest_boot::{Selectors, GUEST_PML4};
+use arch_x86::msr::{rdmsr, IA32_EFER, IA32_GS_BASE};
+use arch_x86::regs::{read_cr0, read_cr3, read_cr4, sidt_base};
+use arch_x86::vmx::caps::VmxCapabilities;
 use arch_x86::vmx::enter::{enter, GuestRegs};
-use arch_x86::vmx::exit::{self, ExitInfo};
-use arch_x86::vmx::fields::{w32, w64, wn};
-use arch_x86::vmx::instr::{invvpid, vmclear, vmptrld, vmread, vmwrite, InvType};
+use arch_x86::vmx::exit::ExitInfo;
+use arch_x86::vmx::instr::{invept, invvpid, vmclear, vmptrld, vmread, vmwrite, InvType};
+use arch_x86::vmx::start::{HostState, VcpuConfig};
+use arch_x86::vmx::vcpu::VmxHw;
 use arch_x86::vmx::VmFail;
-use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
+use vcpu::{Completion, VmExit};
 
-/// `InvalidState` raw values for failures before the guest ran: bit 32 marks "VMLAUNCH/VMRESUME
-/// failed", the low bits carry the VM-instruction error number (SDM Vol. 3C §31.4).
-pub const ENTRY_INSTRUCTION_FAILED: u64 = 1 << 32;
+/// A vCPU on the running CPU.
+pub type VmxVcpu = arch_x86::vmx::vcpu::VmxVcpu<RealVmx>;
 
-/// Guest interruptibility state, bit 3: blocking by NMI.
-const INTERRUPTIBILITY_NMI_BLOCKED: u64 = 1 << 3;
+const IA32_PAT: u32 = 0x277;
 
 /// Everything the creation of a vCPU needs from the partition layer.
-pub struct VcpuConfig {
+pub struct VmxSetup {
     /// The partition's EPT pointer.
     pub eptp: u64,
     /// The vCPU's VPID.
@@ -45,346 +46,85 @@ pub struct VcpuConfig {
     pub kick: &'static core::sync::atomic::AtomicBool,
 }
 
-/// One vCPU, bound to the CPU that created it.
-pub struct VmxVcpu {
+/// Creates a vCPU on the calling CPU (which must be in VMX operation).
+pub fn new(setup: &VmxSetup) -> VmxVcpu {
+    let hw = match RealVmx::with_new_vmcs() {
+        Ok(hw) => hw,
+        Err((hw, why)) => {
+            log::error!("vmx: vCPU not created: {why}");
+            return VmxVcpu::unavailable(hw, why);
+        }
+    };
+    let config = VcpuConfig {
+        eptp: setup.eptp,
+        vpid: setup.vpid,
+        entry: setup.entry,
+        args: setup.args,
+        real_mode: setup.real_mode,
+        page_tables: GUEST_PML4,
+        selectors: SELECTORS,
+        kick: setup.kick,
+    };
+    let ports = setup.ports.iter().map(|r| (r.start, r.size));
+    VmxVcpu::new(hw, &config, ports)
+}
+
+/// A vCPU that cannot run; its first `run` reports why as an invalid state.
+pub fn unavailable(why: &'static str) -> VmxVcpu {
+    VmxVcpu::unavailable(RealVmx::without_vmcs(), why)
+}
+
+/// Drops every translation of the EPT at `eptp` on the calling CPU (in VMX operation).
+pub fn flush_ept(eptp: u64) -> Result<(), VmFail> {
+    arch_x86::vmx::vcpu::flush_ept(&mut RealVmx::without_vmcs(), eptp)
+}
+
+/// The hypervisor's selectors, which the host state and the 64-bit start share.
+const SELECTORS: Selectors = Selectors {
+    code: KERNEL_CS,
+    data: KERNEL_DS,
+    tss: KERNEL_TSS,
+};
+
+/// The calling CPU, to the VMX vCPU created on it (vCPUs never move), with that vCPU's VMCS
+/// region (physical address; 0 for none), current on this CPU from its creation on.
+pub struct RealVmx {
     vmcs: u64,
-    launched: bool,
-    regs: GuestRegs,
-    last: ExitInfo,
-    /// Kept alive (and at a fixed address) for as long as the VMCS points at them.
-    _io: Box<IoBitmap>,
-    _msr: Box<MsrBitmap>,
-    /// Set when the vCPU could not be created; `run` reports it as the first exit.
-    broken: Option<&'static str>,
-    /// The context an upcall interrupted (`vcpu::upcall`), while its handler runs.
-    saved: Option<UpcallFrame<GuestRegs>>,
-    /// An event the last exit interrupted in its delivery (IDT-vectoring information, error
-    /// code, instruction length): delivered again at the next entry, or the guest would lose it.
-    redeliver: Option<(u64, u64, u64)>,
-    /// The last entry was abandoned for a kick: no exit to complete.
-    abandoned: bool,
 }
 
-/// Valid bit of the interruption-information fields.
-const EVENT_VALID: u64 = 1 << 31;
-
-fn read(field: u32) -> u64 {
-    // SAFETY: only called with this vCPU's VMCS current on this CPU.
-    unsafe { vmread(field) }.unwrap_or(0)
-}
-
-impl VmxVcpu {
-    /// Creates the vCPU on the calling CPU (which must be in VMX operation).
-    pub fn new(cfg: &VcpuConfig) -> Self {
-        let mut io = Box::new(IoBitmap::all_exit());
-        for r in cfg.ports {
-            io.allow(r.start, r.size);
-        }
-        let msr = Box::new(MsrBitmap::for_partition());
-        let [rdi, rsi, rdx, rcx, r8] = cfg.args;
-        let regs = GuestRegs {
-            kick: cfg.kick.as_ptr() as u64,
-            rdi,
-            rsi,
-            rdx,
-            rcx,
-            r8,
-            ..GuestRegs::default()
-        };
-        let mut v = Self {
-            vmcs: 0,
-            launched: false,
-            regs,
-            last: ExitInfo::default(),
-            broken: None,
-            saved: None,
-            redeliver: None,
-            abandoned: false,
-            _io: io,
-            _msr: msr,
-        };
-        if let Err(e) = v.setup(cfg) {
-            log::error!("vmx: vCPU not created: {e}");
-            v.broken = Some(e);
-        }
-        v
+impl RealVmx {
+    /// The CPU alone: enough for INVEPT, or for a vCPU that never runs.
+    fn without_vmcs() -> Self {
+        Self { vmcs: 0 }
     }
 
-    /// A vCPU that cannot run; its first `run` reports why as an invalid state.
-    pub fn unavailable(why: &'static str) -> Self {
-        Self {
-            vmcs: 0,
-            launched: false,
-            regs: GuestRegs::default(),
-            last: ExitInfo::default(),
-            _io: Box::new(IoBitmap::all_exit()),
-            _msr: Box::new(MsrBitmap::all_exit()),
-            broken: Some(why),
-            saved: None,
-            redeliver: None,
-            abandoned: false,
-        }
-    }
-
-    fn setup(&mut self, cfg: &VcpuConfig) -> Result<(), &'static str> {
-        let caps = virt::capabilities();
-        self.vmcs = memory::alloc_frame().ok_or("no free frame for the VMCS")?;
-        let ptr = super::Current::phys_to_virt_ptr(self.vmcs) as *mut u32;
+    /// The CPU with a fresh VMCS, cleared and made current; on failure, what owns whatever was
+    /// allocated, and why.
+    fn with_new_vmcs() -> Result<Self, (Self, &'static str)> {
+        let Some(vmcs) = memory::alloc_frame() else {
+            return Err((Self::without_vmcs(), "no free frame for the VMCS"));
+        };
+        let hw = Self { vmcs };
+        let ptr = super::Current::phys_to_virt_ptr(vmcs) as *mut u32;
         // SAFETY: the frame was just allocated for this VMCS alone and is mapped.
         unsafe {
             core::ptr::write_bytes(ptr as *mut u8, 0, memory::FRAME_SIZE as usize);
-            ptr.write_volatile(caps.basic.revision_id);
+            ptr.write_volatile(virt::capabilities().basic.revision_id);
         }
-        // SAFETY: the CPU is in VMX operation (prepare_cpu) and the region holds the revision id.
-        unsafe { vmclear(self.vmcs) }.map_err(|_| "VMCLEAR failed")?;
+        // SAFETY: the CPU is in VMX operation (the caller's contract) and the region holds the
+        // revision id.
+        if unsafe { vmclear(vmcs) }.is_err() {
+            return Err((hw, "VMCLEAR failed"));
+        }
         // SAFETY: as above; the region was just cleared and is current on no other CPU.
-        unsafe { vmptrld(self.vmcs) }.map_err(|_| "VMPTRLD failed")?;
-        vmcs::fill(
-            &caps,
-            &VcpuSetup {
-                eptp: cfg.eptp,
-                vpid: cfg.vpid,
-                io_bitmap: &*self._io as *const IoBitmap as u64,
-                msr_bitmap: &*self._msr as *const MsrBitmap as u64,
-                entry: cfg.entry,
-                real_mode: cfg.real_mode,
-            },
-        )?;
-        // This VPID tagged the previous run's translations on this CPU: they must not survive
-        // into a fresh start (the same holds when a vCPU moves to another CPU).
-        if caps.vpid() {
-            // SAFETY: VMX operation, VPID supported, the VPID is non-zero.
-            let _ = unsafe { invvpid(InvType::SingleContext, cfg.vpid, 0) };
+        if unsafe { vmptrld(vmcs) }.is_err() {
+            return Err((hw, "VMPTRLD failed"));
         }
-        Ok(())
-    }
-
-    fn entry_failed(&self, e: VmFail) -> VmExit {
-        let error = match e {
-            VmFail::Valid => read(w32::VM_INSTRUCTION_ERROR),
-            VmFail::Invalid => 0,
-        };
-        VmExit::InvalidState {
-            raw: ENTRY_INSTRUCTION_FAILED | error,
-        }
+        Ok(hw)
     }
 }
 
-impl ArchVcpu for VmxVcpu {
-    fn run(&mut self) -> VmExit {
-        loop {
-            let exit = self.run_once();
-            // EFER is CPU state the guest owns (within limits): emulated here, not an event.
-            match exit {
-                VmExit::MsrRead { msr: IA32_EFER } => {
-                    let efer = read(w64::GUEST_EFER);
-                    exit::complete(&self.last, Completion::Value(efer), &mut self.regs);
-                }
-                VmExit::MsrWrite {
-                    msr: IA32_EFER,
-                    value,
-                } => {
-                    let efer = guest_efer_write(read(w64::GUEST_EFER), value);
-                    // SAFETY: this vCPU's VMCS is current on this CPU.
-                    let _ = unsafe { vmwrite(w64::GUEST_EFER, efer) };
-                }
-                other => return other,
-            }
-            let next = self.last.rip + u64::from(self.last.instruction_len);
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe { vmwrite(wn::GUEST_RIP, next) };
-        }
-    }
-
-    fn complete(&mut self, completion: Completion) {
-        if core::mem::take(&mut self.abandoned) {
-            return;
-        }
-        let completion = super::mmio::complete(completion, &mut self.regs, &mut self.last);
-        if let Completion::Exception { vector, error_code } = completion {
-            // Raised on the instruction itself at the next entry (which then waits for no
-            // interrupt window: an exception is delivered first).
-            let info = exit::exception_event(vector, error_code.is_some());
-            self.redeliver = Some((info, u64::from(error_code.unwrap_or(0)), 0));
-        }
-        let rip = exit::complete(&self.last, completion, &mut self.regs);
-        if rip != self.last.rip {
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe { vmwrite(wn::GUEST_RIP, rip) };
-        }
-    }
-
-    fn deliver_upcall(&mut self, d: Delivery) -> bool {
-        if self.saved.is_some() || self.broken.is_some() {
-            return false;
-        }
-        self.saved = Some(UpcallFrame {
-            regs: self.regs,
-            rip: read(wn::GUEST_RIP),
-            rsp: read(wn::GUEST_RSP),
-            rflags: read(wn::GUEST_RFLAGS),
-        });
-        self.regs.rdi = d.irq.code();
-        self.regs.rsi = d.detail;
-        // SAFETY: this vCPU's VMCS is current on this CPU.
-        unsafe {
-            let _ = vmwrite(wn::GUEST_RIP, d.upcall.entry);
-            let _ = vmwrite(wn::GUEST_RSP, handler_rsp(d.upcall.stack));
-            let _ = vmwrite(wn::GUEST_RFLAGS, HANDLER_RFLAGS);
-        }
-        true
-    }
-
-    fn inject_interrupt(&mut self, vector: u8) -> bool {
-        if self.broken.is_some() {
-            return false;
-        }
-        // An event still waiting in the entry field (an entry abandoned for a kick leaves it
-        // there) is delivered first; this vector waits for the window after it.
-        let ready = self.redeliver.is_none()
-            && exit::interrupt_injectable(
-                read(wn::GUEST_RFLAGS),
-                read(w32::GUEST_INTERRUPTIBILITY),
-                read(w32::ENTRY_INTERRUPTION_INFO),
-            );
-        let proc = read(w32::PROC_CONTROLS);
-        if !ready {
-            // Come back as soon as the guest can take it.
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe { vmwrite(w32::PROC_CONTROLS, proc | u64::from(PROC_INTERRUPT_WINDOW)) };
-            return false;
-        }
-        // SAFETY: this vCPU's VMCS is current on this CPU.
-        let _ = unsafe {
-            vmwrite(
-                w32::ENTRY_INTERRUPTION_INFO,
-                EVENT_VALID | u64::from(vector),
-            )
-        };
-        true
-    }
-
-    fn return_from_upcall(&mut self) {
-        let Some(f) = self.saved.take() else { return };
-        // Everything as it was, rax included: the interrupted code never sees the call.
-        self.regs = f.regs;
-        // SAFETY: this vCPU's VMCS is current on this CPU.
-        unsafe {
-            let _ = vmwrite(wn::GUEST_RIP, f.rip);
-            let _ = vmwrite(wn::GUEST_RSP, f.rsp);
-            let _ = vmwrite(wn::GUEST_RFLAGS, f.rflags);
-        }
-    }
-    /// Ignored: x86 interrupts are vectors (`inject_interrupt`), not lines.
-    fn set_irq_lines(&mut self, _lines: u32) {}
-}
-
-impl VmxVcpu {
-    /// One entry and the exit that ends it.
-    fn run_once(&mut self) -> VmExit {
-        if let Some(why) = self.broken {
-            log::error!("vmx: cannot enter the guest: {why}");
-            return VmExit::InvalidState {
-                raw: ENTRY_INSTRUCTION_FAILED,
-            };
-        }
-        if let Some((info, error, len)) = self.redeliver.take() {
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            unsafe {
-                let _ = vmwrite(w32::ENTRY_INTERRUPTION_INFO, info);
-                let _ = vmwrite(w32::ENTRY_EXCEPTION_ERROR, error);
-                let _ = vmwrite(w32::ENTRY_INSTRUCTION_LEN, len);
-            }
-        }
-        // A guest that turned long mode on or off itself (CR0.PG with EFER.LME, no exit) must
-        // enter with the IA-32e entry control matching EFER.LMA, or the entry fails.
-        let lma = read(w64::GUEST_EFER) & EFER_LMA != 0;
-        let entry = read(w32::ENTRY_CONTROLS);
-        let ia32e = u64::from(ENTRY_IA32E_GUEST);
-        if lma != (entry & ia32e != 0) {
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe { vmwrite(w32::ENTRY_CONTROLS, entry ^ ia32e) };
-        }
-        if let Some(rate) = super::timer::preemption_rate() {
-            // The countdown to this CPU's deadline, from now (the field counts in the guest only).
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe {
-                vmwrite(
-                    w32::PREEMPTION_TIMER_VALUE,
-                    super::timer::preemption_value(rate).into(),
-                )
-            };
-        }
-        // SAFETY: this vCPU's VMCS is current on this CPU (loaded in `setup`, and vCPUs never
-        // move), filled completely; `launched` tracks VMLAUNCH since the VMCLEAR.
-        match unsafe { enter(&mut self.regs, self.launched) } {
-            Err(e) => return self.entry_failed(e),
-            Ok(false) => {
-                // Kicked before the guest could run: report the kick as the exit it would have
-                // been; `complete` leaves the guest state alone.
-                self.abandoned = true;
-                return VmExit::ExternalInterrupt { vector: 2 };
-            }
-            Ok(true) => {}
-        }
-        self.launched = true;
-        self.last = ExitInfo {
-            reason: read(w32::EXIT_REASON) as u32,
-            qualification: read(wn::EXIT_QUALIFICATION),
-            guest_physical: read(w64::GUEST_PHYSICAL_ADDRESS),
-            instruction_len: read(w32::EXIT_INSTRUCTION_LEN) as u32,
-            interruption_info: read(w32::EXIT_INTERRUPTION_INFO) as u32,
-            rip: read(wn::GUEST_RIP),
-        };
-        let vectoring = read(w32::IDT_VECTORING_INFO);
-        if vectoring & EVENT_VALID != 0 {
-            // Bit 12 (NMI unblocking) is not part of the entry format.
-            self.redeliver = Some((
-                vectoring & !(1 << 12),
-                read(w32::IDT_VECTORING_ERROR),
-                u64::from(self.last.instruction_len),
-            ));
-        }
-        if self.last.basic() == exit::reason::INTERRUPT_WINDOW {
-            // The window is open; `inject_interrupt` asks for the next one if it still needs it.
-            let proc = read(w32::PROC_CONTROLS) & !u64::from(PROC_INTERRUPT_WINDOW);
-            // SAFETY: this vCPU's VMCS is current on this CPU.
-            let _ = unsafe { vmwrite(w32::PROC_CONTROLS, proc) };
-        }
-        let exit = exit::decode(&self.last, &self.regs);
-        let exit = super::mmio::decode(exit, &self.last, read(wn::GUEST_CR3), &self.regs);
-        if let VmExit::ExternalInterrupt { vector: 2 } = exit {
-            // The host is NMI-blocked after an NMI exit until an IRET; lift that here, or later
-            // kicks would stay pending while this CPU runs its guest.
-            arch_x86::regs::unblock_nmi();
-            // A kick. The exit saved the guest as "blocked by NMI" (the NMI being handled), and
-            // the next entry would restore that blocking, so every later kick would stay pending
-            // and never make this CPU leave its guest. The guest never had the NMI: unblock.
-            let state = read(w32::GUEST_INTERRUPTIBILITY);
-            if state & INTERRUPTIBILITY_NMI_BLOCKED != 0 {
-                // SAFETY: this vCPU's VMCS is current on this CPU.
-                let _ = unsafe {
-                    vmwrite(
-                        w32::GUEST_INTERRUPTIBILITY,
-                        state & !INTERRUPTIBILITY_NMI_BLOCKED,
-                    )
-                };
-            }
-        }
-        if self.last.basic() == exit::reason::EXTERNAL_INTERRUPT {
-            // Acknowledged by the exit (the "acknowledge interrupt on exit" control): end it.
-            // A kick is an NMI, which has no end-of-interrupt. A level device line is masked
-            // first, until its guest ends the interrupt (`ioapic`).
-            if let Some(line) = super::ioapic::line_of(self.last.interruption_info as u8) {
-                super::ioapic::hold(line);
-            }
-            smp::local_apic().eoi();
-        }
-        exit
-    }
-}
-
-impl Drop for VmxVcpu {
+impl Drop for RealVmx {
     fn drop(&mut self) {
         if self.vmcs != 0 {
             // SAFETY: the VMCS is this vCPU's; clearing it makes it inactive before the frame
@@ -392,5 +132,96 @@ impl Drop for VmxVcpu {
             let _ = unsafe { vmclear(self.vmcs) };
             memory::free_frame(self.vmcs);
         }
+    }
+}
+
+impl VmxHw for RealVmx {
+    fn capabilities(&self) -> VmxCapabilities {
+        virt::capabilities()
+    }
+
+    fn host_state(&self) -> HostState {
+        let (gdt, tss) = percpu::host_tables();
+        // SAFETY: these MSRs exist on every x86_64 CPU that has VMX; reading them has no effect.
+        let (efer, pat, gs) = unsafe { (rdmsr(IA32_EFER), rdmsr(IA32_PAT), rdmsr(IA32_GS_BASE)) };
+        HostState {
+            cr0: read_cr0(),
+            cr3: read_cr3(),
+            cr4: read_cr4(),
+            efer,
+            pat,
+            gs_base: gs,
+            tr_base: tss,
+            gdtr_base: gdt,
+            idtr_base: sidt_base(),
+            selectors: SELECTORS,
+        }
+    }
+
+    fn phys_addr(&self, addr: usize) -> u64 {
+        // The heap, where the vCPU keeps its bitmaps, is identity-mapped.
+        addr as u64
+    }
+
+    fn vmread(&self, field: u32) -> Result<u64, VmFail> {
+        // SAFETY: only the vCPU created with this VMCS calls, on the CPU where the VMCS is
+        // current (vCPUs never move); a vCPU without one never reads (it is broken).
+        unsafe { vmread(field) }
+    }
+
+    fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
+        // SAFETY: as for `vmread`; the VMCS is this vCPU's alone, so a write changes no one
+        // else's guest.
+        unsafe { vmwrite(field, value) }
+    }
+
+    fn enter(&mut self, regs: &mut GuestRegs, launched: bool) -> Result<bool, VmFail> {
+        // SAFETY: only the `VmxVcpu` created on this CPU enters, and only when its creation
+        // filled this VMCS completely (`arch_x86::vmx::start`, host state read on this CPU), so
+        // it is current here (loaded at creation; vCPUs never move) with bitmaps it owns and the
+        // EPT of its partition, both alive as long as it is; `launched` tracks VMLAUNCH since
+        // the VMCLEAR.
+        unsafe { enter(regs, launched) }
+    }
+
+    fn invept(&mut self, kind: InvType, eptp: u64) -> Result<(), VmFail> {
+        // SAFETY: the CPU is in VMX operation (its vCPU or flush runs only then) and the kind
+        // is one its capabilities report (`arch_x86::vmx::vcpu::flush_ept`).
+        unsafe { invept(kind, eptp) }
+    }
+
+    fn invvpid(&mut self, kind: InvType, vpid: u16, addr: u64) -> Result<(), VmFail> {
+        // SAFETY: VMX operation; the vCPU asks only when the CPU reports VPID, with its own
+        // non-zero VPID.
+        unsafe { invvpid(kind, vpid, addr) }
+    }
+
+    fn preemption_countdown(&self) -> Option<u32> {
+        timer::preemption_rate().map(timer::preemption_value)
+    }
+
+    fn unblock_host_nmi(&mut self) {
+        arch_x86::regs::unblock_nmi();
+    }
+
+    fn end_host_interrupt(&mut self, vector: u8) {
+        // A level device line is masked first, until its guest ends the interrupt (`ioapic`).
+        if let Some(line) = ioapic::line_of(vector) {
+            ioapic::hold(line);
+        }
+        smp::local_apic().eoi();
+    }
+
+    fn decode_mmio(&mut self, exit: VmExit, last: &ExitInfo, cr3: u64, regs: &GuestRegs) -> VmExit {
+        super::mmio::decode(exit, last, cr3, regs)
+    }
+
+    fn complete_mmio(
+        &mut self,
+        completion: Completion,
+        regs: &mut GuestRegs,
+        last: &mut ExitInfo,
+    ) -> Completion {
+        super::mmio::complete(completion, regs, last)
     }
 }
