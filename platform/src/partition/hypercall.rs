@@ -6,7 +6,7 @@
 //! go to `vintr`.
 
 use super::vintr::{self, VirtualInterrupts};
-use super::{guest_mem, manage, run, Partition, State};
+use super::{guest_mem, manage, target, Partition, State};
 use vcpu::hypercall::{encode_result, ABI_VERSION};
 use vcpu::{Action, Completion, Hypercall, HypercallError, StopReason};
 
@@ -14,11 +14,6 @@ type Result = core::result::Result<u64, HypercallError>;
 
 fn reply(r: Result) -> Action {
     Action::Resume(Completion::Value(encode_result(r)))
-}
-
-/// The partition a management call names.
-pub fn target(id: vcpu::PartitionId) -> core::result::Result<&'static Partition, HypercallError> {
-    super::get(id).ok_or(HypercallError::NoPartition)
 }
 
 fn console_write(p: &Partition, gpa: u64, len: u64) -> Result {
@@ -47,7 +42,7 @@ fn stop(caller: &Partition, id: vcpu::PartitionId) -> Result {
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
-    run::request_stop(t);
+    t.request_stop();
     Ok(0)
 }
 
@@ -56,7 +51,7 @@ fn start(id: vcpu::PartitionId) -> Result {
     if !matches!(t.state(), State::Stopped | State::Finished) {
         return Err(HypercallError::BadState);
     }
-    run::request_start(t);
+    t.request_start();
     if let Some(v) = t.vcpus.first().filter(|v| v.joined()) {
         super::remote::kick(v.cpu);
     }

@@ -8,7 +8,7 @@
 //! concatenated in board-file order (`vcpu/README.md`); with 16 KiB stage-2 pages one page sets
 //! four bits.
 
-use super::hypercall::target;
+use super::target;
 use super::{guest_mem, Partition};
 use alloc::vec;
 use core::sync::atomic::Ordering;

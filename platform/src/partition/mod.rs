@@ -33,6 +33,7 @@ mod mailbox;
 mod manage;
 mod remote;
 mod report;
+mod requests;
 mod run;
 mod selfcheck;
 mod vcpus;
@@ -210,6 +211,11 @@ pub fn all() -> &'static [Partition] {
 /// A partition by id.
 pub fn get(id: PartitionId) -> Option<&'static Partition> {
     all().get(id as usize)
+}
+
+/// The partition a management call names, or the call's error.
+pub fn target(id: PartitionId) -> Result<&'static Partition, vcpu::HypercallError> {
+    get(id).ok_or(vcpu::HypercallError::NoPartition)
 }
 
 fn attrs(r: &board_config::Region) -> LeafAttrs {

@@ -229,7 +229,7 @@ fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
         // Never ends a run (`run_vcpu`).
         StopReason::Init => {}
     }
-    request_stop(p);
+    p.request_stop();
 }
 
 /// Runs vCPU `index` of `p` on the calling CPU until it stops; returns why.
@@ -401,22 +401,4 @@ pub fn all_ended() -> bool {
         matches!(p.state(), State::Finished | State::Stopped)
             && !p.start_requested.load(Ordering::SeqCst)
     })
-}
-
-/// Stops partition `p` from another CPU: asks, and kicks every CPU running it so it sees the
-/// request.
-pub fn request_stop(p: &Partition) {
-    p.stop_requested.store(true, Ordering::SeqCst);
-    for cpu in remote::cpus_running(p.id) {
-        remote::kick(cpu);
-    }
-}
-
-/// Starts a stopped or finished partition again on its CPU.
-pub fn request_start(p: &Partition) {
-    p.reboots.store(0, Ordering::SeqCst);
-    p.set_state(State::Running);
-    p.start_requested.store(true, Ordering::SeqCst);
-    // Its CPU may be waiting with its core halted (`PartitionArch::wait`).
-    remote::kick(p.vcpus[0].cpu);
 }

@@ -24,6 +24,7 @@ mod image;
 mod la_linux;
 mod linux;
 mod linux_bare;
+mod module_cycles;
 mod process;
 mod qemu_lvz;
 mod scenarios;

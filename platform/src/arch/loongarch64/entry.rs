@@ -5,9 +5,18 @@
 //! (physical or not) to the image's link address in the cached window, turn paging on so only
 //! the windows translate, install the trap vectors, take a stack, and call Rust.
 
-use super::{smp, trap};
+use super::trap;
 use arch_loongarch::csr;
+use board_config::MAX_CPUS;
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Stack tops for CPUs 1.., indexed by CPUID and read by the secondary trampoline (0 = not
+/// started); the boot CPU posts them (`smp`).
+pub(super) static SECONDARY_SP: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Set by each secondary as its first Rust action, so the boot CPU stops posting its wake-up.
+pub(super) static ARRIVED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// The boot CPU's stack, used until the boot sequence ends; secondaries use
 /// [`crate::cpu_stacks::cpu_stack_top`] instead.
@@ -96,8 +105,8 @@ global_asm!(
     install_traps = sym trap::septum_install_traps,
     primary = sym primary_entry,
     secondary = sym secondary_entry,
-    secondary_sp = sym smp::SECONDARY_SP,
-    max_cpus = const board_config::MAX_CPUS,
+    secondary_sp = sym SECONDARY_SP,
+    max_cpus = const MAX_CPUS,
 );
 
 /// The boot CPU's first Rust code, on the boot stack with the trap vectors installed.
@@ -108,7 +117,9 @@ extern "C" fn primary_entry(efi_flag: usize, cmdline_pa: usize, systab_pa: usize
 
 /// A secondary CPU's first Rust code, on the stack the boot CPU posted for it.
 extern "C" fn secondary_entry(cpu: usize) -> ! {
-    smp::arrived(cpu);
+    if let Some(flag) = ARRIVED.get(cpu) {
+        flag.store(true, Ordering::SeqCst);
+    }
     crate::boot::secondary_main(cpu)
 }
 

@@ -8,30 +8,17 @@
 //! *after* the post and then waits forever, so a post is repeated until the CPU says it arrived
 //! (seen under load on a 2-core host running `-smp 4`).
 
-use super::entry::septum_secondary_entry;
+use super::entry::{septum_secondary_entry, ARRIVED, SECONDARY_SP};
 use arch_loongarch::cpucfg::CpuCfg;
 use arch_loongarch::{instr, ipi};
 use board_config::MAX_CPUS;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-/// Stack tops for CPUs 1.., indexed by CPUID and read by the entry trampoline (0 = not started).
-pub(super) static SECONDARY_SP: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
-
-/// Set by each secondary as its first Rust action.
-static ARRIVED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+use core::sync::atomic::Ordering;
 
 const PA_MASK: u64 = (1 << 48) - 1;
 /// How long to wait for a CPU before posting its wake-up again.
 const REPOST_MS: u64 = 20;
 /// How long to keep posting before leaving the CPU to the boot sequence's own timeout.
 const GIVE_UP_MS: u64 = 5_000;
-
-/// Records that `cpu` reached Rust (called by the entry code).
-pub(super) fn arrived(cpu: usize) {
-    if let Some(flag) = ARRIVED.get(cpu) {
-        flag.store(true, Ordering::SeqCst);
-    }
-}
 
 fn post(cpu: usize, entry_pa: u64) {
     // SAFETY: the trampoline at `entry_pa` is position-independent until it jumps to the cached
