@@ -33,6 +33,8 @@ pub const ROUTABLE_CORES: u32 = 4;
 pub const MAX_LINES: u32 = 64;
 /// The route byte every line gets (Linux's value: HyperTransport interrupt output 0).
 const PIC_ROUTE_BYTE: u8 = 1;
+/// 64-bit words of the EIOINTC's per-vector bit registers (256 vectors).
+const VECTOR_WORDS: u64 = 4;
 
 /// The chips as this driver reaches them.
 pub trait DeviceIrqHw {
@@ -99,7 +101,8 @@ impl DeviceLines {
 
     /// Puts both chips in the driver's plan: every line masked, EIOINTC on (MISC_FUNC's
     /// EXT_IOI_EN, other bits kept), every vector group on [`HOST_PIN`], the lines' vectors
-    /// enabled and not bounced. Called once, before any route.
+    /// enabled and every other vector disabled (firmware may have enabled MSI vectors, which no
+    /// partition is given), none bounced. Called once, before any route.
     pub fn init<H: DeviceIrqHw>(&mut self, hw: &mut H) {
         self.masked = u64::MAX;
         self.write_bits(hw, pch_pic::MASK, self.masked, u64::MAX);
@@ -107,8 +110,11 @@ impl DeviceLines {
         hw.iocsr_write64(eiointc::MISC_FUNC, misc | eiointc::EXT_IOI_EN);
         let pin = 1u64 << HOST_PIN;
         hw.iocsr_write64(eiointc::IPMAP, pin * 0x0101_0101_0101_0101);
-        hw.iocsr_write64(eiointc::BOUNCE, 0);
-        hw.iocsr_write64(eiointc::ENABLE, self.all());
+        for word in 0..VECTOR_WORDS {
+            let enable = if word == 0 { self.all() } else { 0 };
+            hw.iocsr_write64(eiointc::ENABLE + word * 8, enable);
+            hw.iocsr_write64(eiointc::BOUNCE + word * 8, 0);
+        }
     }
 
     /// Programs line `line`: to `target`, or masked (`None`). A route that cannot be programmed
@@ -154,6 +160,14 @@ impl DeviceLines {
     /// masked until re-armed by a new route, edge lines have their latch cleared, and the ISR
     /// bits are written back to clear them. Bit n of the result is line n.
     pub fn take<H: DeviceIrqHw>(&mut self, hw: &mut H) -> u64 {
+        // Vectors beyond the lines are no one's (left pending from before `init`): cleared too,
+        // so they cannot hold the pin.
+        for word in 1..VECTOR_WORDS {
+            let stray = hw.iocsr_read64(eiointc::ISR + word * 8);
+            if stray != 0 {
+                hw.iocsr_write64(eiointc::ISR + word * 8, stray);
+            }
+        }
         let pending = hw.iocsr_read64(eiointc::ISR);
         let lines = pending & self.all();
         let level = lines & !self.edge;
@@ -167,7 +181,6 @@ impl DeviceLines {
             self.write_bits(hw, pch_pic::CLEAR, edge, edge);
         }
         if pending != 0 {
-            // Vectors beyond the lines are no one's: cleared too, so they cannot hold the pin.
             hw.iocsr_write64(eiointc::ISR, pending);
         }
         lines

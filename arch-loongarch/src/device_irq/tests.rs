@@ -21,8 +21,9 @@ struct Chips {
     pic32: BTreeMap<u64, u32>,
     pic8: BTreeMap<u64, u8>,
     log: Vec<Op>,
-    /// The ISR of the core the driver runs on.
+    /// The ISR of the core the driver runs on: vectors 0-63, and 64-255 by 64-bit word.
     isr: u64,
+    isr_high: [u64; 3],
 }
 
 impl DeviceIrqHw for Chips {
@@ -30,12 +31,17 @@ impl DeviceIrqHw for Chips {
         if addr == eiointc::ISR {
             return self.isr;
         }
+        if (eiointc::ISR + 8..eiointc::ISR + 32).contains(&addr) {
+            return self.isr_high[((addr - eiointc::ISR) / 8 - 1) as usize];
+        }
         self.iocsr.get(&addr).copied().unwrap_or(0)
     }
     fn iocsr_write64(&mut self, addr: u64, value: u64) {
         self.log.push(Op::Iocsr(addr, value));
         if addr == eiointc::ISR {
             self.isr &= !value;
+        } else if (eiointc::ISR + 8..eiointc::ISR + 32).contains(&addr) {
+            self.isr_high[((addr - eiointc::ISR) / 8 - 1) as usize] &= !value;
         } else {
             self.iocsr.insert(addr, value);
         }
@@ -110,6 +116,11 @@ fn init_masks_every_line_and_points_the_vectors_at_the_host_pin() {
     // Every group of 32 vectors on IP1 (bit 1 of each byte).
     assert_eq!(chips.iocsr[&eiointc::IPMAP], 0x0202_0202_0202_0202);
     assert_eq!(chips.iocsr[&eiointc::ENABLE], 0xffff_ffff);
+    // Vectors 64-255 (MSI, which firmware may have enabled) are no partition's.
+    for word in 1..4 {
+        assert_eq!(chips.iocsr[&(eiointc::ENABLE + word * 8)], 0);
+        assert_eq!(chips.iocsr[&(eiointc::BOUNCE + word * 8)], 0);
+    }
     assert_eq!(chips.iocsr[&eiointc::BOUNCE], 0);
 }
 
@@ -234,7 +245,9 @@ fn lines_above_31_use_the_high_words() {
 fn pending_vectors_beyond_the_lines_are_cleared_not_reported() {
     let (mut d, mut chips) = ready(8);
     chips.isr = 1 << 20 | 1 << 2;
+    chips.isr_high = [1 << 3, 0, 1 << 63];
     d.route(&mut chips, 2, edge_to(0)).unwrap();
     assert_eq!(d.take(&mut chips), 1 << 2);
     assert_eq!(chips.isr, 0);
+    assert_eq!(chips.isr_high, [0; 3], "stray MSI vectors cleared");
 }
