@@ -5,7 +5,7 @@
 //! tables), enters long mode and calls [`boot_entry`] on a boot stack. The secondary CPUs' trampoline
 //! (`smp.rs`) reuses these page tables.
 
-use super::{idt, multiboot, percpu};
+use super::{idt, ioapic, multiboot, percpu, timer};
 use core::arch::global_asm;
 
 /// Multiboot1 header flags: page-align modules (bit 0), memory info (bit 1), and the address
@@ -152,7 +152,11 @@ septum_boot_stack_top:
 /// The boot CPU's first Rust code, called by the stub with the multiboot magic and info address.
 extern "C" fn boot_entry(magic: u32, info: u32) -> ! {
     idt::init();
+    // The host's interrupt handlers, before any CPU can take one (or loads the IDT).
+    timer::register_interrupt();
+    ioapic::register_interrupts();
     percpu::init(0);
+    idt::load();
     let boot = multiboot::parse(magic, u64::from(info));
     crate::boot::primary_main(boot)
 }

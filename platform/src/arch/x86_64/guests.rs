@@ -8,30 +8,30 @@
 //! in the physical I/O APIC (`ioapic`) to the CPU of the vCPU a partition routed them to.
 
 use super::backend::{self, Backend, X86Vcpu};
+use super::lapic::local_apic;
 use super::stage2::X86Stage2;
 use super::svm_vcpu::{self, SvmSetup};
 use super::vmx_vcpu::{self, VmxSetup, VmxVcpu};
-use super::{ioapic, percpu, smp, svm, timer, Current};
+use super::{ioapic, percpu, svm, timer, virt, Current};
 use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use crate::partition::guest_mem::host_slice;
 use crate::partition::{Partition, PartitionId};
 use arch_x86::guest_boot::{self, GUEST_PML4, TABLE_BYTES};
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, Ordering};
 use mmu::Flush;
-
-/// Whether the calling CPU is in VMX operation (VMXON succeeded at boot).
-fn vmx_on() -> bool {
-    // SAFETY: reading this CPU's own slot.
-    unsafe { (*percpu::current()).vmxon_region != 0 }
-}
 
 /// Whether the calling CPU can run a guest with the chosen backend.
 fn ready() -> bool {
     match backend::chosen() {
-        Backend::Vmx => vmx_on(),
+        Backend::Vmx => virt::vmx_on(),
         Backend::Svm => svm::on(),
         Backend::None => false,
     }
+}
+
+/// The APIC ID CPU `cpu` recorded when it started.
+fn apic_id_of(cpu: usize) -> u32 {
+    percpu::of_cpu(cpu).apic_id.load(Ordering::SeqCst)
 }
 
 /// Writes the guest's boot page tables (`arch_x86::guest_boot`) into its memory at
@@ -50,7 +50,7 @@ fn write_guest_page_tables(partition: &Partition) -> Result<(), &'static str> {
 }
 
 fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot, kick: &'static AtomicBool) -> VmxVcpu {
-    if !vmx_on() {
+    if !virt::vmx_on() {
         return vmx_vcpu::unavailable("VMX is not on on this CPU");
     }
     vmx_vcpu::new(&VmxSetup {
@@ -82,7 +82,7 @@ impl PartitionArch for Current {
 
     fn prepare_cpu() {
         // The APIC sends the kicks; some implementations send IPIs only when software-enabled.
-        smp::local_apic().software_enable();
+        local_apic().software_enable();
     }
 
     fn create_vcpu(
@@ -154,7 +154,7 @@ impl PartitionArch for Current {
     }
 
     fn kick(cpu: usize) {
-        smp::local_apic().send_nmi(percpu::apic_id_of(cpu));
+        local_apic().send_nmi(apic_id_of(cpu));
     }
 
     fn now() -> u64 {
@@ -166,7 +166,7 @@ impl PartitionArch for Current {
     }
 
     fn arm_timer(deadline: Option<u64>) {
-        timer::arm(deadline, timer::preemption_rate().is_some());
+        timer::arm(deadline, virt::preemption_rate().is_some());
     }
 
     fn available() -> bool {
@@ -187,7 +187,7 @@ impl PartitionArch for Current {
         ioapic::program(
             line,
             to.map(|r| ioapic::Target {
-                apic_id: percpu::apic_id_of(r.cpu),
+                apic_id: apic_id_of(r.cpu),
                 level: r.level,
                 active_low: r.active_low,
             }),

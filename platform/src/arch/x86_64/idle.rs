@@ -9,7 +9,8 @@
 //! [`LONGEST_WAIT_US`], whichever comes first, so nothing that polls on exits (the console's
 //! input) waits longer than that.
 
-use super::{smp, timer};
+use super::lapic::local_apic;
+use super::{timer, virt};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -64,9 +65,9 @@ pub fn until(deadline: Option<u64>, kick: &AtomicBool) {
     // an AtomicBool, one byte the window only reads.
     unsafe { septum_idle_halt(kick.as_ptr().cast()) };
     // The vCPU's own deadline again (under VMX the preemption timer carries it).
-    let preemption = timer::preemption_rate().is_some();
+    let preemption = virt::preemption_rate().is_some();
     if preemption {
-        smp::local_apic().timer_stop();
+        local_apic().timer_stop();
     }
     timer::arm(vcpu_deadline, preemption);
 }

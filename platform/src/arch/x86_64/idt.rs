@@ -1,29 +1,32 @@
 //! The interrupt descriptor table: vectors 0-31 (CPU exceptions) go to small assembly stubs that
 //! push a uniform frame and call [`exception`], which names the exception on the console and ends
 //! the run as a failure. Nothing in the hypervisor expects an exception yet, so any one is a bug
-//! worth stopping for. Vectors 32 and up are not present: a stray interrupt shows up as #GP with
-//! the IDT index in the error code. One table is shared by all CPUs; #DF runs on each CPU's IST1
-//! stack so a stack overflow still gets reported. The one exception is the NMI (vector 2): the
-//! hypervisor's kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has
-//! nothing left to do (the kicker set the CPU's kick flag first, which the next entry checks), so
-//! its stub just returns, except inside the VMX entry window or the idle window (`idle`), where
-//! it resumes at the window's abort label (`arch_x86::vmx::enter`). And one interrupt vector is present: the local
-//! APIC timer's (`timer::TIMER_VECTOR`), which the SVM backend takes with interrupts briefly on
-//! after the guest exit it caused; its stub saves the caller-saved registers and ends it. The
-//! device vectors of the I/O APIC lines (`ioapic::FIRST_VECTOR` and the `ioapic::VECTORS` after
-//! it) are present for the same reason: their stubs pass the vector to
-//! `ioapic::on_device_interrupt`, which records it for the vCPU and ends it.
+//! worth stopping for. One table is shared by all CPUs; #DF runs on each CPU's IST1 stack so a
+//! stack overflow still gets reported. The one exception is the NMI (vector 2): the hypervisor's
+//! kick (`guests.rs`) is an NMI, and one that reaches a CPU outside its guest has nothing left to
+//! do (the kicker set the CPU's kick flag first, which the next entry checks), so its stub just
+//! returns, except inside the VMX entry window or the idle window (`idle`), where it resumes at
+//! the window's abort label (`arch_x86::vmx::enter`).
+//!
+//! Vectors 32 and up are interrupts, and only the ones a module has claimed with [`register`] are
+//! present: a stray interrupt shows up as #GP with the IDT index in the error code. The host takes
+//! interrupts only under SVM, with interrupts briefly on after the guest exit they caused, and in
+//! the idle window; the timer (`timer`) and the I/O APIC lines (`ioapic`) register their vectors
+//! at boot. Every interrupt vector has a stub that saves the caller-saved registers and calls the
+//! registered handler with its vector, so this module names none of the modules that handle them.
 
-use super::ioapic;
 use super::percpu::KERNEL_CS;
 use crate::arch::{Current, Machine, Outcome};
 use arch_x86::regs::{lidt, read_cr2, DescriptorTablePointer};
 use core::arch::global_asm;
-use core::ptr::addr_of;
+use core::ptr::{addr_of, addr_of_mut};
+use spin::Once;
 
 const VECTORS: usize = 32;
-/// Entries in the table: every vector, so the timer's can be present.
+/// Entries in the table: every vector, so any interrupt vector can be registered.
 const ENTRIES: usize = 256;
+/// Interrupt vectors, 32..=255, each with a stub and room for a handler.
+const INTERRUPTS: usize = ENTRIES - VECTORS;
 const DOUBLE_FAULT: usize = 8;
 
 global_asm!(
@@ -74,19 +77,16 @@ septum_exc_common:
     call {handler}
     ud2
 
-    /* The interrupts the host takes (SVM, after the intercept): the timer's vector and the
-       device vectors 0x50..0x6f. Each stub puts its vector in rdi for {interrupt}; the CPU
-       pushed 5 words on a 16-byte aligned stack, and 9 more keep the call aligned. */
-    .global septum_timer_irq
-septum_timer_irq:
+    /* The interrupts the host takes (SVM, after the intercept; the idle window): one stub per
+       vector 0x20..0xff puts its vector in rdi for {interrupt}; the CPU pushed 5 words on a
+       16-byte aligned stack, and 9 more keep the call aligned. */
+    .irp hi, 2,3,4,5,6,7,8,9,a,b,c,d,e,f
+    .irp lo, 0,1,2,3,4,5,6,7,8,9,a,b,c,d,e,f
+septum_irq_0x\hi\lo:
     push rdi
-    mov edi, {timer_vector}
+    mov edi, 0x\hi\lo
     jmp septum_host_irq_common
-    .irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f,0x60,0x61,0x62,0x63,0x64,0x65,0x66,0x67,0x68,0x69,0x6a,0x6b,0x6c,0x6d,0x6e,0x6f
-septum_device_irq_\v:
-    push rdi
-    mov edi, \v
-    jmp septum_host_irq_common
+    .endr
     .endr
 septum_host_irq_common:
     push rax
@@ -116,31 +116,37 @@ septum_exception_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad septum_exc_\v
     .endr
-    .global septum_device_irq_stubs
-septum_device_irq_stubs:
-    .irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f,0x60,0x61,0x62,0x63,0x64,0x65,0x66,0x67,0x68,0x69,0x6a,0x6b,0x6c,0x6d,0x6e,0x6f
-    .quad septum_device_irq_\v
+    .global septum_interrupt_stubs
+septum_interrupt_stubs:
+    .irp hi, 2,3,4,5,6,7,8,9,a,b,c,d,e,f
+    .irp lo, 0,1,2,3,4,5,6,7,8,9,a,b,c,d,e,f
+    .quad septum_irq_0x\hi\lo
+    .endr
     .endr
     "#,
     handler = sym exception,
     interrupt = sym host_interrupt,
-    timer_vector = const super::timer::TIMER_VECTOR,
 );
 
-/// A maskable interrupt the host took (only SVM takes them: VMX acknowledges them on exit):
-/// the timer's, which only has to end, or a device line's, which is recorded for the vCPU.
+/// What a module registered for each interrupt vector (index: vector - 32).
+static HANDLERS: [Once<fn(u8)>; INTERRUPTS] = [const { Once::new() }; INTERRUPTS];
+
+/// A maskable interrupt the host took (VMX acknowledges them on exit instead, so under VMX only
+/// the idle window takes any): its registered handler, which must end it.
 extern "C" fn host_interrupt(vector: u64) {
-    if vector == u64::from(super::timer::TIMER_VECTOR) {
-        super::timer::on_timer_interrupt();
-    } else {
-        ioapic::on_device_interrupt(vector);
+    let handler = (vector as usize)
+        .checked_sub(VECTORS)
+        .and_then(|i| HANDLERS.get(i))
+        .and_then(Once::get);
+    // Only registered vectors have a present gate, so there is always one.
+    if let Some(handler) = handler {
+        handler(vector as u8);
     }
 }
 
 extern "C" {
     static septum_exception_stubs: [u64; VECTORS];
-    static septum_device_irq_stubs: [u64; ioapic::VECTORS as usize];
-    fn septum_timer_irq();
+    static septum_interrupt_stubs: [u64; INTERRUPTS];
 }
 
 /// What the stub and the CPU pushed, lowest address first.
@@ -222,22 +228,39 @@ fn gate(handler: u64, ist: u8) -> [u64; 2] {
     [low, handler >> 32]
 }
 
-/// Fills the shared IDT. Runs once, on the boot CPU, before any CPU loads it.
+/// Fills the shared IDT's exception vectors. Runs once, on the boot CPU, before any CPU loads
+/// it.
 pub fn init() {
     // SAFETY: runs once on the boot CPU before any other CPU exists or any IDT load; the stub
     // table is immutable data from the assembly above.
     unsafe {
         let stubs = &*addr_of!(septum_exception_stubs);
-        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        let idt = &mut *addr_of_mut!(IDT);
         for (v, entry) in idt.0.iter_mut().take(VECTORS).enumerate() {
             *entry = gate(stubs[v], if v == DOUBLE_FAULT { 1 } else { 0 });
         }
-        let timer = septum_timer_irq as unsafe extern "C" fn() as usize as u64;
-        idt.0[usize::from(super::timer::TIMER_VECTOR)] = gate(timer, 0);
-        let devices = &*addr_of!(septum_device_irq_stubs);
-        for (i, &stub) in devices.iter().enumerate() {
-            idt.0[usize::from(ioapic::FIRST_VECTOR) + i] = gate(stub, 0);
-        }
+    }
+}
+
+/// Makes interrupt vector `vector` present, taken by `handler` (called with the vector, with
+/// interrupts off; it must end the interrupt). Each vector is registered once, on the boot CPU
+/// before the other CPUs start, and before anything can raise it.
+pub fn register(vector: u8, handler: fn(u8)) {
+    let index = usize::from(vector)
+        .checked_sub(VECTORS)
+        .expect("an exception vector cannot be registered");
+    let mut fresh = false;
+    HANDLERS[index].call_once(|| {
+        fresh = true;
+        handler
+    });
+    assert!(fresh, "interrupt vector {vector:#x} registered twice");
+    // SAFETY: the stub table is immutable data from the assembly above. The entry is written
+    // through a raw pointer (no reference to the shared table exists), once per vector thanks to
+    // the `Once` above, and before anything raises the vector, so no CPU reads it meanwhile.
+    unsafe {
+        let stub = (*addr_of!(septum_interrupt_stubs))[index];
+        addr_of_mut!(IDT.0[usize::from(vector)]).write_volatile(gate(stub, 0));
     }
 }
 

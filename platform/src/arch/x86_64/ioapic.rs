@@ -8,9 +8,9 @@
 //!
 //! Under VMX the interrupt makes the guest exit with its vector (acknowledged on exit, ended in
 //! `vmx_vcpu`); under SVM the intercept leaves it pending, the host takes it right after the exit
-//! through the IDT gates in `idt`, whose stubs call [`on_device_interrupt`]: it records the vector
-//! in the CPU's pending set and ends the interrupt, and the SVM vCPU reports each recorded vector
-//! as an exit ([`take_pending`]).
+//! through the IDT gates [`register_interrupts`] gives `idt`, whose handler
+//! ([`on_device_interrupt`]) records the line in the CPU's slot (`percpu`) and ends the
+//! interrupt, and the SVM vCPU reports each recorded vector as an exit ([`take_pending`]).
 //!
 //! Level-triggered lines: a device holds its line asserted until its driver clears the cause, so
 //! an unmasked level entry would fire again as soon as the hypervisor ends the interrupt, long
@@ -22,9 +22,10 @@
 //! 32-bit accesses, at the board file's `irqchip.mmio` (identity-mapped below 4 GiB). The pair is
 //! one register window for the whole machine, so every access holds [`WINDOW`].
 
-use super::{percpu, smp, Current};
+use super::lapic::local_apic;
+use super::{idt, percpu, Current};
 use crate::board::BOARD;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 /// The hypervisor vector of line 0; line n uses `FIRST_VECTOR + n`.
@@ -138,28 +139,35 @@ pub fn release(line: u32) {
     write(REG_REDIRECTION + 2 * line, low);
 }
 
-/// Per CPU: device vectors taken in the host (SVM) and not yet reported, bit n = line n.
-static PENDING: [AtomicU64; board_config::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; board_config::MAX_CPUS];
+/// Gives `idt` the host's handler of every line's vector (all [`VECTORS`], whatever the board's
+/// I/O APIC has: a vector without a line is ended and ignored). Boot CPU, before the others
+/// start.
+pub fn register_interrupts() {
+    for line in 0..VECTORS {
+        idt::register(FIRST_VECTOR + line as u8, on_device_interrupt);
+    }
+}
 
 /// The host's handler of a device vector (SVM: taken right after the intercept): records it
 /// for the calling CPU's vCPU and ends it.
-pub fn on_device_interrupt(vector: u64) {
-    if let Some(line) = line_of(vector as u8) {
+fn on_device_interrupt(vector: u8) {
+    if let Some(line) = line_of(vector) {
         hold(line);
-        PENDING[percpu::cpu_index()].fetch_or(1 << line, Ordering::SeqCst);
+        percpu::this_cpu()
+            .device_lines_taken
+            .fetch_or(1 << line, Ordering::SeqCst);
     }
-    smp::local_apic().eoi();
+    local_apic().eoi();
 }
 
 /// Takes the lowest device vector the calling CPU recorded, if any.
 pub fn take_pending() -> Option<u8> {
-    let pending = &PENDING[percpu::cpu_index()];
-    let bits = pending.load(Ordering::SeqCst);
+    let taken = &percpu::this_cpu().device_lines_taken;
+    let bits = taken.load(Ordering::SeqCst);
     if bits == 0 {
         return None;
     }
     let line = bits.trailing_zeros();
-    pending.fetch_and(!(1 << line), Ordering::SeqCst);
+    taken.fetch_and(!(1 << line), Ordering::SeqCst);
     Some(FIRST_VECTOR + line as u8)
 }

@@ -3,18 +3,17 @@
 //! interrupt controller view, `partition::irqchip`, the only MMIO device partitions have on x86)
 //! this module fetches the instruction at the guest's RIP through the guest's own page tables,
 //! decodes it (`arch_x86::mmio`) and turns the exit into `MmioRead`/`MmioWrite`. The decoded
-//! instruction waits in a per-CPU slot until the handler's answer comes back, and
-//! [`complete`] then writes a load's destination register and resumes after the instruction.
+//! instruction belongs to the vCPU that faulted: it waits in that vCPU's [`PendingMmio`] until the
+//! handler's answer comes back, and [`PendingMmio::complete`] then writes a load's destination
+//! register and resumes after the instruction.
 //!
-//! The backends call [`decode`] on every exit (which also forgets a decode whose exit ended
-//! the run) and [`complete`] before their own completion. A fault the module cannot decode stays
-//! a stage-2 fault, so the partition is stopped as before.
+//! The backends' vCPUs call [`PendingMmio::decode`] on every exit (which also forgets a decode
+//! whose exit ended the run) and [`PendingMmio::complete`] before their own completion. A fault
+//! the module cannot decode stays a stage-2 fault, so the partition is stopped as before.
 
 use super::percpu;
 use crate::board::BOARD;
 use arch_x86::mmio::{MmioInsn, Op};
-use board_config::MAX_CPUS;
-use spin::Mutex;
 use vcpu::{Completion, VmExit};
 
 /// Both backends' general-purpose register files (rsp lives in the VMCS/VMCB, not here).
@@ -106,88 +105,98 @@ impl ExitRecord for arch_x86::svm::exit::ExitInfo {
     }
 }
 
-/// The instruction each CPU's current exit decoded to, until its completion.
-static PENDING: [Mutex<Option<MmioInsn>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
-
 /// Physical address bits of a page-table entry and of CR3.
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 const PRESENT: u64 = 1;
 const HUGE: u64 = 1 << 7;
 
-/// `exit` as the handler should see it: a stage-2 fault in an emulated device window whose
-/// instruction (at the exit's RIP, under the guest's page tables at `cr3`) decodes becomes an
-/// MMIO access.
-pub fn decode(exit: VmExit, last: &impl ExitRecord, cr3: u64, regs: &impl Gprs) -> VmExit {
-    let rip = last.rip();
-    let cpu = percpu::cpu_index();
-    *PENDING[cpu].lock() = None;
-    let VmExit::StageTwoFault { gpa, .. } = exit else {
-        return exit;
-    };
-    let window = BOARD.irqchip.mmio;
-    if gpa < window.start || gpa >= window.end() {
-        return exit;
-    }
-    let Some((p, _)) = crate::partition::of_cpu(cpu) else {
-        return exit;
-    };
-    let mut code = [0u8; 15];
-    let mut n = 0;
-    while n < code.len() {
-        let byte = linear_to_gpa(p, cr3, rip.wrapping_add(n as u64))
-            .and_then(|gpa| p.read_guest(gpa, &mut code[n..n + 1]).then_some(()));
-        if byte.is_none() {
-            break;
+/// A vCPU's MMIO access in flight: the instruction its current exit decoded to, until the
+/// handler's completion of that exit.
+#[derive(Default)]
+pub struct PendingMmio(Option<MmioInsn>);
+
+impl PendingMmio {
+    /// `exit` as the handler should see it: a stage-2 fault in an emulated device window whose
+    /// instruction (at the exit's RIP, under the guest's page tables at `cr3`) decodes becomes
+    /// an MMIO access, remembered until [`PendingMmio::complete`].
+    pub fn decode(
+        &mut self,
+        exit: VmExit,
+        last: &impl ExitRecord,
+        cr3: u64,
+        regs: &impl Gprs,
+    ) -> VmExit {
+        self.0 = None;
+        let VmExit::StageTwoFault { gpa, .. } = exit else {
+            return exit;
+        };
+        let window = BOARD.irqchip.mmio;
+        if gpa < window.start || gpa >= window.end() {
+            return exit;
         }
-        n += 1;
-    }
-    let Some(insn) = arch_x86::mmio::decode(&code[..n]) else {
-        return exit;
-    };
-    let access = match insn.op {
-        Op::Load { .. } => VmExit::MmioRead {
-            gpa,
-            size: insn.size,
-        },
-        Op::Store(_) => match insn.store_value(|r| regs.gpr(r)) {
-            Some(value) => VmExit::MmioWrite {
+        let Some((p, _)) = crate::partition::of_cpu(percpu::cpu_index()) else {
+            return exit;
+        };
+        let rip = last.rip();
+        let mut code = [0u8; 15];
+        let mut n = 0;
+        while n < code.len() {
+            let byte = linear_to_gpa(p, cr3, rip.wrapping_add(n as u64))
+                .and_then(|gpa| p.read_guest(gpa, &mut code[n..n + 1]).then_some(()));
+            if byte.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        let Some(insn) = arch_x86::mmio::decode(&code[..n]) else {
+            return exit;
+        };
+        let access = match insn.op {
+            Op::Load { .. } => VmExit::MmioRead {
                 gpa,
                 size: insn.size,
-                value,
             },
-            None => return exit,
-        },
-    };
-    *PENDING[cpu].lock() = Some(insn);
-    access
-}
+            Op::Store(_) => match insn.store_value(|r| regs.gpr(r)) {
+                Some(value) => VmExit::MmioWrite {
+                    gpa,
+                    size: insn.size,
+                    value,
+                },
+                None => return exit,
+            },
+        };
+        self.0 = Some(insn);
+        access
+    }
 
-/// Applies the handler's `completion` of an MMIO access this CPU decoded: a load's value goes to
-/// its register, and the guest resumes after the instruction (its length goes into the exit
-/// record `last`, so the backend's own completion of the returned `Skip` steps over it). Any
-/// other completion passes through.
-pub fn complete(
-    completion: Completion,
-    regs: &mut impl Gprs,
-    last: &mut impl ExitRecord,
-) -> Completion {
-    let Some(insn) = PENDING[percpu::cpu_index()].lock().take() else {
-        return completion;
-    };
-    match completion {
-        Completion::Value(v) => {
-            if let Op::Load { dst, .. } = insn.op {
-                let old = regs.gpr(dst).unwrap_or(0);
-                regs.set_gpr(dst, insn.load_result(old, v));
+    /// Applies the handler's `completion` of the MMIO access decoded last: a load's value goes
+    /// to its register, and the guest resumes after the instruction (its length goes into the
+    /// exit record `last`, so the backend's own completion of the returned `Skip` steps over
+    /// it). Any other completion, or one with no access decoded, passes through.
+    pub fn complete(
+        &mut self,
+        completion: Completion,
+        regs: &mut impl Gprs,
+        last: &mut impl ExitRecord,
+    ) -> Completion {
+        let Some(insn) = self.0.take() else {
+            return completion;
+        };
+        match completion {
+            Completion::Value(v) => {
+                if let Op::Load { dst, .. } = insn.op {
+                    let old = regs.gpr(dst).unwrap_or(0);
+                    regs.set_gpr(dst, insn.load_result(old, v));
+                }
+                last.set_len(insn.len);
+                Completion::Skip
             }
-            last.set_len(insn.len);
-            Completion::Skip
+            Completion::Skip => {
+                last.set_len(insn.len);
+                Completion::Skip
+            }
+            other => other,
         }
-        Completion::Skip => {
-            last.set_len(insn.len);
-            Completion::Skip
-        }
-        other => other,
     }
 }
 

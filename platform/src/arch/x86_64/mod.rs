@@ -1,13 +1,17 @@
 //! x86_64: one ELF64 image, linked at 1 MiB and identity-mapped, that boots from QEMU `-kernel`
-//! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules are the boot stub and the
-//! loader's information (`entry`, `multiboot`), per-CPU tables and exceptions (`percpu`, `idt`),
-//! the other CPUs (`acpi`, `delay`, `smp`), a CPU waiting for its vCPU's next event (`idle`),
-//! hardware virtualization (`virt`: VMX on, or `svm`),
-//! partitions (`guests`: the partition seam; `ioapic`: the physical I/O APIC and its device
-//! vectors; `backend`: VMX or SVM, chosen by CPUID; `stage2`:
-//! EPT or NPT; `vmx_vcpu` and `svm_vcpu`: the running CPU under the VMX and SVM vCPUs of
-//! `arch_x86::vmx::vcpu` and `arch_x86::svm::vcpu`), the console (`uart`) and the end of a run (`power`). The
-//! instructions themselves come from the `arch-x86` crate.
+//! (multiboot1) and GRUB (multiboot1 or multiboot2). The submodules, leaves first (each names
+//! only modules before it; `cargo xtask test "module cycles"` fails on a cycle): per-CPU data,
+//! one typed slot per CPU (`percpu`), the calling CPU's local APIC (`lapic`), PIT delays
+//! (`delay`), the loader's and firmware's information (`multiboot`, `acpi`), the console (`uart`)
+//! and the end of a run (`power`); the IDT, with exceptions and the handlers other modules
+//! register for their interrupt vectors (`idt`); the timer (`timer`) and the physical I/O APIC
+//! with its device vectors (`ioapic`); the other CPUs (`smp`); hardware virtualization (`svm`,
+//! and `virt`: VMX on, or SVM) and MMIO instruction decode (`mmio`); the running CPU under the
+//! VMX and SVM vCPUs of `arch_x86::vmx::vcpu` and `arch_x86::svm::vcpu` (`vmx_vcpu`,
+//! `svm_vcpu`); the backend CPUID chose (`backend`) and its stage-2 format (`stage2`: EPT or
+//! NPT); a CPU waiting for its vCPU's next event (`idle`); and on top the boot stub (`entry`)
+//! and the partition seam (`guests`). The instructions themselves come from the `arch-x86`
+//! crate.
 
 mod acpi;
 mod backend;
@@ -18,6 +22,7 @@ mod guests;
 mod idle;
 mod idt;
 mod ioapic;
+mod lapic;
 mod mmio;
 mod multiboot;
 mod percpu;

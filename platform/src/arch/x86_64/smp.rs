@@ -4,10 +4,11 @@
 //! the image, where the CPU takes its stack and index from a mailbox the boot CPU filled, sets up
 //! its per-CPU state and acknowledges. Starting one CPU at a time keeps one mailbox enough.
 
-use super::{acpi, delay, percpu};
+use super::lapic::local_apic;
+use super::{acpi, delay, idt, percpu};
 use crate::arch::{Current, Machine};
 use crate::cpu_stacks::cpu_stack_top;
-use arch_x86::apic::{xapic_base_phys, LocalApic};
+use arch_x86::apic::LocalApic;
 use board_config::MAX_CPUS;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -111,19 +112,12 @@ extern "C" {
     static septum_trampoline_end: u8;
 }
 
-/// The local APIC of the calling CPU.
-/// The calling CPU's local APIC.
-pub(super) fn local_apic() -> LocalApic {
-    // SAFETY: the xAPIC page is below 4 GiB, identity-mapped, and used for nothing else.
-    unsafe { LocalApic::new(Current::phys_to_virt(xapic_base_phys())) }
-}
-
 /// A secondary CPU's first Rust code, on its own stack.
 extern "C" fn ap_main(cpu: usize) -> ! {
     percpu::init(cpu);
+    idt::load();
     let apic_id = local_apic().id();
-    // SAFETY: this CPU's own slot; nobody else writes it.
-    unsafe { (*percpu::current()).apic_id = apic_id };
+    percpu::this_cpu().apic_id.store(apic_id, Ordering::SeqCst);
     AP_ACK.store(cpu as u64, Ordering::SeqCst);
     crate::boot::secondary_main(cpu)
 }
@@ -165,8 +159,7 @@ pub fn start_secondaries(max: usize) -> usize {
     let apic = local_apic();
     apic.software_enable();
     let own = apic.id();
-    // SAFETY: the boot CPU's own slot.
-    unsafe { (*percpu::current()).apic_id = own };
+    percpu::this_cpu().apic_id.store(own, Ordering::SeqCst);
 
     let mut ids = [0u32; MAX_CPUS * 4];
     let (listed, from_madt) = match acpi::madt_apic_ids(&mut ids) {

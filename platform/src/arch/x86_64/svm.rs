@@ -4,31 +4,12 @@
 //! a flush request only marks the CPU, and its next VMRUN carries the flush in the VMCB's TLB
 //! control (this ASID when the CPU can flush by ASID, everything otherwise; the vCPU decides,
 //! `arch_x86::svm::vcpu`). Requests come from the CPU itself, between exits, so no guest runs on
-//! a stale translation.
+//! a stale translation. The pages and the request live in the CPU's slot (`percpu::SvmCpu`).
 
 use super::percpu;
 use arch_x86::svm::{self, SvmFeatures};
-use board_config::MAX_CPUS;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use spin::Once;
-
-/// One CPU's SVM pages and pending flush.
-struct CpuSvm {
-    /// Physical address of the host save area in `VM_HSAVE_PA`; 0 while SVM is off.
-    hsave: AtomicU64,
-    /// Physical address of the page the world switch VMSAVEs the host's state into.
-    host_state: AtomicU64,
-    /// The next VMRUN must flush this CPU's guest translations.
-    flush: AtomicBool,
-}
-
-static CPUS: [CpuSvm; MAX_CPUS] = [const {
-    CpuSvm {
-        hsave: AtomicU64::new(0),
-        host_state: AtomicU64::new(0),
-        flush: AtomicBool::new(true),
-    }
-}; MAX_CPUS];
 
 static FEATURES: Once<SvmFeatures> = Once::new();
 
@@ -100,20 +81,20 @@ pub fn enable(cpu: usize) -> Result<Option<&'static str>, &'static str> {
     }
     // SAFETY: SVM is present and allowed, and the host save area is this CPU's from now on.
     unsafe { svm::enable(hsave) };
-    let c = &CPUS[cpu];
+    let c = &percpu::of_cpu(cpu).svm;
     c.host_state.store(host_state, Ordering::SeqCst);
-    c.hsave.store(hsave, Ordering::SeqCst);
+    c.host_save_area.store(hsave, Ordering::SeqCst);
     Ok(Some("SVM (EFER.SVME)"))
 }
 
 /// Whether the calling CPU has SVM on.
 pub fn on() -> bool {
-    CPUS[percpu::cpu_index()].hsave.load(Ordering::SeqCst) != 0
+    percpu::this_cpu().svm.host_save_area.load(Ordering::SeqCst) != 0
 }
 
 /// The calling CPU's page for the host's VMSAVE/VMLOAD state.
 pub fn host_state_pa() -> u64 {
-    CPUS[percpu::cpu_index()].host_state.load(Ordering::SeqCst)
+    percpu::this_cpu().svm.host_state.load(Ordering::SeqCst)
 }
 
 /// The ASID of vCPUs on the calling CPU.
@@ -123,15 +104,17 @@ pub fn asid() -> u32 {
 
 /// Asks the calling CPU's next VMRUN to drop its guest translations.
 pub fn request_flush() {
-    CPUS[percpu::cpu_index()]
-        .flush
+    percpu::this_cpu()
+        .svm
+        .flush_requested
         .store(true, Ordering::SeqCst);
 }
 
 /// Consumes the calling CPU's flush request: whether its next VMRUN must flush (the vCPU picks
 /// the TLB control, `arch_x86::svm::vcpu::tlb_control`).
 pub fn take_flush_request() -> bool {
-    CPUS[percpu::cpu_index()]
-        .flush
+    percpu::this_cpu()
+        .svm
+        .flush_requested
         .swap(false, Ordering::SeqCst)
 }

@@ -1,7 +1,8 @@
 //! The SVM vCPU of the running CPU: [`RealSvm`], the `arch_x86::svm::vcpu::SvmHw` whose VMRUN is
 //! the world switch (`arch_x86::svm::enter`) and whose host facts are this CPU's (`svm`: ASID,
-//! features, flush requests; `ioapic`: device vectors; `mmio`: instruction fetch and decode for
-//! the emulated interrupt controller window), and the creation of a vCPU from what the partition
+//! features, flush requests; `ioapic`: device vectors) and whose MMIO decode in flight is the
+//! vCPU's own (`mmio`: instruction fetch and decode for the emulated interrupt controller
+//! window), and the creation of a vCPU from what the partition
 //! layer gives. The vCPU's logic (start state, intercepts, exits, completions, event
 //! re-injection, interrupt windows, TLB control) is `arch_x86::svm::vcpu::SvmVcpu`, host-tested.
 //!
@@ -10,6 +11,7 @@
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
+use super::mmio::PendingMmio;
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::{ioapic, svm};
 use arch_x86::guest_boot::{Selectors, GUEST_PML4};
@@ -59,16 +61,20 @@ pub fn new(setup: &SvmSetup) -> SvmVcpu {
         kick: setup.kick,
     };
     let ports = setup.ports.iter().map(|r| (r.start, r.size));
-    SvmVcpu::new(RealSvm, &config, ports)
+    SvmVcpu::new(RealSvm::default(), &config, ports)
 }
 
 /// A vCPU that cannot run; its first `run` reports why as an invalid state.
 pub fn unavailable(why: &'static str) -> SvmVcpu {
-    SvmVcpu::unavailable(RealSvm, why)
+    SvmVcpu::unavailable(RealSvm::default(), why)
 }
 
-/// The calling CPU, to the SVM vCPU created on it (vCPUs never move).
-pub struct RealSvm;
+/// The calling CPU, to the SVM vCPU created on it (vCPUs never move), with that vCPU's MMIO
+/// access in flight.
+#[derive(Default)]
+pub struct RealSvm {
+    mmio: PendingMmio,
+}
 
 impl SvmHw for RealSvm {
     fn svm_on(&self) -> bool {
@@ -118,7 +124,7 @@ impl SvmHw for RealSvm {
     }
 
     fn decode_mmio(&mut self, exit: VmExit, last: &ExitInfo, cr3: u64, regs: &GuestRegs) -> VmExit {
-        super::mmio::decode(exit, last, cr3, regs)
+        self.mmio.decode(exit, last, cr3, regs)
     }
 
     fn complete_mmio(
@@ -127,6 +133,6 @@ impl SvmHw for RealSvm {
         regs: &mut GuestRegs,
         last: &mut ExitInfo,
     ) -> Completion {
-        super::mmio::complete(completion, regs, last)
+        self.mmio.complete(completion, regs, last)
     }
 }

@@ -4,12 +4,13 @@
 //! both. A CPU's deadline makes its guest exit at or after that TSC value: under VMX through the
 //! VMX-preemption timer (no interrupt at all: the VMX vCPU loads the countdown before each entry),
 //! elsewhere through a one-shot local APIC timer whose interrupt exits the guest (VMX
-//! acknowledges it on exit; SVM intercepts it, and the host takes and ends it, `idt`).
+//! acknowledges it on exit; SVM intercepts it, and the host takes it through the handler
+//! [`register_interrupt`] gives `idt`, and ends it). Whether deadlines ride the
+//! VMX-preemption timer is the backend's fact (`virt::preemption_rate`); callers say which.
 
-use super::backend::{self, Backend};
-use super::{percpu, smp, virt};
+use super::lapic::local_apic;
+use super::{idt, percpu};
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Once;
 
 /// The local APIC timer's vector (never a guest's: guests get upcalls, not vectors).
 pub const TIMER_VECTOR: u8 = 0xf0;
@@ -32,7 +33,7 @@ pub fn tsc_hz() -> u64 {
 /// Measures the TSC and local APIC timer rates. Boot CPU, before the others start (the PIT is
 /// one for the machine).
 pub fn calibrate() {
-    let apic = smp::local_apic();
+    let apic = local_apic();
     apic.timer_start_masked(u32::MAX);
     let t0 = now();
     super::delay::wait_us(CALIBRATION_US);
@@ -51,33 +52,23 @@ pub fn calibrate() {
     );
 }
 
-/// The VMX-preemption timer's TSC shift when the VMX backend carries deadlines with it (read
-/// once: every CPU of a machine reports the same capabilities).
-pub fn preemption_rate() -> Option<u32> {
-    *PREEMPTION.call_once(|| match backend::chosen() {
-        Backend::Vmx => virt::capabilities().preemption_timer(),
-        _ => None,
-    })
-}
-
-static PREEMPTION: Once<Option<u32>> = Once::new();
-
 /// The calling CPU's deadline, if one is armed.
 pub fn deadline() -> Option<u64> {
-    // SAFETY: reading this CPU's own slot.
-    let d = unsafe { (*percpu::current()).deadline };
+    let d = percpu::this_cpu().timer_deadline.load(Ordering::Relaxed);
     (d != u64::MAX).then_some(d)
 }
 
 /// Arms (or with `None` disarms) the calling CPU's deadline. `preemption`: the vCPU loads it
 /// into the VMX-preemption timer itself, so only the value is kept.
 pub fn arm(deadline: Option<u64>, preemption: bool) {
-    // SAFETY: writing this CPU's own slot.
-    unsafe { (*percpu::current()).deadline = deadline.unwrap_or(u64::MAX) };
+    // Only this CPU reads its deadline, so no ordering is needed.
+    percpu::this_cpu()
+        .timer_deadline
+        .store(deadline.unwrap_or(u64::MAX), Ordering::Relaxed);
     if preemption {
         return;
     }
-    let apic = smp::local_apic();
+    let apic = local_apic();
     let Some(d) = deadline else {
         apic.timer_stop();
         return;
@@ -99,8 +90,13 @@ pub fn preemption_value(rate: u32) -> u32 {
     }
 }
 
+/// Gives `idt` the host's handler of [`TIMER_VECTOR`]. Boot CPU, before the others start.
+pub fn register_interrupt() {
+    idt::register(TIMER_VECTOR, on_timer_interrupt);
+}
+
 /// The host's handler of [`TIMER_VECTOR`] (SVM: the interrupt stays pending after the
 /// intercept and the host takes it with interrupts briefly on): just end it.
-pub fn on_timer_interrupt() {
-    smp::local_apic().eoi();
+fn on_timer_interrupt(_vector: u8) {
+    local_apic().eoi();
 }

@@ -1,5 +1,6 @@
 //! Hardware virtualization on x86: what the CPU offers (reported at boot) and turning it on per
-//! CPU: Intel VMX (VMXON) where the CPU has it, else AMD SVM with nested paging (`svm`).
+//! CPU: Intel VMX (VMXON) where the CPU has it, else AMD SVM with nested paging (`svm`), and
+//! whether vCPU deadlines ride the VMX-preemption timer (`timer` keeps the deadline either way).
 
 use super::{multiboot, percpu};
 use arch_x86::cpuid::CpuSummary;
@@ -7,6 +8,8 @@ use arch_x86::msr::{rdmsr, wrmsr, IA32_FEATURE_CONTROL};
 use arch_x86::regs::{read_cr0, read_cr4, write_cr0, write_cr4, CR4_VMXE};
 use arch_x86::vmx::caps::FeatureControl;
 use arch_x86::vmx::{self, VmFail, VmxCapabilities};
+use core::sync::atomic::Ordering;
+use spin::Once;
 
 fn yes(b: bool) -> &'static str {
     if b {
@@ -20,6 +23,24 @@ fn yes(b: bool) -> &'static str {
 pub(super) fn capabilities() -> VmxCapabilities {
     // SAFETY: only called after CPUID reported VMX, so the MSRs exist.
     VmxCapabilities::decode(&unsafe { vmx::read_msrs() })
+}
+
+/// The VMX-preemption timer's TSC shift when the VMX backend carries deadlines with it (VMX is
+/// the chosen backend whenever the CPU has it, `backend`); read once, since every CPU of a
+/// machine reports the same capabilities.
+pub fn preemption_rate() -> Option<u32> {
+    static RATE: Once<Option<u32>> = Once::new();
+    *RATE.call_once(|| {
+        CpuSummary::read()
+            .vmx
+            .then(|| capabilities().preemption_timer())
+            .flatten()
+    })
+}
+
+/// Whether the calling CPU is in VMX operation (VMXON succeeded at boot).
+pub fn vmx_on() -> bool {
+    percpu::this_cpu().vmxon_region.load(Ordering::SeqCst) != 0
 }
 
 /// Prints the CPU and its virtualization features, then honours `fault=1` on the command line.
@@ -121,8 +142,9 @@ pub fn enable(cpu: usize) -> Result<Option<&'static str>, &'static str> {
     // is an aligned page holding the revision id, owned by this CPU from now on.
     match unsafe { vmx::vmxon(region) } {
         Ok(()) => {
-            // SAFETY: this CPU's own slot.
-            unsafe { (*percpu::current()).vmxon_region = region };
+            percpu::this_cpu()
+                .vmxon_region
+                .store(region, Ordering::SeqCst);
             Ok(Some("VMXON"))
         }
         Err(VmFail::Invalid) => {

@@ -1,15 +1,18 @@
 //! The VMX vCPU of the running CPU: [`RealVmx`], the `arch_x86::vmx::vcpu::VmxHw` whose
 //! VMREAD/VMWRITE/INVEPT/INVVPID are the instructions on this CPU's current VMCS, whose entry is
 //! the trampoline (`arch_x86::vmx::enter`) and whose host facts are this CPU's (`virt`:
-//! capabilities; `percpu`: GDT, TSS, selectors; `timer`: the preemption countdown; `ioapic` and
-//! the local APIC: ending an acknowledged interrupt; `mmio`: instruction fetch and decode for the
-//! emulated interrupt controller window), its VMCS region, and the creation of a vCPU from what
+//! capabilities and the preemption timer's rate; `percpu`: GDT, TSS, selectors; `timer`: the
+//! deadline behind the preemption countdown; `ioapic` and the local APIC: ending an acknowledged
+//! interrupt), its VMCS region and MMIO decode in flight (`mmio`: instruction fetch and decode
+//! for the emulated interrupt controller window), both the vCPU's own, and the creation of a vCPU from what
 //! the partition layer gives. The vCPU's logic (start state, exits, completions, event
 //! re-injection, interrupt windows, NMI unblocking, EFER) is `arch_x86::vmx::vcpu::VmxVcpu`,
 //! host-tested.
 
+use super::lapic::local_apic;
+use super::mmio::PendingMmio;
 use super::percpu::{self, KERNEL_CS, KERNEL_DS, KERNEL_TSS};
-use super::{ioapic, smp, timer, virt};
+use super::{ioapic, timer, virt};
 use crate::memory;
 use arch_x86::guest_boot::{Selectors, GUEST_PML4};
 use arch_x86::msr::{rdmsr, IA32_EFER, IA32_GS_BASE};
@@ -87,15 +90,20 @@ const SELECTORS: Selectors = Selectors {
 };
 
 /// The calling CPU, to the VMX vCPU created on it (vCPUs never move), with that vCPU's VMCS
-/// region (physical address; 0 for none), current on this CPU from its creation on.
+/// region (physical address; 0 for none), current on this CPU from its creation on, and its
+/// MMIO access in flight.
 pub struct RealVmx {
     vmcs: u64,
+    mmio: PendingMmio,
 }
 
 impl RealVmx {
     /// The CPU alone: enough for INVEPT, or for a vCPU that never runs.
     fn without_vmcs() -> Self {
-        Self { vmcs: 0 }
+        Self {
+            vmcs: 0,
+            mmio: PendingMmio::default(),
+        }
     }
 
     /// The CPU with a fresh VMCS, cleared and made current; on failure, what owns whatever was
@@ -104,7 +112,10 @@ impl RealVmx {
         let Some(vmcs) = memory::alloc_frame() else {
             return Err((Self::without_vmcs(), "no free frame for the VMCS"));
         };
-        let hw = Self { vmcs };
+        let hw = Self {
+            vmcs,
+            mmio: PendingMmio::default(),
+        };
         let ptr = super::Current::phys_to_virt_ptr(vmcs) as *mut u32;
         // SAFETY: the frame was just allocated for this VMCS alone and is mapped.
         unsafe {
@@ -197,7 +208,7 @@ impl VmxHw for RealVmx {
     }
 
     fn preemption_countdown(&self) -> Option<u32> {
-        timer::preemption_rate().map(timer::preemption_value)
+        virt::preemption_rate().map(timer::preemption_value)
     }
 
     fn unblock_host_nmi(&mut self) {
@@ -209,11 +220,11 @@ impl VmxHw for RealVmx {
         if let Some(line) = ioapic::line_of(vector) {
             ioapic::hold(line);
         }
-        smp::local_apic().eoi();
+        local_apic().eoi();
     }
 
     fn decode_mmio(&mut self, exit: VmExit, last: &ExitInfo, cr3: u64, regs: &GuestRegs) -> VmExit {
-        super::mmio::decode(exit, last, cr3, regs)
+        self.mmio.decode(exit, last, cr3, regs)
     }
 
     fn complete_mmio(
@@ -222,6 +233,6 @@ impl VmxHw for RealVmx {
         regs: &mut GuestRegs,
         last: &mut ExitInfo,
     ) -> Completion {
-        super::mmio::complete(completion, regs, last)
+        self.mmio.complete(completion, regs, last)
     }
 }
