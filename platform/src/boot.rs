@@ -26,7 +26,7 @@ fn enable_virtualization(cpu: usize) {
 /// The boot CPU's Rust entry.
 pub fn primary_main(info: BootInfo) -> ! {
     crate::cmdline::set(info.cmdline);
-    crate::console::init();
+    crate::console::init(BOARD.console.clock_hz, BOARD.console.baud);
     crate::logger::init(info.cmdline);
     log::info!(
         "Septum {} on board {} ({:?}, {} CPUs)",

@@ -1,16 +1,30 @@
 //! The hypervisor console: a polled 16550 UART driver generic over register access, exposed as an
-//! `embedded-io` writer behind one lock so lines from several CPUs never interleave.
+//! `embedded-io` writer behind one lock so lines from several CPUs never interleave. It knows no
+//! architecture: the arch's entry code attaches the registers ([`attach`], its first Rust
+//! action, so even an early fault prints) and the boot sequence programs the line ([`init`]).
 
-use crate::arch::{Current, Machine};
 use core::convert::Infallible;
 use core::fmt;
-use spin::Mutex;
+use spin::{Mutex, Once};
 
 /// Byte access to the 8 registers of a 16550; implemented per arch (MMIO or port I/O).
 pub trait UartRegs {
     fn read(&self, reg: u8) -> u8;
     fn write(&self, reg: u8, value: u8);
 }
+
+impl<T: UartRegs + ?Sized> UartRegs for &T {
+    fn read(&self, reg: u8) -> u8 {
+        (**self).read(reg)
+    }
+
+    fn write(&self, reg: u8, value: u8) {
+        (**self).write(reg, value)
+    }
+}
+
+/// The console's registers, as the arch attached them.
+pub type ConsoleRegs = &'static (dyn UartRegs + Sync);
 
 use vcpu::uart16550::reg::{self, LSR_DR, LSR_THRE};
 
@@ -91,13 +105,23 @@ impl<R: UartRegs> fmt::Write for Uart16550<R> {
     }
 }
 
-static CONSOLE: Mutex<Option<Uart16550<<Current as Machine>::Uart>>> = Mutex::new(None);
+static REGS: Once<ConsoleRegs> = Once::new();
+static CONSOLE: Mutex<Option<Uart16550<ConsoleRegs>>> = Mutex::new(None);
 
-/// Programs the board's console UART. Called once by the boot CPU before anything prints.
-pub fn init() {
-    let cfg = &crate::board::BOARD.console;
-    let mut uart = Uart16550::new(Current::console_uart(cfg));
-    uart.init(cfg.clock_hz, cfg.baud);
+/// Records where the console's registers are (the arch's entry code, once, before anything can
+/// print). Until [`init`], only [`print_unlocked`] writes, to the UART as the firmware left it.
+pub fn attach(regs: ConsoleRegs) {
+    REGS.call_once(|| regs);
+}
+
+/// Programs the attached console UART (8N1 at `baud` from `clock_hz`) and opens the locked
+/// console. Called once by the boot CPU.
+pub fn init(clock_hz: u32, baud: u32) {
+    let Some(&regs) = REGS.get() else {
+        return;
+    };
+    let mut uart = Uart16550::new(regs);
+    uart.init(clock_hz, baud);
     *CONSOLE.lock() = Some(uart);
 }
 
@@ -142,8 +166,9 @@ pub fn print(args: fmt::Arguments) {
 /// Prints without taking the lock, for the panic and exception paths: the CPU that panicked may
 /// hold the lock already, and a lost character is better than a silent hang.
 pub fn print_unlocked(args: fmt::Arguments) {
-    let mut uart = Uart16550::new(Current::console_uart(&crate::board::BOARD.console));
-    let _ = fmt::Write::write_fmt(&mut uart, args);
+    if let Some(&regs) = REGS.get() {
+        let _ = fmt::Write::write_fmt(&mut Uart16550::new(regs), args);
+    }
 }
 
 /// `println!` for the hypervisor console.

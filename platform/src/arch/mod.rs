@@ -2,8 +2,6 @@
 //! `Current` type implementing [`Machine`]; its entry code sets up a stack and calls
 //! [`crate::boot::primary_main`] on the boot CPU and [`crate::boot::secondary_main`] on the others.
 
-use crate::console::UartRegs;
-
 #[cfg(target_arch = "loongarch64")]
 mod loongarch64;
 #[cfg(target_arch = "loongarch64")]
@@ -25,12 +23,6 @@ pub enum Outcome {
 
 /// What one architecture provides to the boot sequence.
 pub trait Machine {
-    /// Register access for the console 16550 (MMIO or port I/O).
-    type Uart: UartRegs;
-
-    /// Register access for the board's console UART.
-    fn console_uart(uart: &board_config::Uart) -> Self::Uart;
-
     /// Index of the CPU running this code, 0 for the boot CPU, dense up to the number of CPUs.
     fn cpu_index() -> usize;
 

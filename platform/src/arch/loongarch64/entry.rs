@@ -111,6 +111,7 @@ global_asm!(
 
 /// The boot CPU's first Rust code, on the boot stack with the trap vectors installed.
 extern "C" fn primary_entry(efi_flag: usize, cmdline_pa: usize, systab_pa: usize) -> ! {
+    crate::console::attach(super::uart::console_regs(&crate::board::BOARD.console));
     let info = super::firmware::boot_info(efi_flag, cmdline_pa, systab_pa);
     crate::boot::primary_main(info)
 }

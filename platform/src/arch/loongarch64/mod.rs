@@ -25,7 +25,6 @@ mod world;
 use crate::arch::{Machine, Outcome};
 use arch_loongarch::cpucfg::{self, CpuCfg};
 use arch_loongarch::{csr, instr, iocsr};
-use board_config::{Uart, UartAccess};
 
 /// The running LoongArch64 machine.
 pub struct Current;
@@ -38,15 +37,6 @@ fn id_string(word: u64, buf: &mut [u8; 8]) -> &str {
 }
 
 impl Machine for Current {
-    type Uart = uart::MmioUart;
-
-    fn console_uart(uart: &Uart) -> Self::Uart {
-        match uart.access {
-            UartAccess::Mmio { base } => uart::MmioUart::new(Some(base)),
-            UartAccess::Port { .. } => uart::MmioUart::new(None),
-        }
-    }
-
     fn cpu_index() -> usize {
         (csr::read::<{ csr::CPUID }>() & 0x1ff) as usize
     }

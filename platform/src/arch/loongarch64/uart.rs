@@ -1,8 +1,20 @@
 //! The console 16550's registers through the uncached window (byte-wide, one byte apart, as on
 //! the Loongson-3 integrated UART and QEMU's `virt`).
 
-use crate::console::UartRegs;
+use crate::console::{ConsoleRegs, UartRegs};
 use arch_loongarch::csr::UNCACHED_BASE;
+use board_config::UartAccess;
+use spin::Once;
+
+static CONSOLE: Once<MmioUart> = Once::new();
+
+/// The board's console UART, for `console::attach` (a port console has no meaning here: a sink).
+pub fn console_regs(uart: &board_config::Uart) -> ConsoleRegs {
+    CONSOLE.call_once(|| match uart.access {
+        UartAccess::Mmio { base } => MmioUart::new(Some(base)),
+        UartAccess::Port { .. } => MmioUart::new(None),
+    })
+}
 
 /// A 16550 at an uncached virtual address; `base == 0` means there is none (writes are dropped).
 pub struct MmioUart {

@@ -151,6 +151,7 @@ septum_boot_stack_top:
 
 /// The boot CPU's first Rust code, called by the stub with the multiboot magic and info address.
 extern "C" fn boot_entry(magic: u32, info: u32) -> ! {
+    crate::console::attach(super::uart::console_regs(&crate::board::BOARD.console));
     idt::init();
     // The host's interrupt handlers, before any CPU can take one (or loads the IDT).
     timer::register_interrupt();

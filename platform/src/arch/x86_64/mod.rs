@@ -37,7 +37,6 @@ mod virt;
 mod vmx_vcpu;
 
 use crate::arch::{Machine, Outcome};
-use board_config::UartAccess;
 
 /// The x86_64 machine.
 pub struct Current;
@@ -50,16 +49,6 @@ impl Current {
 }
 
 impl Machine for Current {
-    type Uart = uart::PortUart;
-
-    fn console_uart(uart: &board_config::Uart) -> uart::PortUart {
-        match uart.access {
-            UartAccess::Port { base } => uart::PortUart::new(base),
-            // The board checker gives x86 boards port consoles; COM1 is the only sane fallback.
-            UartAccess::Mmio { .. } => uart::PortUart::new(0x3f8),
-        }
-    }
-
     fn cpu_index() -> usize {
         percpu::cpu_index()
     }
