@@ -11,7 +11,9 @@
 //! 3A5000 delivers it: the view sends the line's vector to the partition's EIOINTC view, which
 //! raises the hardware line of the vCPU the guest routed the vector to (`eiointc`).
 //!
-//! Either way the physical controller's entry of the line is programmed through
+//! Which way a line is routed and what an interrupt of it becomes are decided by
+//! `vcpu::irqchip::line_routes` (host-tested); this file acts on the decisions. Either way the
+//! physical controller's entry of the line is programmed through
 //! [`PartitionArch::route_device_line`] to deliver to the CPU that runs the target vCPU, so the
 //! interrupt makes that vCPU's guest exit and nothing else: the exit handler there
 //! ([`deliver`]) maps its host vector back to the line and raises it (and kicks the target's CPU
@@ -23,9 +25,10 @@
 //! is taken, before ending it, since the device keeps asserting it until the guest's driver
 //! clears the cause. On x86 the guest's EOI of the line's vector in its virtual APIC (`lapic`)
 //! unmasks it again ([`guest_eoi`], `PartitionArch::end_device_line`); on LoongArch the guest's
-//! unmask of the line in its PCH-PIC view does (the end of Linux's mask-handle-unmask flow, a new
-//! accepted route), and a line still asserted then interrupts again, as on the chip. The `IRQ_ROUTE` hypercall has no
-//! trigger mode to give: it asks for edge, active high (the ISA default).
+//! unmask of the line in its PCH-PIC view does (the end of Linux's mask-handle-unmask flow, a
+//! new accepted route), and a line still asserted then interrupts again, as on the chip. The
+//! `IRQ_ROUTE` hypercall has no trigger mode to give: it asks for edge, active high (the ISA
+//! default).
 //!
 //! A run's end masks the partition's lines again and resets its controller view, as a reset
 //! leaves a real controller, so the next run starts from masked lines both in the view and on the
@@ -36,30 +39,9 @@ use super::irqchip::{self, Chip};
 use super::{remote, Partition};
 use crate::arch::Current;
 use crate::board::BOARD;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
+use vcpu::irqchip::line_routes::Delivery;
 use vcpu::irqchip::Route;
-
-/// How a line's current route was made (a `Partition::irq_via` entry).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Via {
-    /// Not routed in this run: the line is masked.
-    Nothing = 0,
-    /// The `IRQ_ROUTE` hypercall: upcalls.
-    Hypercall = 1,
-    /// The controller view: vectors.
-    Controller = 2,
-}
-
-impl Via {
-    fn load(a: &AtomicU8) -> Self {
-        match a.load(Ordering::SeqCst) {
-            1 => Self::Hypercall,
-            2 => Self::Controller,
-            _ => Self::Nothing,
-        }
-    }
-}
 
 /// Masks every line of the physical controller: at boot, before any partition runs (firmware
 /// may leave some open).
@@ -72,8 +54,7 @@ pub fn mask_all() {
 /// The `IRQ_ROUTE` hypercall routed `p`'s line at `pos` (of `config.irqs`) to vCPU `index`
 /// (checked by the caller): edge, active high, unmasked.
 pub fn route_by_hypercall(p: &Partition, pos: usize, index: u32) {
-    p.irq_routes[pos].store(index, Ordering::SeqCst);
-    p.irq_via[pos].store(Via::Hypercall as u8, Ordering::SeqCst);
+    p.line_routes.set_by_hypercall(pos, index);
     let to = DeviceRoute {
         cpu: p.vcpus[index as usize].cpu,
         level: false,
@@ -84,11 +65,9 @@ pub fn route_by_hypercall(p: &Partition, pos: usize, index: u32) {
 
 /// `p`'s controller view accepted route `r` of one of its lines.
 pub fn route_by_chip(p: &Partition, r: Route) {
-    let Some(pos) = p.config.irqs.iter().position(|&l| l == r.line) else {
+    if !p.line_routes.set_by_controller(&r) {
         return;
-    };
-    p.irq_routes[pos].store(r.vcpu, Ordering::SeqCst);
-    p.irq_via[pos].store(Via::Controller as u8, Ordering::SeqCst);
+    }
     let Some(slot) = p.vcpus.get(r.vcpu as usize) else {
         return;
     };
@@ -110,37 +89,32 @@ pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
 }
 
 fn deliver_line(p: &Partition, cpu: usize, line: u32) {
-    let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
-        // Only the owner programs a line, to its own CPUs; an interrupt of a line masked since
-        // (another partition's last run on this CPU) has no one to go to.
-        return;
+    let target = match p
+        .line_routes
+        .deliver(line, irqchip::accepted_route(p, line))
+    {
+        Delivery::Drop => return,
+        Delivery::Upcall { vcpu } => {
+            let slot = &p.vcpus[vcpu as usize];
+            slot.raise_device(line, Current::now());
+            slot
+        }
+        #[cfg(target_arch = "x86_64")]
+        Delivery::Controller { vcpu, vector } => {
+            let slot = &p.vcpus[vcpu as usize];
+            slot.raise_device_vector(vector, Current::now());
+            slot
+        }
+        // The line goes through the partition's PCH-PIC and EIOINTC views, which pick the vCPU
+        // and kick its CPU themselves.
+        #[cfg(target_arch = "loongarch64")]
+        Delivery::Controller { .. } => {
+            p.pulse_device_line(line, cpu);
+            return;
+        }
     };
-    let index = p.irq_routes[pos].load(Ordering::SeqCst);
-    let Some(slot) = p.vcpus.get(index as usize) else {
-        return;
-    };
-    match Via::load(&p.irq_via[pos]) {
-        Via::Nothing => return,
-        Via::Hypercall => slot.raise_device(line, Current::now()),
-        Via::Controller => match irqchip::accepted_route(p, line) {
-            // Masked (or re-routed) while the interrupt was on its way: dropped, as a masked
-            // entry of a real controller would not have sent it.
-            #[cfg(target_arch = "x86_64")]
-            Some(r) if !r.masked && r.vcpu == index => {
-                slot.raise_device_vector(r.vector, Current::now())
-            }
-            // The line goes through the partition's PCH-PIC and EIOINTC views, which pick the
-            // vCPU and kick its CPU themselves.
-            #[cfg(target_arch = "loongarch64")]
-            Some(r) if !r.masked && r.vcpu == index => {
-                p.pulse_device_line(line, cpu);
-                return;
-            }
-            _ => return,
-        },
-    }
-    if slot.cpu != cpu {
-        remote::kick(slot.cpu);
+    if target.cpu != cpu {
+        remote::kick(target.cpu);
     }
 }
 
@@ -168,25 +142,18 @@ pub fn raise_virtual_line(p: &Partition, line: u32, cpu: usize) {
 /// through the view as that vector may fire again.
 #[cfg(target_arch = "x86_64")]
 pub fn guest_eoi(p: &Partition, vector: u8) {
-    for (pos, &line) in p.config.irqs.iter().enumerate() {
-        if Via::load(&p.irq_via[pos]) != Via::Controller {
-            continue;
-        }
-        match irqchip::accepted_route(p, line) {
-            Some(r) if r.level && !r.masked && r.vector == vector => Current::end_device_line(line),
-            _ => {}
-        }
+    for line in p
+        .line_routes
+        .ended_by(vector, |l| irqchip::accepted_route(p, l))
+    {
+        Current::end_device_line(line);
     }
 }
 
 /// `p`'s run ended: its lines are masked on the hardware and its view is reset.
 pub fn end_run(p: &Partition) {
-    for (pos, &line) in p.config.irqs.iter().enumerate() {
+    for &line in p.line_routes.reset() {
         Current::route_device_line(line, None);
-        p.irq_via[pos].store(Via::Nothing as u8, Ordering::SeqCst);
-        p.irq_routes[pos].store(0, Ordering::SeqCst);
-        #[cfg(target_arch = "loongarch64")]
-        p.irq_said[pos].store(0, Ordering::Relaxed);
     }
     *p.irqchip.lock() = Chip::new();
     #[cfg(target_arch = "loongarch64")]

@@ -75,17 +75,6 @@ impl Device for View {
     }
 }
 
-/// LoongArch: whether accepted route `r` of a device line names another vCPU or vector than the
-/// one last said on the console (recording it as said).
-#[cfg(target_arch = "loongarch64")]
-fn said_anew(p: &Partition, r: vcpu::irqchip::Route) -> bool {
-    let Some(pos) = p.config.irqs.iter().position(|&l| l == r.line) else {
-        return true;
-    };
-    let key = 1 << 31 | r.vcpu << 8 | u32::from(r.vector);
-    p.irq_said[pos].swap(key, Ordering::Relaxed) != key
-}
-
 /// Records an accepted route, or says why a write was refused.
 fn act(p: &Partition, chip: &str, e: RouteEvent) {
     let name = p.name();
@@ -99,7 +88,9 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
         }
         // The same flow on a device line: its route is said when its target or vector changes.
         #[cfg(target_arch = "loongarch64")]
-        RouteEvent::Accepted(r) if !said_anew(p, r) => super::device_irq::route_by_chip(p, r),
+        RouteEvent::Accepted(r) if !p.line_routes.said_anew(&r) => {
+            super::device_irq::route_by_chip(p, r)
+        }
         RouteEvent::Accepted(r) => {
             crate::println!(
                 "partition {name}: {chip} line {} -> vCPU {} (vector {:#x}, {})",

@@ -43,9 +43,10 @@ use crate::arch::Current;
 use crate::board::BOARD;
 use alloc::vec::Vec;
 use arch::PartitionArch;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use mmu::{FlushBatch, Gpa, GpaRange, Hpa, HugePolicy, LeafAttrs, MemType, Perms, StageTwoTable};
 use spin::{Mutex, Once};
+use vcpu::irqchip::line_routes::LineRoutes;
 use vcpu::{ExitCounters, ExitKind, StopReason};
 
 // Used by backends that build a table of their own (LoongArch's high-half invalid root).
@@ -114,13 +115,9 @@ pub struct Partition {
     vcpus: Vec<vcpus::VcpuSlot>,
     /// Set by the first vCPU whose end ends the current run (the others are then stopped).
     run_ended: AtomicBool,
-    /// The vCPU each of the partition's device lines (`config.irqs`, same order) is routed to.
-    irq_routes: Vec<AtomicU32>,
-    /// How each line was routed (`device_irq::Via`), same order.
-    irq_via: Vec<AtomicU8>,
-    /// LoongArch: the route of each line last said on the console (`irqchip`), same order.
-    #[cfg(target_arch = "loongarch64")]
-    irq_said: Vec<AtomicU32>,
+    /// How each of its device lines (`config.irqs`) is routed, and what an interrupt of it
+    /// becomes (`vcpu::irqchip::line_routes`).
+    line_routes: LineRoutes,
     /// Its view of the board's interrupt controller (`irqchip`), shared by its vCPUs.
     irqchip: Mutex<irqchip::Chip>,
     /// The lines it may route in that view: its own device lines, then the line its virtual
@@ -296,10 +293,7 @@ fn build(
             .map(|&c| vcpus::VcpuSlot::new(c as usize))
             .collect(),
         run_ended: AtomicBool::new(false),
-        irq_routes: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
-        irq_via: config.irqs.iter().map(|_| AtomicU8::new(0)).collect(),
-        #[cfg(target_arch = "loongarch64")]
-        irq_said: config.irqs.iter().map(|_| AtomicU32::new(0)).collect(),
+        line_routes: LineRoutes::new(config.irqs),
         irqchip: Mutex::new(irqchip::Chip::new()),
         view_lines: view_lines(config),
         console: Mutex::new(devices::ConsoleUart::new()),

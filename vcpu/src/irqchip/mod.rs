@@ -14,6 +14,7 @@
 
 pub mod eiointc;
 pub mod ioapic;
+pub mod line_routes;
 pub mod pch_pic;
 
 #[cfg(test)]
