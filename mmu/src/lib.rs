@@ -26,6 +26,7 @@ pub mod mirror;
 pub mod shootdown;
 pub mod stats;
 pub mod table;
+pub mod tracking;
 
 pub use addr::{Gfn, Gpa, GpaRange, Hpa};
 pub use attrs::{Access, LeafAttrs, MemType, Perms};
