@@ -1,7 +1,9 @@
 //! The arch-neutral vCPU layer. Both architectures translate their exits into [`VmExit`], run them
 //! through [`run_until_stopped`], route device accesses through an [`IoBus`], and decode guest
 //! requests with [`Hypercall::decode`]; the interrupt-controller views a partition programs are
-//! modelled in [`irqchip`]. The ABI is documented in `vcpu/README.md`. No hardware is
+//! modelled in [`irqchip`] (with the routes of its device lines, `irqchip::line_routes`), and a
+//! vCPU as every CPU sees it (start requests, pending interrupts, counters) is a
+//! [`slot::VcpuSlot`]. The ABI is documented in `vcpu/README.md`. No hardware is
 //! touched here, so all of it is tested on the host.
 #![no_std]
 #![deny(unsafe_code)]
@@ -20,6 +22,7 @@ pub mod ipi_mailbox;
 #[cfg(feature = "alloc")]
 pub mod irqchip;
 pub mod run_loop;
+pub mod slot;
 pub mod uart16550;
 pub mod upcall;
 pub mod x2apic;

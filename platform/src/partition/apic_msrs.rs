@@ -13,9 +13,9 @@
 
 use super::arch::PartitionArch;
 use super::remote;
-use super::vcpus::VcpuState;
 use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, TimerOwner, VirtualInterrupts};
 use crate::arch::Current;
+use vcpu::slot::VcpuState;
 use vcpu::x2apic::{self, Destination, Effect, ReadContext};
 
 const IA32_APIC_BASE: u32 = 0x1b;

@@ -13,11 +13,11 @@
 //! Any other IOCSR address is not the partition's (the caller stops it, as before).
 
 use super::arch::PartitionArch;
-use super::vcpus::VcpuState;
 use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, VirtualInterrupts};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
 use vcpu::ipi_mailbox::{self, IocsrOp};
+use vcpu::slot::VcpuState;
 
 /// The IPI line's bit in the line word (ESTAT.IS bit 12).
 const IPI_LINE: u32 = 1 << 12;

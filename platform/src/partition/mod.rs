@@ -36,7 +36,6 @@ mod report;
 mod requests;
 mod run;
 mod selfcheck;
-mod vcpus;
 mod vintr;
 
 use crate::arch::Current;
@@ -112,7 +111,7 @@ pub struct Partition {
     /// Dirty logging is on.
     dirty_logging: AtomicBool,
     /// One slot per vCPU, in board-file CPU order.
-    vcpus: Vec<vcpus::VcpuSlot>,
+    vcpus: Vec<vcpu::slot::VcpuSlot>,
     /// Set by the first vCPU whose end ends the current run (the others are then stopped).
     run_ended: AtomicBool,
     /// How each of its device lines (`config.irqs`) is routed, and what an interrupt of it
@@ -290,7 +289,7 @@ fn build(
         vcpus: config
             .cpus
             .iter()
-            .map(|&c| vcpus::VcpuSlot::new(c as usize))
+            .map(|&c| vcpu::slot::VcpuSlot::new(c as usize))
             .collect(),
         run_ended: AtomicBool::new(false),
         line_routes: LineRoutes::new(config.irqs),

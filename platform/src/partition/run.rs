@@ -7,11 +7,11 @@
 //! every vCPU is out of its guest.
 
 use super::arch::{BootAbi, GuestBoot, PartitionArch};
-use super::vcpus::VcpuState;
 use super::{guest_mem, handler, of_cpu, remote, Partition, State};
 use crate::arch::Current;
 use crate::board::BOARD;
 use core::sync::atomic::Ordering;
+use vcpu::slot::VcpuState;
 use vcpu::{ExitCounters, StopReason};
 
 /// Polls vCPU 0's CPU waits for the others to leave their guests at the end of a run.

@@ -13,10 +13,10 @@
 //! (deadline → handler entry, `SEND_IPI` → handler entry) are recorded per vCPU in counter ticks.
 
 use super::arch::PartitionArch;
-use super::vcpus::{VcpuSlot, VcpuState};
 use super::{remote, Partition};
 use crate::arch::Current;
 use core::sync::atomic::Ordering;
+use vcpu::slot::{VcpuSlot, VcpuState};
 use vcpu::x2apic::X2Apic;
 use vcpu::{Delivery, HypercallError, Upcall, VirtualIrq};
 

@@ -1,14 +1,14 @@
-//! Per-vCPU state of a partition, arch-neutral: which physical CPU a vCPU runs on (the board
-//! file's `cpus` list, in order: vCPU k runs on `cpus[k]`), where it is in the current run
-//! (off, starting, running, ended), its pending virtual interrupts, and its counters (exits per
-//! kind, interrupts delivered, upcalls, IPIs sent, delivery latencies in counter ticks). Other
-//! CPUs touch a slot only through atomics: a `VCPU_START` sets the start request, a `SEND_IPI`
-//! sets a pending bit, a device line's interrupt (`device_irq`) a pending bit or a vector, the
-//! manager and the console read counters; everything else belongs to
-//! the CPU that runs the vCPU.
+//! One vCPU of a partition as every CPU sees it, arch-neutral: which physical CPU it runs on (the
+//! board file's `cpus` list, in order: vCPU k runs on `cpus[k]`), where it is in the current run
+//! (off, starting, running, ended) and how it is started (`VCPU_START`, the LoongArch mailbox,
+//! x86 INIT and STARTUP), its pending virtual interrupts, and its counters (exits per kind,
+//! interrupts delivered, upcalls, IPIs sent, delivery latencies in counter ticks). Other CPUs
+//! touch a slot only through atomics: a start request, a pending bit of a `SEND_IPI` or device
+//! line, a vector; the manager and the console read counters; everything else belongs to the CPU
+//! that runs the vCPU. No hardware here: the start and interrupt rules are tested on the host.
 
+use crate::{ExitKind, VirtualIrq};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use vcpu::{ExitKind, VirtualIrq};
 
 /// Where a vCPU is in its partition's current run; the numbers are what `VCPU_INFO` returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,7 @@ fn bit(irq: VirtualIrq) -> u64 {
 }
 
 /// A set of the 256 interrupt vectors that other CPUs add to: one bit per vector.
+#[derive(Default)]
 pub struct VectorSet([AtomicU64; 4]);
 
 impl VectorSet {
@@ -96,6 +97,7 @@ impl VectorSet {
 }
 
 /// A latency series in counter ticks: count, sum, maximum.
+#[derive(Default)]
 pub struct Latency {
     count: AtomicU64,
     sum: AtomicU64,
@@ -281,7 +283,6 @@ impl VcpuSlot {
     }
 
     /// Asks the running vCPU to leave its guest for an INIT (its CPU is kicked by the caller).
-    #[cfg(target_arch = "x86_64")]
     pub fn request_init(&self) {
         self.init_requested.store(true, Ordering::SeqCst);
     }
@@ -293,7 +294,6 @@ impl VcpuSlot {
 
     /// A STARTUP for `entry` arrived while an INIT was still on its way: kept for when the
     /// INIT is done. False if no INIT is pending (the STARTUP is then ignored, the vCPU runs).
-    #[cfg(target_arch = "x86_64")]
     pub fn defer_startup(&self, entry: u64) -> bool {
         if !self.init_requested.load(Ordering::SeqCst) {
             return false;
@@ -340,7 +340,7 @@ impl VcpuSlot {
 
     /// The `VCPU_INFO` record (`vcpu/README.md`): physical CPU, state, exits, timer, IPI and
     /// device interrupts delivered, upcalls, IPIs sent. The console's table shows the same.
-    pub fn info(&self) -> [u64; vcpu::hypercall::VCPU_INFO_WORDS as usize] {
+    pub fn info(&self) -> [u64; crate::hypercall::VCPU_INFO_WORDS as usize] {
         [
             self.cpu as u64,
             self.state() as u64,
@@ -368,7 +368,6 @@ impl VcpuSlot {
     }
 
     /// Requests `vector` as an IPI from vCPU `from` sent at counter value `at`.
-    #[cfg(target_arch = "x86_64")]
     pub fn raise_vector_ipi(&self, vector: u8, from: u32, at: u64) {
         self.note_ipi(from, at);
         self.raise_vector(vector);
@@ -382,7 +381,6 @@ impl VcpuSlot {
 
     /// Requests `vector` for a device line whose interrupt the hypervisor saw at counter value
     /// `at` (x86: LoongArch's lines go through the partition's EIOINTC view).
-    #[cfg(target_arch = "x86_64")]
     pub fn raise_device_vector(&self, vector: u8, at: u64) {
         self.device_seen_at.store(at, Ordering::SeqCst);
         self.device_vectors.insert(vector);
@@ -447,7 +445,7 @@ impl VcpuSlot {
         if p == 0 {
             return None;
         }
-        let low = vcpu::upcall::next_in_turn(p, self.take_from.load(Ordering::Relaxed))?;
+        let low = crate::upcall::next_in_turn(p, self.take_from.load(Ordering::Relaxed))?;
         self.take_from.store(low + 1, Ordering::Relaxed);
         let irq = match low {
             0 => VirtualIrq::Timer,
@@ -458,3 +456,6 @@ impl VcpuSlot {
         Some(irq)
     }
 }
+
+#[cfg(test)]
+mod tests;
