@@ -27,6 +27,8 @@ pub mod io;
 pub mod linux;
 pub mod linux_args;
 pub mod mmio;
+#[cfg(test)]
+mod mmio_script;
 pub mod msr;
 pub mod regs;
 pub mod svm;

@@ -16,6 +16,7 @@ use super::vcpu::{SvmHw, SvmVcpu};
 use super::vmcb::{off, Vmcb};
 use super::SvmFeatures;
 use crate::guest_boot::Selectors;
+use crate::mmio_script::MmioScript;
 use core::sync::atomic::AtomicBool;
 use std::boxed::Box;
 use std::collections::VecDeque;
@@ -59,11 +60,8 @@ pub struct Model {
     pub host_interrupts_taken: usize,
     /// Device vectors taken and not yet reported.
     pub device_vectors: VecDeque<u8>,
-    /// What a nested page fault decodes to as MMIO, and the instruction's length.
-    pub mmio: Option<(VmExit, u8)>,
-    mmio_len: Option<u8>,
-    /// The guest CR3 each MMIO decode was given.
-    pub mmio_cr3: Vec<u64>,
+    /// The host's MMIO decode, as the test scripts it.
+    pub mmio: MmioScript,
 }
 
 /// QEMU 10.0.2 TCG's SVM (`notes/svm-facts.md`): nested paging, 16 ASIDs, no NRIP save, no
@@ -83,9 +81,7 @@ impl Model {
             pending_host_irq: Vec::new(),
             host_interrupts_taken: 0,
             device_vectors: VecDeque::new(),
-            mmio: None,
-            mmio_len: None,
-            mmio_cr3: Vec::new(),
+            mmio: MmioScript::default(),
         }
     }
 
@@ -156,15 +152,7 @@ impl SvmHw for Model {
     }
 
     fn decode_mmio(&mut self, exit: VmExit, _: &ExitInfo, cr3: u64, _: &GuestRegs) -> VmExit {
-        self.mmio_cr3.push(cr3);
-        self.mmio_len = None;
-        match (exit, self.mmio) {
-            (VmExit::StageTwoFault { .. }, Some((access, len))) => {
-                self.mmio_len = Some(len);
-                access
-            }
-            (exit, _) => exit,
-        }
+        self.mmio.decode(exit, cr3)
     }
 
     fn complete_mmio(
@@ -173,22 +161,11 @@ impl SvmHw for Model {
         regs: &mut GuestRegs,
         last: &mut ExitInfo,
     ) -> Completion {
-        let Some(len) = self.mmio_len.take() else {
-            return completion;
-        };
-        match completion {
-            Completion::Value(v) => {
-                // The model's loads all go to rax.
-                regs.rax = v;
-                last.nrip = last.rip + u64::from(len);
-                Completion::Skip
-            }
-            Completion::Skip => {
-                last.nrip = last.rip + u64::from(len);
-                Completion::Skip
-            }
-            other => other,
+        let (left, done) = self.mmio.complete(completion, &mut regs.rax);
+        if let Some(len) = done {
+            last.nrip = last.rip + u64::from(len);
         }
+        left
     }
 }
 

@@ -411,11 +411,11 @@ fn a_device_window_fault_becomes_mmio_through_the_host_and_completes_after_it() 
         gpa: 0xfec0_0010,
         size: AccessSize::Word,
     };
-    v.hw().mmio = Some((read, 3));
+    v.hw().mmio.next = Some((read, 3));
     exit_at(&mut v, code::NPF, 1 << 32, 0xfec0_0010, nothing);
     assert_eq!(v.run(), read);
     assert_eq!(
-        v.hw().mmio_cr3,
+        v.hw().mmio.cr3,
         [0x1000],
         "decoded under the guest's page tables"
     );

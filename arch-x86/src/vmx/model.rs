@@ -18,6 +18,7 @@ use super::start::{HostState, VcpuConfig};
 use super::vcpu::{VmxHw, VmxVcpu};
 use super::VmFail;
 use crate::guest_boot::Selectors;
+use crate::mmio_script::MmioScript;
 use core::sync::atomic::AtomicBool;
 use std::boxed::Box;
 use std::collections::{BTreeMap, VecDeque};
@@ -70,11 +71,8 @@ pub struct Model {
     pub invvpid: Vec<(InvType, u16, u64)>,
     pub nmi_unblocks: usize,
     pub ended: Vec<u8>,
-    /// What a stage-2 fault decodes to as MMIO, and the instruction's length.
-    pub mmio: Option<(VmExit, u8)>,
-    mmio_len: Option<u8>,
-    /// The guest CR3 each MMIO decode was given.
-    pub mmio_cr3: Vec<u64>,
+    /// The host's MMIO decode, as the test scripts it.
+    pub mmio: MmioScript,
 }
 
 /// The host state of the tests' CPU: distinct values, so a swapped pair shows.
@@ -113,9 +111,7 @@ impl Model {
             invvpid: Vec::new(),
             nmi_unblocks: 0,
             ended: Vec::new(),
-            mmio: None,
-            mmio_len: None,
-            mmio_cr3: Vec::new(),
+            mmio: MmioScript::default(),
         }
     }
 
@@ -253,15 +249,7 @@ impl VmxHw for Model {
     }
 
     fn decode_mmio(&mut self, exit: VmExit, _: &ExitInfo, cr3: u64, _: &GuestRegs) -> VmExit {
-        self.mmio_cr3.push(cr3);
-        self.mmio_len = None;
-        match (exit, self.mmio) {
-            (VmExit::StageTwoFault { .. }, Some((access, len))) => {
-                self.mmio_len = Some(len);
-                access
-            }
-            (exit, _) => exit,
-        }
+        self.mmio.decode(exit, cr3)
     }
 
     fn complete_mmio(
@@ -270,22 +258,11 @@ impl VmxHw for Model {
         regs: &mut GuestRegs,
         last: &mut ExitInfo,
     ) -> Completion {
-        let Some(len) = self.mmio_len.take() else {
-            return completion;
-        };
-        match completion {
-            Completion::Value(v) => {
-                // The model's loads all go to rax.
-                regs.rax = v;
-                last.instruction_len = len.into();
-                Completion::Skip
-            }
-            Completion::Skip => {
-                last.instruction_len = len.into();
-                Completion::Skip
-            }
-            other => other,
+        let (left, done) = self.mmio.complete(completion, &mut regs.rax);
+        if let Some(len) = done {
+            last.instruction_len = len.into();
         }
+        left
     }
 }
 

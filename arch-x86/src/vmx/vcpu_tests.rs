@@ -532,7 +532,7 @@ fn an_mmio_fault_decodes_under_the_guest_cr3_and_completes_past_the_instruction(
         gpa: 0xfec0_0000,
         size: AccessSize::Word,
     };
-    v.hw().mmio = Some((read, 6));
+    v.hw().mmio.next = Some((read, 6));
     v.hw().exit_with(|vmcs, _| {
         super::model::Exit {
             gpa: 0xfec0_0000,
@@ -544,7 +544,7 @@ fn an_mmio_fault_decodes_under_the_guest_cr3_and_completes_past_the_instruction(
         vmcs.insert(wn::GUEST_CR3, 0x7000);
     });
     assert_eq!(v.run(), read);
-    assert_eq!(v.hw().mmio_cr3, [0x7000]);
+    assert_eq!(v.hw().mmio.cr3, [0x7000]);
     v.complete(Completion::Value(0x11));
     assert_eq!(v.regs().rax, 0x11);
     assert_eq!(
