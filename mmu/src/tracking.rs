@@ -32,116 +32,90 @@ impl From<Error> for HarvestError {
     }
 }
 
-fn log_for<F: PteFormat>(range: &GpaRange) -> GfnBitmap {
-    GfnBitmap::new(
-        Gfn::of(range.start, F::PAGE_SHIFT),
-        range.len() >> F::PAGE_SHIFT,
-    )
-}
-
 /// 4 KiB pages in `regions`, the bits a harvest needs.
 pub fn harvest_bits(regions: &[GpaRange]) -> u64 {
     regions.iter().map(|r| r.len() / HARVEST_PAGE).sum()
 }
 
-/// Splits every huge leaf in `regions` to base pages, so tracking is per page.
-pub fn split_to_base<F, A, T, M>(
-    table: &StageTwoTable<F, A, T, M>,
-    regions: &[GpaRange],
-) -> Result<(), Error>
-where
-    F: PteFormat,
-    A: FrameAllocator,
-    T: TlbFlush,
-    M: MirrorHook,
-{
-    let mut batch = FlushBatch::new();
-    for r in regions {
-        table.split(*r, 0, &mut batch)?;
+/// The whole-guest operations: the bounds are the table's, once.
+impl<F: PteFormat, A: FrameAllocator, T: TlbFlush, M: MirrorHook> StageTwoTable<F, A, T, M> {
+    /// A log of `range` in base pages.
+    fn log_for(range: &GpaRange) -> GfnBitmap {
+        GfnBitmap::new(
+            Gfn::of(range.start, F::PAGE_SHIFT),
+            range.len() >> F::PAGE_SHIFT,
+        )
     }
-    let _ = table.commit(batch);
-    Ok(())
-}
 
-/// Starts dirty logging: base pages, every page cleaned, so only writes from now on count.
-pub fn start_dirty_log<F, A, T, M>(
-    table: &StageTwoTable<F, A, T, M>,
-    regions: &[GpaRange],
-) -> Result<(), Error>
-where
-    F: PteFormat,
-    A: FrameAllocator,
-    T: TlbFlush,
-    M: MirrorHook,
-{
-    split_to_base(table, regions)?;
-    let mut batch = FlushBatch::new();
-    for r in regions {
-        let mut scratch = log_for::<F>(r);
-        table.clear_dirty(*r, &mut scratch, &mut batch)?;
+    /// Splits every huge leaf in `regions` to base pages, so tracking is per page.
+    pub fn split_to_base(&self, regions: &[GpaRange]) -> Result<(), Error> {
+        let mut batch = FlushBatch::new();
+        for r in regions {
+            self.split(*r, 0, &mut batch)?;
+        }
+        let _ = self.commit(batch);
+        Ok(())
     }
-    let _ = table.commit(batch);
-    Ok(())
-}
 
-/// The pages written since the last harvest (or the start), cleaned again: bit n of `out` is
-/// 4 KiB page n of the regions concatenated. Returns how many bits are set; `out` is written
-/// only after the flush that makes the cleaning count has reached every CPU.
-pub fn harvest_dirty<F, A, T, M>(
-    table: &StageTwoTable<F, A, T, M>,
-    regions: &[GpaRange],
-    out: &mut [u8],
-) -> Result<u64, HarvestError>
-where
-    F: PteFormat,
-    A: FrameAllocator,
-    T: TlbFlush,
-    M: MirrorHook,
-{
-    if (out.len() as u64) * 8 < harvest_bits(regions) {
-        return Err(HarvestError::TooSmall);
+    /// Starts dirty logging: base pages, every page cleaned, so only writes from now on count.
+    pub fn start_dirty_log(&self, regions: &[GpaRange]) -> Result<(), Error> {
+        self.split_to_base(regions)?;
+        let mut batch = FlushBatch::new();
+        for r in regions {
+            let mut scratch = Self::log_for(r);
+            self.clear_dirty(*r, &mut scratch, &mut batch)?;
+        }
+        let _ = self.commit(batch);
+        Ok(())
     }
-    let per_page = table.page_size() / HARVEST_PAGE;
-    let mut bits = alloc::vec![0u8; out.len()];
-    let mut set = 0u64;
-    let mut base = 0u64;
-    let mut batch = FlushBatch::new();
-    for r in regions {
-        let mut log = log_for::<F>(r);
-        table.clear_dirty(*r, &mut log, &mut batch)?;
-        let first = log.base().0;
-        for i in (0..log.len()).filter(|&i| log.get(Gfn(first + i))) {
-            for k in 0..per_page {
-                let bit = base + i * per_page + k;
-                bits[(bit / 8) as usize] |= 1 << (bit % 8);
-                set += 1;
+
+    /// The pages written since the last harvest (or the start), cleaned again: bit n of `out` is
+    /// 4 KiB page n of the regions concatenated. Returns how many bits are set; `out` is written
+    /// only after the flush that makes the cleaning count has reached every CPU.
+    pub fn harvest_dirty_log(
+        &self,
+        regions: &[GpaRange],
+        out: &mut [u8],
+    ) -> Result<u64, HarvestError> {
+        if (out.len() as u64) * 8 < harvest_bits(regions) {
+            return Err(HarvestError::TooSmall);
+        }
+        let per_page = self.page_size() / HARVEST_PAGE;
+        let mut bits = alloc::vec![0u8; out.len()];
+        let mut set = 0u64;
+        let mut base = 0u64;
+        let mut batch = FlushBatch::new();
+        for r in regions {
+            let mut log = Self::log_for(r);
+            self.clear_dirty(*r, &mut log, &mut batch)?;
+            let first = log.base().0;
+            for i in (0..log.len()).filter(|&i| log.get(Gfn(first + i))) {
+                for k in 0..per_page {
+                    let bit = base + i * per_page + k;
+                    bits[(bit / 8) as usize] |= 1 << (bit % 8);
+                    set += 1;
+                }
             }
+            base += r.len() / HARVEST_PAGE;
         }
-        base += r.len() / HARVEST_PAGE;
+        let _ = self.commit(batch);
+        out.copy_from_slice(&bits);
+        Ok(set)
     }
-    let _ = table.commit(batch);
-    out.copy_from_slice(&bits);
-    Ok(set)
-}
 
-/// Makes every page of `regions` old and drops the table's cached translations everywhere (on
-/// LoongArch a cached valid entry would keep serving accesses without the fault that marks the
-/// page young); returns how many 4 KiB pages were young.
-pub fn age_all<F, A, T, M>(table: &StageTwoTable<F, A, T, M>, regions: &[GpaRange]) -> u64
-where
-    F: PteFormat,
-    A: FrameAllocator,
-    T: TlbFlush,
-    M: MirrorHook,
-{
-    let mut young = 0;
-    for r in regions {
-        if !table.test_age(*r).unwrap_or(true) {
-            continue;
+    /// Makes every page of `regions` old and drops the table's cached translations everywhere (on
+    /// LoongArch a cached valid entry would keep serving accesses without the fault that marks the
+    /// page young); returns how many 4 KiB pages were young.
+    pub fn age_all(&self, regions: &[GpaRange]) -> u64 {
+        let mut young = 0;
+        for r in regions {
+            if !self.test_age(*r).unwrap_or(true) {
+                continue;
+            }
+            let mut log = Self::log_for(r);
+            young += self.age(*r, &mut log).unwrap_or(0);
         }
-        let mut log = log_for::<F>(r);
-        young += table.age(*r, &mut log).unwrap_or(0);
+        self.tlb().flush(Flush::All);
+        young * (self.page_size() / HARVEST_PAGE)
     }
-    table.tlb().flush(Flush::All);
-    young * (table.page_size() / HARVEST_PAGE)
 }

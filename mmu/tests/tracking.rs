@@ -5,9 +5,7 @@
 mod common;
 
 use common::CountingTlb;
-use mmu::tracking::{
-    age_all, harvest_bits, harvest_dirty, start_dirty_log, HarvestError, HARVEST_PAGE,
-};
+use mmu::tracking::{harvest_bits, HarvestError, HARVEST_PAGE};
 use mmu::{
     Access, Ept, FlushBatch, Gpa, GpaRange, HeapFrameAllocator, Hpa, HugePolicy, LeafAttrs,
     LoongArch16K, Perms, PteFormat, StageTwoTable,
@@ -59,11 +57,11 @@ fn dirty_log_reports_exactly_the_pages_written<F: PteFormat>(f: F) {
         .map(|&g| t.translate(Gpa(g)).unwrap().attrs.dirty)
         .collect();
     assert_eq!(mapped, [true, true], "mapped dirty");
-    start_dirty_log(&t, &regions).unwrap();
+    t.start_dirty_log(&regions).unwrap();
     assert_eq!(t.stats().leaves[1], 0, "split to base pages");
     let mut out = vec![0u8; (harvest_bits(&regions) / 8) as usize];
     assert_eq!(
-        harvest_dirty(&t, &regions, &mut out),
+        t.harvest_dirty_log(&regions, &mut out),
         Ok(0),
         "clean after the start"
     );
@@ -72,7 +70,7 @@ fn dirty_log_reports_exactly_the_pages_written<F: PteFormat>(f: F) {
     write(&t, 0x5000);
     write(&t, (1 << 30) + t.page_size() + 8);
     let flushes = t.tlb().count.load(Ordering::Relaxed);
-    let set = harvest_dirty(&t, &regions, &mut out).unwrap();
+    let set = t.harvest_dirty_log(&regions, &mut out).unwrap();
     // Cleaning write-enabled entries is flushed before the answer.
     assert!(t.tlb().count.load(Ordering::Relaxed) > flushes, "no flush");
     assert_eq!(set, 2 * per_page);
@@ -82,28 +80,28 @@ fn dirty_log_reports_exactly_the_pages_written<F: PteFormat>(f: F) {
     want.extend(second..second + per_page);
     assert_eq!(set_bits(&out), want);
     // Harvested pages are clean again.
-    assert_eq!(harvest_dirty(&t, &regions, &mut out), Ok(0));
+    assert_eq!(t.harvest_dirty_log(&regions, &mut out), Ok(0));
     assert!(set_bits(&out).is_empty());
     // An output too small for every page is refused before anything is cleaned.
     write(&t, 0);
     let mut small = vec![0u8; out.len() - 1];
     assert_eq!(
-        harvest_dirty(&t, &regions, &mut small),
+        t.harvest_dirty_log(&regions, &mut small),
         Err(HarvestError::TooSmall)
     );
-    assert_eq!(harvest_dirty(&t, &regions, &mut out), Ok(per_page));
+    assert_eq!(t.harvest_dirty_log(&regions, &mut out), Ok(per_page));
 }
 
 fn aging_counts_the_pages_touched_since_the_last_pass<F: PteFormat>(f: F) {
     let (t, regions) = guest(f);
     let per_page = t.page_size() / HARVEST_PAGE;
-    mmu::tracking::split_to_base(&t, &regions).unwrap();
-    age_all(&t, &regions);
-    assert_eq!(age_all(&t, &regions), 0, "nothing touched since");
+    t.split_to_base(&regions).unwrap();
+    t.age_all(&regions);
+    assert_eq!(t.age_all(&regions), 0, "nothing touched since");
     let _ = t.fast_fix(Gpa(0x9000), Access::Read);
     write(&t, (1 << 30) + 16);
-    assert_eq!(age_all(&t, &regions), 2 * per_page);
-    assert_eq!(age_all(&t, &regions), 0);
+    assert_eq!(t.age_all(&regions), 2 * per_page);
+    assert_eq!(t.age_all(&regions), 0);
 }
 
 #[test]

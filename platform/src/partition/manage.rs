@@ -24,7 +24,8 @@ fn regions(t: &Partition) -> Vec<GpaRange> {
 
 pub fn dirty_log_start(id: PartitionId) -> Result {
     let t = target(id)?;
-    tracking::start_dirty_log(t.table(), &regions(t))
+    t.table()
+        .start_dirty_log(&regions(t))
         .map_err(|_| HypercallError::InvalidArgument)?;
     t.dirty_logging.store(true, Ordering::SeqCst);
     Ok(0)
@@ -48,22 +49,26 @@ pub fn dirty_harvest(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) 
         return Err(HypercallError::InvalidArgument);
     }
     let out = guest_mem::host_slice(caller, gpa, bytes, true).ok_or(HypercallError::BadAddress)?;
-    tracking::harvest_dirty(t.table(), &regions, out).map_err(|e| match e {
-        HarvestError::TooSmall | HarvestError::Table(_) => HypercallError::InvalidArgument,
-    })
+    t.table()
+        .harvest_dirty_log(&regions, out)
+        .map_err(|e| match e {
+            HarvestError::TooSmall | HarvestError::Table(_) => HypercallError::InvalidArgument,
+        })
 }
 
 pub fn age_start(id: PartitionId) -> Result {
     let t = target(id)?;
     let regions = regions(t);
-    tracking::split_to_base(t.table(), &regions).map_err(|_| HypercallError::InvalidArgument)?;
-    tracking::age_all(t.table(), &regions);
+    t.table()
+        .split_to_base(&regions)
+        .map_err(|_| HypercallError::InvalidArgument)?;
+    t.table().age_all(&regions);
     Ok(0)
 }
 
 pub fn age_harvest(id: PartitionId) -> Result {
     let t = target(id)?;
-    Ok(tracking::age_all(t.table(), &regions(t)))
+    Ok(t.table().age_all(&regions(t)))
 }
 
 pub fn exit_counters(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> Result {

@@ -76,7 +76,7 @@ fn paths(text: &str) -> Vec<String> {
             j += if bytes[j] == b':' { 2 } else { 1 };
         }
         let path = text[i..j].trim_end_matches("::").to_string();
-        if text[j..].starts_with('{') || text[..j].ends_with("::") && text[j..].starts_with('{') {
+        if text[j..].starts_with('{') {
             if let Some(end) = text[j..].find('}') {
                 for item in text[j + 1..j + end].split(',') {
                     let name = item.split_whitespace().next().unwrap_or("");
