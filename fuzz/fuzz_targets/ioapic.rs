@@ -1,7 +1,7 @@
 //! Fuzz target: one partition's I/O APIC view (`vcpu::irqchip::ioapic`), for a partition of 1-8
 //! vCPUs owning any subset of up to 64 lines of a 1-64 line chip, driven by any sequence of
 //! IOREGSEL / IOWIN accesses (and accesses of other widths and offsets). The routing decisions
-//! it reports are acted on as the platform does (`platform/src/partition/device_irq.rs`,
+//! it reports are acted on as the platform does (`partition/src/device_irq.rs`,
 //! `route_by_chip`: the physical line is programmed to the target vCPU, unmasked, or masked).
 //! After every access:
 //! * a decision is about a line of the chip; an accepted route is of an owned line and names one

@@ -1,5 +1,5 @@
 //! Fuzz target: the LoongArch IPI and mailbox decoder, driven the way the platform drives it
-//! (`platform/src/partition/mailbox.rs`) for a partition of 1-8 vCPUs. Any sequence of IOCSR
+//! (`partition/src/mailbox.rs`) for a partition of 1-8 vCPUs. Any sequence of IOCSR
 //! accesses decodes without a panic; decoded fields are in range (mailbox 0-3, offset and width
 //! inside 8 bytes, IPI bit 0-31, core 0-1023); a mailbox byte write changes only its bytes; and
 //! a send reaches a vCPU only if the partition has it, so no other vCPU's state ever changes.

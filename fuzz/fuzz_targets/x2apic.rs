@@ -1,5 +1,5 @@
 //! Fuzz target: the x2APIC register model (`vcpu::x2apic`), one per vCPU of a partition of 1-8
-//! vCPUs, driven the way the platform drives it (`platform/src/partition/lapic.rs`): guest RDMSR
+//! vCPUs, driven the way the platform drives it (`partition/src/lapic.rs`): guest RDMSR
 //! and WRMSR of any register 0x800-0x8ff, injection of the vector the model picks, and timer
 //! expiries, with the requested vectors (IRR) kept here as the platform keeps them per vCPU.
 //! After every step:

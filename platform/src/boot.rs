@@ -63,7 +63,7 @@ pub fn primary_main(info: BootInfo) -> ! {
     ONLINE.fetch_add(1, Ordering::SeqCst);
     enable_virtualization(0);
     #[cfg(septum_partitions)]
-    if let Err(e) = crate::partition::build_all() {
+    if let Err(e) = crate::partitions::build_all() {
         fail(e);
     }
 
@@ -101,16 +101,19 @@ fn run_partitions() {
         );
         return;
     }
-    crate::partition::run_cpu(0, || false);
+    let Some(all) = crate::partitions::get() else {
+        return;
+    };
+    all.run_cpu(0, || false);
     let mut spins = 0u64;
-    while !crate::partition::all_ended() && spins < 4_000_000_000 {
+    while !all.all_ended() && spins < 4_000_000_000 {
         core::hint::spin_loop();
         spins += 1;
     }
-    if !crate::partition::summary() {
+    if !all.summary() {
         fail("partitions did not end as expected");
     }
-    if !crate::partition::self_check() {
+    if !crate::partitions::self_check(all) {
         fail("the hypervisor's self-check failed");
     }
     log::info!("partitions: all ended as expected");
@@ -119,7 +122,7 @@ fn run_partitions() {
 /// Whether the machine has the hardware the partition backend needs (`PartitionArch::available`).
 #[cfg(septum_partitions)]
 fn partitions_can_run() -> bool {
-    <Current as crate::partition::arch::PartitionArch>::available()
+    <Current as partition::arch::PartitionArch>::available()
 }
 
 /// A secondary CPU's Rust entry, on the stack from [`cpu_stack_top`].
@@ -128,8 +131,8 @@ pub fn secondary_main(cpu: usize) -> ! {
     enable_virtualization(cpu);
     ONLINE.fetch_add(1, Ordering::SeqCst);
     #[cfg(septum_partitions)]
-    if partitions_can_run() {
-        crate::partition::run_cpu(cpu, || true);
+    if let Some(all) = crate::partitions::get().filter(|_| partitions_can_run()) {
+        all.run_cpu(cpu, || true);
     }
     Current::park()
 }

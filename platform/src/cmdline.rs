@@ -22,3 +22,8 @@ pub fn cmdline_words() -> impl Iterator<Item = &'static str> {
 pub fn set(cmdline: &'static str) {
     CMDLINE.call_once(|| cmdline);
 }
+
+/// The whole command line (empty before [`set`]).
+pub fn cmdline() -> &'static str {
+    CMDLINE.get().copied().unwrap_or("")
+}

@@ -16,7 +16,7 @@ mod logger;
 mod memory;
 mod panic;
 #[cfg(septum_partitions)]
-mod partition;
+mod partitions;
 
 /// The board this image was built for, generated from `board-configs/<board>.toml` by `build.rs`.
 mod board {

@@ -2,7 +2,7 @@
 //! the guest's own (the hypervisor starts it with neither), interrupt stubs that save the
 //! caller-saved registers, call the registered handler with the vector and end the interrupt
 //! with an x2APIC EOI, and the x2APIC registers the scenario uses. The partition's virtual APIC
-//! (`platform/src/partition/lapic.rs`) answers the MSRs; its timer counts at the rate CPUID leaf
+//! (`partition/src/lapic.rs`) answers the MSRs; its timer counts at the rate CPUID leaf
 //! 0x4000_0010 EBX gives in kHz.
 
 use core::arch::{asm, global_asm};

@@ -11,11 +11,12 @@
 //! the guest resumes in its handler with sp, a0 and a1 set; `UPCALL_RETURN` copies it back.
 
 use super::world::{self, GuestContext};
-use crate::partition::arch::GuestBoot;
-use crate::partition::{Partition, PartitionId};
+use crate::partitions::Partition;
 use arch_loongarch::csr;
 use arch_loongarch::decode::{self, MemAccess, Sensitive};
 use arch_loongarch::estat::Estat;
+use partition::arch::GuestBoot;
+use partition::PartitionId;
 use vcpu::ipi_mailbox::exit_word;
 use vcpu::{Access, ArchVcpu, Completion, Delivery, VmExit};
 

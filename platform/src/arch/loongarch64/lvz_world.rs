@@ -16,13 +16,13 @@
 //! the CPU (`gcsrrd`/`gcsrwr` only when a vCPU is (un)loaded); the root TLB refill of guest
 //! GPAs is `trap.rs`'s handler, which walks PGDL when GSTAT.PVM is set.
 
-use crate::partition::arch::PartitionArch;
-use crate::partition::Partition;
+use crate::partitions::Partition;
 use arch_loongarch::csr;
 use arch_loongarch::lvz::real::RealLvz;
 use arch_loongarch::lvz::{gstat, LvzHw, LvzWorld, Trap};
 use core::arch::global_asm;
 use core::mem::offset_of;
+use partition::arch::PartitionArch;
 
 /// The guest's registers across one switch, and the exit's exception state.
 #[repr(C)]

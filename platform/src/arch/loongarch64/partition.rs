@@ -1,4 +1,4 @@
-//! LoongArch's side of the partition seam (`crate::partition::arch::PartitionArch`): the GPA-table
+//! LoongArch's side of the partition seam (`partition::arch::PartitionArch`): the GPA-table
 //! format both backends share, per-CPU translation set-up (the page-walk geometry, an all-invalid
 //! high-half root, IPIs and the timer unmasked), local flushes by address-space id, kicks (and
 //! flush-shootdown IPIs) through the IPI mailbox, the stable counter and the core timer (one-shot
@@ -14,8 +14,7 @@ use super::host_irq;
 use super::lvz_world::RealWorld;
 use super::Current;
 use crate::board::BOARD;
-use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
-use crate::partition::{Partition, PartitionId, TableFrames};
+use crate::partitions::{Partition, TableFrames};
 use alloc::format;
 use alloc::string::String;
 use arch_loongarch::cpucfg::{self, CpuCfg};
@@ -27,6 +26,8 @@ use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
 use core::sync::atomic::AtomicBool;
 use mmu::{Flush, NoTlb, StageTwoTable};
+use partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
+use partition::PartitionId;
 use spin::Once;
 use vcpu::{ArchVcpu, Completion, Delivery, VmExit};
 
@@ -125,6 +126,7 @@ impl ArchVcpu for LaVcpu {
 
 impl PartitionArch for Current {
     type Format = GpaTable16K;
+    type Frames = TableFrames;
     type Vcpu = LaVcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(arch_loongarch::linux::UART);
     // A line of the PCH-PIC view; its vector reaches a Linux partition through its EIOINTC view.

@@ -1,4 +1,4 @@
-//! x86's side of the partition seam (`crate::partition::arch::PartitionArch`), over whichever
+//! x86's side of the partition seam (`partition::arch::PartitionArch`), over whichever
 //! backend CPUID chose (`backend`): Intel VMX with EPT, or AMD SVM with nested paging. Under VMX a
 //! partition's EPT pointer comes from its table's root with A/D enabled (hardware young/dirty
 //! tracking for aging and dirty logging), its vCPU gets VPID = CPU index + 1 (unique: a CPU runs
@@ -13,12 +13,13 @@ use super::stage2::X86Stage2;
 use super::svm_vcpu::{self, SvmSetup};
 use super::vmx_vcpu::{self, VmxSetup, VmxVcpu};
 use super::{ioapic, percpu, svm, timer, virt, Current};
-use crate::partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
-use crate::partition::guest_mem::host_slice;
-use crate::partition::{Partition, PartitionId};
+use crate::partitions::Partition;
 use arch_x86::guest_boot::{self, GUEST_PML4, TABLE_BYTES};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mmu::Flush;
+use partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
+use partition::guest_mem::host_slice;
+use partition::PartitionId;
 
 /// Whether the calling CPU can run a guest with the chosen backend.
 fn ready() -> bool {
@@ -66,6 +67,7 @@ fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot, kick: &'static Atom
 
 impl PartitionArch for Current {
     type Format = X86Stage2;
+    type Frames = crate::partitions::TableFrames;
     type Vcpu = X86Vcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
     const VIRTUAL_UART_LINE: Option<u32> = Some(4);
@@ -129,7 +131,7 @@ impl PartitionArch for Current {
             svm::request_flush();
             return;
         }
-        let Some(p) = crate::partition::get(id) else {
+        let Some(p) = crate::partitions::get().and_then(|all| all.get(id)) else {
             return;
         };
         let eptp = p.table().format().eptp(p.table().root());

@@ -1,6 +1,6 @@
 //! A CPU waiting in the hypervisor for its vCPU's next event (the guest halted with nothing to
 //! take): `hlt` until a kick, a device interrupt or the vCPU's timer. A kick is an NMI that
-//! follows a per-CPU flag (the caller passes it: `partition::remote::kick_flag`); checking the flag and halting are one
+//! follows a per-CPU flag (the caller passes it: `Partition::kick_flag`); checking the flag and halting are one
 //! window, like the VMX entry window, so an NMI that lands between the check and the `hlt` is
 //! redirected by the NMI stub (`idt`) to the window's abort label instead of being lost while
 //! the CPU sleeps. Maskable interrupts are on only inside the window (`sti`'s shadow covers the

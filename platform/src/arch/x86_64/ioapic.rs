@@ -1,5 +1,5 @@
 //! The physical I/O APIC, which the hypervisor keeps: partitions see only a view of it
-//! (`crate::partition::irqchip`), and the hypervisor programs the real redirection entries of
+//! (`partition::irqchip`), and the hypervisor programs the real redirection entries of
 //! their lines from what those views accept. Each line has a hypervisor vector of its own
 //! ([`vector_of`]: 0x50 + line, above the exceptions and below the timer's 0xf0; a guest's own
 //! vector numbers never meet these, since a device interrupt always arrives in the hypervisor

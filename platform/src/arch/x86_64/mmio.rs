@@ -134,7 +134,8 @@ impl PendingMmio {
         if gpa < window.start || gpa >= window.end() {
             return exit;
         }
-        let Some((p, _)) = crate::partition::of_cpu(percpu::cpu_index()) else {
+        let Some((p, _)) = crate::partitions::get().and_then(|all| all.of_cpu(percpu::cpu_index()))
+        else {
             return exit;
         };
         let rip = last.rip();
@@ -202,7 +203,7 @@ impl PendingMmio {
 
 /// The guest-physical address of linear address `va` under the 4-level long-mode page tables
 /// at `cr3` (the backends run partitions in 64-bit mode), read from the partition's memory.
-fn linear_to_gpa(p: &crate::partition::Partition, cr3: u64, va: u64) -> Option<u64> {
+fn linear_to_gpa(p: &crate::partitions::Partition, cr3: u64, va: u64) -> Option<u64> {
     let mut table = cr3 & ADDR;
     for level in (0..4u32).rev() {
         let shift = 12 + 9 * level;

@@ -8,8 +8,8 @@
 //! acted on, in `irqchip_view`; the physical controller is never touched from here: the
 //! hypervisor keeps it, and `device_irq` programs it from the accepted routes.
 
-use super::Partition;
-use crate::board::BOARD;
+use crate::arch::PartitionArch;
+use crate::Partition;
 use board_config::IrqChipKind;
 use vcpu::irqchip::ioapic::IoApic;
 use vcpu::irqchip::pch_pic::PchPic;
@@ -23,9 +23,9 @@ pub enum Chip {
 
 impl Chip {
     /// A reset view of the board's controller: every line masked and unrouted.
-    pub fn new() -> Self {
-        let lines = BOARD.irqchip.lines;
-        match BOARD.irqchip.kind {
+    pub fn new(chip: &board_config::IrqChip) -> Self {
+        let lines = chip.lines;
+        match chip.kind {
             IrqChipKind::IoApic => Self::IoApic(IoApic::new(lines)),
             IrqChipKind::PchPic => Self::PchPic(PchPic::new(lines)),
         }
@@ -41,7 +41,7 @@ impl Chip {
 }
 
 /// What `p` owns of the controller: its device lines and its virtual console's.
-pub(super) fn ownership(p: &Partition) -> Ownership<'_> {
+pub(super) fn ownership<A: PartitionArch>(p: &Partition<A>) -> Ownership<'_> {
     Ownership {
         lines: &p.view_lines,
         vcpus: p.vcpus.len() as u32,
@@ -51,7 +51,7 @@ pub(super) fn ownership(p: &Partition) -> Ownership<'_> {
 /// The route `p` programmed for its line `line` in its controller view, if the line is its own
 /// (and, for a masked I/O APIC entry, names one of its vCPUs): the target vCPU, vector, mask and
 /// trigger mode, for delivery.
-pub fn accepted_route(p: &Partition, line: u32) -> Option<Route> {
+pub fn accepted_route<A: PartitionArch>(p: &Partition<A>, line: u32) -> Option<Route> {
     let own = ownership(p);
     match &*p.irqchip.lock() {
         Chip::IoApic(a) => a.route(line, &own),

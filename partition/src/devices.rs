@@ -10,9 +10,8 @@
 //! so an interrupt-driven driver (Linux's 8250) is not left waiting for a "transmitter empty"
 //! that never comes.
 
-use super::arch::PartitionArch;
-use super::Partition;
-use crate::arch::Current;
+use crate::arch::PartitionArch;
+use crate::Partition;
 use alloc::vec::Vec;
 #[cfg(target_arch = "x86_64")]
 use vcpu::cmos_rtc::CmosRtc;
@@ -39,31 +38,31 @@ impl ConsoleUart {
         }
     }
 
-    fn print(&mut self, name: &str, byte: u8) {
+    fn print<A: PartitionArch>(&mut self, name: &str, byte: u8) {
         if self.interactive {
-            crate::console::write_bytes(&[byte]);
+            A::write_console(&[byte]);
             return;
         }
         match byte {
-            b'\n' => self.flush(name),
+            b'\n' => self.flush::<A>(name),
             b'\r' => {}
             b => {
                 self.line.push(b);
                 if self.line.len() >= LINE_MAX {
-                    self.flush(name);
+                    self.flush::<A>(name);
                 }
             }
         }
     }
 
-    fn flush(&mut self, name: &str) {
+    fn flush<A: PartitionArch>(&mut self, name: &str) {
         let text = core::str::from_utf8(&self.line).unwrap_or("<not UTF-8>");
-        crate::println!("[{name}] {text}");
+        say!(A, "[{name}] {text}");
         self.line.clear();
     }
 }
 
-impl Partition {
+impl<A: PartitionArch> Partition<A> {
     /// Runs `f` on the console chip and raises the chip's interrupt line if `f` made it rise;
     /// `cpu` is the calling CPU (no kick needed for a vCPU there).
     fn with_console<R>(&self, cpu: usize, f: impl FnOnce(&mut ConsoleUart) -> R) -> R {
@@ -73,7 +72,7 @@ impl Partition {
             let result = f(&mut c);
             (result, before, c.chip.interrupt())
         };
-        let Some(line) = <Current as PartitionArch>::VIRTUAL_UART_LINE else {
+        let Some(line) = A::VIRTUAL_UART_LINE else {
             return result;
         };
         // x86: an I/O APIC edge on each rise. LoongArch: the line's level, which the PCH-PIC
@@ -96,7 +95,7 @@ impl Partition {
         self.with_console(cpu, |c| {
             if !c.interactive {
                 if !c.line.is_empty() {
-                    c.flush(name);
+                    c.flush::<A>(name);
                 }
                 c.interactive = true;
             }
@@ -110,18 +109,18 @@ impl Partition {
 }
 
 /// The console chip on one vCPU's bus.
-pub struct VirtualUart {
-    partition: &'static Partition,
+pub struct VirtualUart<A: PartitionArch> {
+    partition: &'static Partition<A>,
     cpu: usize,
 }
 
-impl VirtualUart {
-    pub fn new(partition: &'static Partition, cpu: usize) -> Self {
+impl<A: PartitionArch> VirtualUart<A> {
+    pub fn new(partition: &'static Partition<A>, cpu: usize) -> Self {
         Self { partition, cpu }
     }
 }
 
-impl Device for VirtualUart {
+impl<A: PartitionArch> Device for VirtualUart<A> {
     fn name(&self) -> &str {
         "virtual uart"
     }
@@ -143,7 +142,7 @@ impl Device for VirtualUart {
         let name = self.partition.name();
         self.partition.with_console(self.cpu, |c| {
             if let Some(byte) = c.chip.write(offset, value as u8) {
-                c.print(name, byte);
+                c.print::<A>(name, byte);
             }
         });
         Ok(())

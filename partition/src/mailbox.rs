@@ -12,9 +12,8 @@
 //! way a parked core leaves the firmware's wait loop; one with an empty mailbox 0 stays parked.
 //! Any other IOCSR address is not the partition's (the caller stops it, as before).
 
-use super::arch::PartitionArch;
-use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, VirtualInterrupts};
-use crate::arch::Current;
+use crate::arch::PartitionArch;
+use crate::vintr::{ipi_to, no_such_vcpu, wake_for_start, VirtualInterrupts};
 use core::sync::atomic::Ordering;
 use vcpu::ipi_mailbox::{self, IocsrOp};
 use vcpu::slot::VcpuState;
@@ -22,7 +21,7 @@ use vcpu::slot::VcpuState;
 /// The IPI line's bit in the line word (ESTAT.IS bit 12).
 const IPI_LINE: u32 = 1 << 12;
 
-impl VirtualInterrupts {
+impl<A: PartitionArch> VirtualInterrupts<A> {
     /// The vCPU's IPI line as the hardware drives it from the block: raised while a pending bit
     /// is enabled (ESTAT.IS bit 12 layout, `vcpu::ExitHandler::irq_lines`). Only a backend that
     /// injects lines (LVZ) uses it; the deprivileged one delivers the same IPIs as upcalls.
@@ -64,7 +63,7 @@ impl VirtualInterrupts {
             IocsrOp::SetOwn(bits) => {
                 slot.iocsr_ipi.fetch_or(bits, Ordering::SeqCst);
                 if bits & slot.iocsr_enable.load(Ordering::SeqCst) != 0 {
-                    slot.raise_ipi(self.index, Current::now());
+                    slot.raise_ipi(self.index, A::now());
                 }
             }
             IocsrOp::ClearOwn(bits) => {
@@ -77,7 +76,7 @@ impl VirtualInterrupts {
                     slot.ipi_irqs
                         .fetch_add(u64::from(taken.count_ones()), Ordering::Relaxed);
                     let (_, at) = slot.ipi_source();
-                    slot.ipi_latency.record(Current::now().wrapping_sub(at));
+                    slot.ipi_latency.record(A::now().wrapping_sub(at));
                 }
             }
             IocsrOp::WriteMailbox {
@@ -124,7 +123,7 @@ impl VirtualInterrupts {
             t.iocsr_ipi.fetch_or(bit, Ordering::SeqCst);
             let enabled = t.iocsr_enable.load(Ordering::SeqCst) & bit != 0;
             if enabled {
-                t.raise_ipi(me, Current::now());
+                t.raise_ipi(me, A::now());
             }
             enabled
         });
@@ -140,7 +139,7 @@ impl VirtualInterrupts {
             let entry = target.mailboxes[0].load(Ordering::SeqCst);
             let arg = target.mailboxes[1].load(Ordering::SeqCst);
             if entry != 0 && target.request_start(entry, arg) {
-                wake_for_start(target);
+                wake_for_start(self.partition, target);
             }
         }
     }

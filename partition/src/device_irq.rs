@@ -34,37 +34,35 @@
 //! leaves a real controller, so the next run starts from masked lines both in the view and on the
 //! hardware.
 
-use super::arch::{DeviceRoute, PartitionArch};
-use super::irqchip::{self, Chip};
-use super::{remote, Partition};
-use crate::arch::Current;
-use crate::board::BOARD;
+use crate::arch::{DeviceRoute, PartitionArch};
+use crate::irqchip::{self, Chip};
+use crate::Partition;
 use core::sync::atomic::Ordering;
 use vcpu::irqchip::line_routes::Delivery;
 use vcpu::irqchip::Route;
 
 /// Masks every line of the physical controller: at boot, before any partition runs (firmware
 /// may leave some open).
-pub fn mask_all() {
-    for line in 0..BOARD.irqchip.lines {
-        Current::route_device_line(line, None);
+pub fn mask_all<A: PartitionArch>(board: &board_config::Board) {
+    for line in 0..board.irqchip.lines {
+        A::route_device_line(line, None);
     }
 }
 
 /// The `IRQ_ROUTE` hypercall routed `p`'s line at `pos` (of `config.irqs`) to vCPU `index`
 /// (checked by the caller): edge, active high, unmasked.
-pub fn route_by_hypercall(p: &Partition, pos: usize, index: u32) {
+pub fn route_by_hypercall<A: PartitionArch>(p: &Partition<A>, pos: usize, index: u32) {
     p.line_routes.set_by_hypercall(pos, index);
     let to = DeviceRoute {
         cpu: p.vcpus[index as usize].cpu,
         level: false,
         active_low: false,
     };
-    Current::route_device_line(p.config.irqs[pos], Some(to));
+    A::route_device_line(p.config.irqs[pos], Some(to));
 }
 
 /// `p`'s controller view accepted route `r` of one of its lines.
-pub fn route_by_chip(p: &Partition, r: Route) {
+pub fn route_by_chip<A: PartitionArch>(p: &Partition<A>, r: Route) {
     if !p.line_routes.set_by_controller(&r) {
         return;
     }
@@ -76,19 +74,19 @@ pub fn route_by_chip(p: &Partition, r: Route) {
         level: r.level,
         active_low: r.active_low,
     });
-    Current::route_device_line(r.line, to);
+    A::route_device_line(r.line, to);
 }
 
 /// An `ExternalInterrupt` with `vector` on CPU `cpu`, which runs a vCPU of `p`: each of `p`'s
 /// device lines behind the vector is raised on the vCPU it is routed to.
-pub fn deliver(p: &Partition, cpu: usize, vector: u32) {
-    let lines = Current::device_lines(vector);
+pub fn deliver<A: PartitionArch>(p: &Partition<A>, cpu: usize, vector: u32) {
+    let lines = A::device_lines(vector);
     for line in (0..64).filter(|l| lines & 1 << l != 0) {
         deliver_line(p, cpu, line);
     }
 }
 
-fn deliver_line(p: &Partition, cpu: usize, line: u32) {
+fn deliver_line<A: PartitionArch>(p: &Partition<A>, cpu: usize, line: u32) {
     let target = match p
         .line_routes
         .deliver(line, irqchip::accepted_route(p, line))
@@ -96,13 +94,13 @@ fn deliver_line(p: &Partition, cpu: usize, line: u32) {
         Delivery::Drop => return,
         Delivery::Upcall { vcpu } => {
             let slot = &p.vcpus[vcpu as usize];
-            slot.raise_device(line, Current::now());
+            slot.raise_device(line, A::now());
             slot
         }
         #[cfg(target_arch = "x86_64")]
         Delivery::Controller { vcpu, vector } => {
             let slot = &p.vcpus[vcpu as usize];
-            slot.raise_device_vector(vector, Current::now());
+            slot.raise_device_vector(vector, A::now());
             slot
         }
         // The line goes through the partition's PCH-PIC and EIOINTC views, which pick the vCPU
@@ -114,7 +112,7 @@ fn deliver_line(p: &Partition, cpu: usize, line: u32) {
         }
     };
     if target.cpu != cpu {
-        remote::kick(target.cpu);
+        p.kick(target.cpu);
     }
 }
 
@@ -122,7 +120,7 @@ fn deliver_line(p: &Partition, cpu: usize, line: u32) {
 /// CPU `cpu`: the vector the guest routed the line to is raised on the target vCPU, as an edge
 /// (the ISA default). A masked or unrouted line drops it, as a real controller would.
 #[cfg(target_arch = "x86_64")]
-pub fn raise_virtual_line(p: &Partition, line: u32, cpu: usize) {
+pub fn raise_virtual_line<A: PartitionArch>(p: &Partition<A>, line: u32, cpu: usize) {
     let Some(r) = irqchip::accepted_route(p, line) else {
         return;
     };
@@ -132,35 +130,36 @@ pub fn raise_virtual_line(p: &Partition, line: u32, cpu: usize) {
     if r.masked {
         return;
     }
-    slot.raise_device_vector(r.vector, Current::now());
+    slot.raise_device_vector(r.vector, A::now());
     if slot.cpu != cpu {
-        remote::kick(slot.cpu);
+        p.kick(slot.cpu);
     }
 }
 
 /// A vCPU of `p` ended its interrupt `vector` (x2APIC EOI): a level-triggered line routed
 /// through the view as that vector may fire again.
 #[cfg(target_arch = "x86_64")]
-pub fn guest_eoi(p: &Partition, vector: u8) {
+pub fn guest_eoi<A: PartitionArch>(p: &Partition<A>, vector: u8) {
     for line in p
         .line_routes
         .ended_by(vector, |l| irqchip::accepted_route(p, l))
     {
-        Current::end_device_line(line);
+        A::end_device_line(line);
     }
 }
 
 /// `p`'s run ended: its lines are masked on the hardware and its view is reset.
-pub fn end_run(p: &Partition) {
+pub fn end_run<A: PartitionArch>(p: &Partition<A>) {
     for &line in p.line_routes.reset() {
-        Current::route_device_line(line, None);
+        A::route_device_line(line, None);
     }
-    *p.irqchip.lock() = Chip::new();
+    *p.irqchip.lock() = Chip::new(&p.board.irqchip);
     #[cfg(target_arch = "loongarch64")]
     p.reset_eiointc();
     let refused = p.view_refusals.swap(0, Ordering::Relaxed);
     if refused > 1 {
-        crate::println!(
+        say!(
+            A,
             "partition {}: {} more controller-view writes refused in this run",
             p.name(),
             refused - 1

@@ -12,9 +12,8 @@
 //! timer only has to make the guest exit in time. Delivery latencies
 //! (deadline → handler entry, `SEND_IPI` → handler entry) are recorded per vCPU in counter ticks.
 
-use super::arch::PartitionArch;
-use super::{remote, Partition};
-use crate::arch::Current;
+use crate::arch::PartitionArch;
+use crate::Partition;
 use core::sync::atomic::Ordering;
 use vcpu::slot::{VcpuSlot, VcpuState};
 use vcpu::x2apic::X2Apic;
@@ -23,8 +22,8 @@ use vcpu::{Delivery, HypercallError, Upcall, VirtualIrq};
 type Result = core::result::Result<u64, HypercallError>;
 
 /// The interrupt state of the vCPU a handler runs; lives on its CPU.
-pub struct VirtualInterrupts {
-    pub(super) partition: &'static Partition,
+pub struct VirtualInterrupts<A: PartitionArch> {
+    pub(super) partition: &'static Partition<A>,
     pub(super) index: u32,
     /// The vCPU's x2APIC (x86 guests that program interrupts the hardware way, `lapic`).
     pub(super) apic: X2Apic,
@@ -52,8 +51,8 @@ pub enum TimerOwner {
     Apic,
 }
 
-impl VirtualInterrupts {
-    pub fn new(partition: &'static Partition, index: u32) -> Self {
+impl<A: PartitionArch> VirtualInterrupts<A> {
+    pub fn new(partition: &'static Partition<A>, index: u32) -> Self {
         Self {
             partition,
             index,
@@ -74,7 +73,7 @@ impl VirtualInterrupts {
 
     /// `TIMER_SET`.
     pub fn timer_set(&mut self, ns: u64, periodic: bool) -> Result {
-        let hz = Current::counter_hz();
+        let hz = A::counter_hz();
         if hz == 0 {
             return Err(HypercallError::Unknown);
         }
@@ -92,14 +91,14 @@ impl VirtualInterrupts {
     /// No period is shorter than `TIMER_MIN_NS` (the x2APIC timer's count is clamped to it, as
     /// `TIMER_SET` refuses anything shorter), so a guest cannot make its timer a storm.
     pub(super) fn arm(&mut self, ticks: u64, periodic: bool) {
-        let floor = u128::from(vcpu::hypercall::TIMER_MIN_NS) * u128::from(Current::counter_hz())
-            / 1_000_000_000;
+        let floor =
+            u128::from(vcpu::hypercall::TIMER_MIN_NS) * u128::from(A::counter_hz()) / 1_000_000_000;
         let ticks = ticks.max(floor as u64).max(1);
-        let deadline = Current::now().wrapping_add(ticks);
+        let deadline = A::now().wrapping_add(ticks);
         self.deadline = Some(deadline);
         self.period = if periodic { ticks } else { 0 };
         self.held = false;
-        Current::arm_timer(self.deadline);
+        A::arm_timer(self.deadline);
     }
 
     /// The guest took the tick that held the timer: the next one keeps its place in the period,
@@ -110,9 +109,9 @@ impl VirtualInterrupts {
         if !core::mem::replace(&mut self.held, false) {
             return;
         }
-        let earliest = Current::now().wrapping_add(self.period / 2);
+        let earliest = A::now().wrapping_add(self.period / 2);
         self.deadline = self.deadline.map(|d| d.max(earliest));
-        Current::arm_timer(self.deadline);
+        A::arm_timer(self.deadline);
     }
 
     /// After every interrupt exit: a due timer becomes pending (and a periodic one re-arms,
@@ -122,12 +121,12 @@ impl VirtualInterrupts {
             return;
         }
         let Some(d) = self.deadline else { return };
-        let now = Current::now();
+        let now = A::now();
         if now < d {
             // This exit may have acknowledged a timer interrupt that came a little early (the
             // emulated countdown and the counter are rounded apart): arm again so the deadline
             // cannot pass unseen.
-            Current::arm_timer(Some(d));
+            A::arm_timer(Some(d));
             return;
         }
         self.fired = d;
@@ -152,7 +151,7 @@ impl VirtualInterrupts {
         };
         // Periodic: held until the guest takes this tick (`release_timer`).
         self.held = raised && self.deadline.is_some();
-        Current::arm_timer(if self.held { None } else { self.deadline });
+        A::arm_timer(if self.held { None } else { self.deadline });
     }
 
     /// Stops the timer (also when the vCPU's run ended: it must not fire into the next guest on
@@ -160,7 +159,7 @@ impl VirtualInterrupts {
     pub fn stop(&mut self) {
         self.deadline = None;
         self.held = false;
-        Current::arm_timer(None);
+        A::arm_timer(None);
     }
 
     /// `UPCALL_SET`.
@@ -222,7 +221,7 @@ impl VirtualInterrupts {
         let upcall = self.upcall?;
         let slot = self.slot();
         let irq = slot.take_pending()?;
-        let now = Current::now();
+        let now = A::now();
         let detail = match irq {
             VirtualIrq::Timer => {
                 slot.timer_irqs.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +258,8 @@ impl VirtualInterrupts {
         let slot = self.slot();
         slot.raise(d.irq);
         slot.upcalls.fetch_sub(1, Ordering::Relaxed);
-        crate::println!(
+        say!(
+            A,
             "partition {}: vCPU {}: this backend cannot deliver upcalls yet",
             self.partition.name(),
             self.index
@@ -268,8 +268,13 @@ impl VirtualInterrupts {
 }
 
 /// Refuses a request that names a vCPU the partition does not have, saying so.
-pub(super) fn no_such_vcpu(p: &Partition, what: &str, index: u32) -> HypercallError {
-    crate::println!(
+pub(super) fn no_such_vcpu<A: PartitionArch>(
+    p: &Partition<A>,
+    what: &str,
+    index: u32,
+) -> HypercallError {
+    say!(
+        A,
         "partition {}: {what} refused: vCPU {index} is outside its {} vCPUs",
         p.name(),
         p.vcpus.len()
@@ -278,7 +283,13 @@ pub(super) fn no_such_vcpu(p: &Partition, what: &str, index: u32) -> HypercallEr
 }
 
 /// `VCPU_START` from vCPU `from`: vCPU `index` of the same partition starts at `entry`.
-pub fn vcpu_start(p: &Partition, from: u32, index: u32, entry: u64, arg: u64) -> Result {
+pub fn vcpu_start<A: PartitionArch>(
+    p: &Partition<A>,
+    from: u32,
+    index: u32,
+    entry: u64,
+    arg: u64,
+) -> Result {
     let Some(slot) = p.vcpus.get(index as usize) else {
         return Err(no_such_vcpu(p, "vCPU start", index));
     };
@@ -296,16 +307,16 @@ pub fn vcpu_start(p: &Partition, from: u32, index: u32, entry: u64, arg: u64) ->
     if !slot.request_start(entry, arg) {
         return Err(HypercallError::BadState);
     }
-    wake_for_start(slot);
+    wake_for_start(p, slot);
     Ok(0)
 }
 
 /// A start was just posted for `slot`, by any interface (`VCPU_START`, STARTUP, mailbox + IPI):
 /// its CPU may be halted waiting (`PartitionArch::wait`); one still in the firmware's wait loop
 /// is left alone (it picks the request up when it joins).
-pub(super) fn wake_for_start(slot: &VcpuSlot) {
+pub(super) fn wake_for_start<A: PartitionArch>(p: &Partition<A>, slot: &VcpuSlot) {
     if slot.joined() {
-        remote::kick(slot.cpu);
+        p.kick(slot.cpu);
     }
 }
 
@@ -313,8 +324,8 @@ pub(super) fn wake_for_start(slot: &VcpuSlot) {
 /// the x2APIC ICR, IOCSR IPI_SEND): only a running vCPU takes it. `raise` makes it pending and
 /// says whether it is to be delivered now; the target's CPU is then kicked (unless the sender
 /// sent it to itself). Counted as sent. False if the target does not run.
-pub(super) fn ipi_to(
-    p: &Partition,
+pub(super) fn ipi_to<A: PartitionArch>(
+    p: &Partition<A>,
     from: u32,
     index: u32,
     raise: impl FnOnce(&VcpuSlot) -> bool,
@@ -328,18 +339,18 @@ pub(super) fn ipi_to(
         .ipis_sent
         .fetch_add(1, Ordering::Relaxed);
     if deliver && index != from {
-        remote::kick(target.cpu);
+        p.kick(target.cpu);
     }
     true
 }
 
 /// `SEND_IPI` from vCPU `from` to vCPU `index` of the same partition.
-pub fn send_ipi(p: &Partition, from: u32, index: u32) -> Result {
+pub fn send_ipi<A: PartitionArch>(p: &Partition<A>, from: u32, index: u32) -> Result {
     if p.vcpus.get(index as usize).is_none() {
         return Err(no_such_vcpu(p, "IPI", index));
     }
     let sent = ipi_to(p, from, index, |t| {
-        t.raise_ipi(from, Current::now());
+        t.raise_ipi(from, A::now());
         true
     });
     if !sent {
@@ -350,9 +361,10 @@ pub fn send_ipi(p: &Partition, from: u32, index: u32) -> Result {
 
 /// `IRQ_ROUTE`: device line `line` goes to vCPU `index` as an upcall, if the board file gives
 /// the line to this partition (and the physical controller delivers it there, `device_irq`).
-pub fn irq_route(p: &Partition, line: u32, index: u32) -> Result {
+pub fn irq_route<A: PartitionArch>(p: &Partition<A>, line: u32, index: u32) -> Result {
     let Some(pos) = p.config.irqs.iter().position(|&l| l == line) else {
-        crate::println!(
+        say!(
+            A,
             "partition {}: IRQ route refused: line {line} is not one of its lines {:?}",
             p.name(),
             p.config.irqs

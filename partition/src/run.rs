@@ -6,10 +6,8 @@
 //! vCPU to end records why and stops the others, and vCPU 0's CPU sets the partition's state once
 //! every vCPU is out of its guest.
 
-use super::arch::{BootAbi, GuestBoot, PartitionArch};
-use super::{guest_mem, handler, of_cpu, remote, Partition, State};
-use crate::arch::Current;
-use crate::board::BOARD;
+use crate::arch::{BootAbi, GuestBoot, PartitionArch};
+use crate::{guest_mem, handler, Partition, Partitions, RunEnv, State};
 use core::sync::atomic::Ordering;
 use vcpu::slot::VcpuState;
 use vcpu::{ExitCounters, StopReason};
@@ -27,13 +25,17 @@ const VOLUME_SCENARIOS: [(&str, u64); 3] = [
 /// Copies each blob a Linux boot was laid out into (kernel, initrd, zero page, command line, GDT,
 /// ACPI tables) to its guest-physical address. The build checked that each lies in the
 /// partition's RAM; the copy still goes through the checked translation.
-fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'static str> {
+fn load_linux<A: PartitionArch>(
+    env: &RunEnv,
+    p: &Partition<A>,
+    linux: &board_config::LinuxBoot,
+) -> Result<(), &'static str> {
     for blob in linux.blobs {
         let dst = guest_mem::host_slice(p, blob.gpa, blob.bytes.len() as u64, false)
             .ok_or("a Linux boot blob does not fit in the partition's memory")?;
         dst.copy_from_slice(blob.bytes);
     }
-    add_runtime_args(p, linux);
+    add_runtime_args(env, p, linux);
     Ok(())
 }
 
@@ -41,15 +43,19 @@ fn load_linux(p: &Partition, linux: &board_config::LinuxBoot) -> Result<(), &'st
 /// (`vcpu::cmdline`): the architecture's words ([`arch_words`]), the boot count, and the
 /// hypervisor command line's `linux:WORD` words as `WORD` (how a boot test tells the test
 /// `/init` to power off instead of starting a shell).
-fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
+fn add_runtime_args<A: PartitionArch>(
+    env: &RunEnv,
+    p: &Partition<A>,
+    linux: &board_config::LinuxBoot,
+) {
     let Some((line, limit)) = cmdline_space(p, linux) else {
         return;
     };
     // Which boot of this partition this is (0 first; a reboot counts), for a guest that acts
     // once per power-on.
     let run = alloc::format!("septum.run={}", p.starts.load(Ordering::SeqCst) - 1);
-    let forwarded = crate::cmdline::cmdline_words().filter_map(|w| w.strip_prefix("linux:"));
-    let arch = arch_words();
+    let forwarded = env.words().filter_map(|w| w.strip_prefix("linux:"));
+    let arch = arch_words(A::counter_hz());
     let args = arch
         .iter()
         .map(|a| a.as_bytes())
@@ -58,8 +64,9 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
     for arg in args {
         let text = core::str::from_utf8(arg).unwrap_or("?");
         match vcpu::cmdline::append(line, arg, limit) {
-            Ok(_) => crate::println!("partition {}: command line += {text}", p.name()),
-            Err(e) => crate::println!(
+            Ok(_) => say!(A, "partition {}: command line += {text}", p.name()),
+            Err(e) => say!(
+                A,
                 "partition {}: {text} not added to the command line: {e:?}",
                 p.name()
             ),
@@ -70,8 +77,8 @@ fn add_runtime_args(p: &Partition, linux: &board_config::LinuxBoot) {
 /// x86: the command line the zero page points at, to the end of its page (the build's layout
 /// gives it a page of its own), and the kernel's limit.
 #[cfg(target_arch = "x86_64")]
-fn cmdline_space<'a>(
-    p: &'a Partition,
+fn cmdline_space<'a, A: PartitionArch>(
+    p: &'a Partition<A>,
     linux: &board_config::LinuxBoot,
 ) -> Option<(&'a mut [u8], usize)> {
     use arch_x86::linux_args::{CMDLINE_SIZE, CMD_LINE_PTR};
@@ -84,8 +91,8 @@ fn cmdline_space<'a>(
 
 /// LoongArch: the command line the build placed, with the capacity it set aside.
 #[cfg(target_arch = "loongarch64")]
-fn cmdline_space<'a>(
-    p: &'a Partition,
+fn cmdline_space<'a, A: PartitionArch>(
+    p: &'a Partition<A>,
     linux: &board_config::LinuxBoot,
 ) -> Option<(&'a mut [u8], usize)> {
     let capacity = linux.cmdline_capacity as usize;
@@ -98,9 +105,9 @@ fn cmdline_space<'a>(
 /// reset through the BIOS (its EFI choice falls through to a real-mode jump to the reset
 /// vector, which a partition does not have), so say so.
 #[cfg(target_arch = "x86_64")]
-fn arch_words() -> alloc::vec::Vec<alloc::string::String> {
+fn arch_words(counter_hz: u64) -> alloc::vec::Vec<alloc::string::String> {
     use arch_x86::linux_args::tsc_early_khz;
-    let khz = Current::counter_hz() / 1000;
+    let khz = counter_hz / 1000;
     let mut words = alloc::vec::Vec::new();
     if khz != 0 {
         let arg = tsc_early_khz(khz);
@@ -115,20 +122,16 @@ fn arch_words() -> alloc::vec::Vec<alloc::string::String> {
 /// LoongArch: nothing; the counter's rate is in `cpucfg`, and the device tree names the reset
 /// register.
 #[cfg(target_arch = "loongarch64")]
-fn arch_words() -> alloc::vec::Vec<alloc::string::String> {
+fn arch_words(_counter_hz: u64) -> alloc::vec::Vec<alloc::string::String> {
     alloc::vec::Vec::new()
 }
 
 /// Copies the partition's image to its memory at the load address.
-fn load_image(p: &Partition) -> Result<(), &'static str> {
+fn load_image<A: PartitionArch>(env: &RunEnv, p: &Partition<A>) -> Result<(), &'static str> {
     let bytes: &[u8] = match p.config.image {
-        board_config::Image::Linux(ref linux) => return load_linux(p, linux),
+        board_config::Image::Linux(ref linux) => return load_linux(env, p, linux),
         board_config::Image::File { bytes, .. } => bytes,
-        board_config::Image::Guest(g) => match g {
-            board_config::TestGuest::Worker => crate::guests::WORKER,
-            board_config::TestGuest::Manager => crate::guests::MANAGER,
-            board_config::TestGuest::Hostile => crate::guests::HOSTILE,
-        },
+        board_config::Image::Guest(g) => env.guests.get(g),
     };
     if bytes.is_empty() {
         return Err("the image is empty (test guests not built in)");
@@ -142,8 +145,8 @@ fn load_image(p: &Partition) -> Result<(), &'static str> {
 /// The boot arguments of vCPU 0 (see [`GuestBoot::args`]). The shared region passed is the one
 /// shared with the manager (for the manager, its first shared region): that is the region the
 /// management scenario talks over; other links are the partitions' own business.
-fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
-    let manager = BOARD.manager().map(|m| m.name);
+fn boot_args<A: PartitionArch>(all: &Partitions<A>, p: &Partition<A>, starts: u64) -> GuestBoot {
+    let manager = all.board.manager().map(|m| m.name);
     let shared = p
         .config
         .memory
@@ -155,9 +158,9 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
         .map_or((0, 0), |r| (r.guest, r.size));
     // Flag bit 1: the boot test asked the test guests for their multi-vCPU scenario; bit 2
     // (`smp-test=2`): x86 guests start their second vCPU with INIT and STARTUP IPIs.
-    let mut flags = if crate::cmdline::cmdline_has("smp-test=1") {
+    let mut flags = if all.env.has("smp-test=1") {
         2
-    } else if crate::cmdline::cmdline_has("smp-test=2") {
+    } else if all.env.has("smp-test=2") {
         2 | 4
     } else {
         0
@@ -165,14 +168,15 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
     // Bits 3-5: the volume attacks of issue 13 (`hostile=storm|spin|fuzz`), read by the hostile
     // guest and by the manager that measures them.
     for (word, bit) in VOLUME_SCENARIOS {
-        if crate::cmdline::cmdline_has(word) {
+        if all.env.has(word) {
             flags |= bit;
         }
     }
     // Bits 8-15 (the manager only): 1 + the id of the board's Linux partition, which the
     // manager watches with dirty logging and aging while it runs.
     if p.config.manager {
-        let linux = BOARD
+        let linux = all
+            .board
             .partitions
             .iter()
             .position(|q| matches!(q.image, board_config::Image::Linux(_)));
@@ -202,7 +206,7 @@ fn boot_args(p: &Partition, starts: u64) -> GuestBoot {
 }
 
 /// Prints how a run ended and records it; the first vCPU to end a run does this, once.
-fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
+fn end_run<A: PartitionArch>(p: &Partition<A>, vcpu: u32, why: StopReason) {
     if p.run_ended.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -215,16 +219,19 @@ fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
     };
     match why {
         StopReason::PowerOff { code } => {
-            crate::println!("partition {name} finished (code {code}){by}")
+            say!(A, "partition {name} finished (code {code}){by}")
         }
-        StopReason::Stopped => crate::println!("partition {name} stopped: by the manager"),
-        StopReason::Reset => crate::println!("partition {name} stopped: reset requested{by}"),
-        StopReason::TripleFault => crate::println!("partition {name} stopped: triple fault{by}"),
+        StopReason::Stopped => say!(A, "partition {name} stopped: by the manager"),
+        StopReason::Reset => say!(A, "partition {name} stopped: reset requested{by}"),
+        StopReason::TripleFault => say!(A, "partition {name} stopped: triple fault{by}"),
         StopReason::Violation { what, addr } => {
-            crate::println!("partition {name} stopped: {what} {addr:#x}{by}")
+            say!(A, "partition {name} stopped: {what} {addr:#x}{by}")
         }
         StopReason::InvalidState { raw } => {
-            crate::println!("partition {name} stopped: invalid guest state {raw:#x}{by}")
+            say!(
+                A,
+                "partition {name} stopped: invalid guest state {raw:#x}{by}"
+            )
         }
         // Never ends a run (`run_vcpu`).
         StopReason::Init => {}
@@ -233,25 +240,33 @@ fn end_run(p: &Partition, vcpu: u32, why: StopReason) {
 }
 
 /// Runs vCPU `index` of `p` on the calling CPU until it stops; returns why.
-fn run_vcpu(p: &'static Partition, cpu: usize, boot: GuestBoot, run: u64) -> StopReason {
+fn run_vcpu<A: PartitionArch>(
+    all: &'static Partitions<A>,
+    p: &'static Partition<A>,
+    cpu: usize,
+    boot: GuestBoot,
+    run: u64,
+) -> StopReason {
     let index = boot.vcpu;
-    remote::begin_run(cpu, p.id);
-    crate::println!(
+    p.begin_run_on(cpu);
+    say!(
+        A,
         "partition {}: vCPU {index} starts on cpu{cpu} at {:#x} (run {run})",
         p.name(),
         boot.entry
     );
-    let mut vcpu = Current::create_vcpu(p, boot, remote::kick_flag(cpu));
-    let mut handler = handler::Handler::new(p, cpu, index);
+    let mut vcpu = A::create_vcpu(p, boot, p.kick_flag(cpu));
+    let mut handler = handler::Handler::new(all, p, cpu, index);
     let mut counters = ExitCounters::default();
     let why = vcpu::run_until_stopped(&mut vcpu, &mut handler, &mut counters);
     handler.stop();
-    remote::end_run(cpu);
+    p.end_run_on(cpu);
     if why == StopReason::Init {
         // Reset, not ended: the vCPU waits for a STARTUP again (or takes one that came meanwhile)
         // and the partition runs on.
         p.vcpus[index as usize].finish_init();
-        crate::println!(
+        say!(
+            A,
             "partition {}: vCPU {index} reset by INIT, waits for STARTUP",
             p.name()
         );
@@ -263,7 +278,11 @@ fn run_vcpu(p: &'static Partition, cpu: usize, boot: GuestBoot, run: u64) -> Sto
 }
 
 /// One run of partition `p` from a fresh copy of its image, driven from vCPU 0's CPU.
-fn run_partition(p: &'static Partition, cpu: usize) {
+fn run_partition<A: PartitionArch>(
+    all: &'static Partitions<A>,
+    p: &'static Partition<A>,
+    cpu: usize,
+) {
     let starts = p.starts.fetch_add(1, Ordering::SeqCst);
     p.stop_requested.store(false, Ordering::SeqCst);
     p.run_ended.store(false, Ordering::SeqCst);
@@ -272,7 +291,7 @@ fn run_partition(p: &'static Partition, cpu: usize) {
         v.reset_for_run();
     }
     p.set_state(State::Running);
-    if let Err(e) = load_image(p) {
+    if let Err(e) = load_image(&all.env, p) {
         log::error!("partition {}: {e}", p.name());
         *p.last_end.lock() = Some(StopReason::Violation {
             what: "image could not be loaded",
@@ -282,7 +301,7 @@ fn run_partition(p: &'static Partition, cpu: usize) {
         return;
     }
     p.vcpus[0].set_state(VcpuState::Running);
-    run_vcpu(p, cpu, boot_args(p, starts), starts);
+    run_vcpu(all, p, cpu, boot_args(all, p, starts), starts);
     // The other vCPUs were asked to stop; a start nobody picked up is cancelled.
     let mut left = END_POLLS;
     loop {
@@ -313,7 +332,7 @@ fn run_partition(p: &'static Partition, cpu: usize) {
         // the manager does not start it a second time.
         Some(StopReason::Reset) if p.reboots.load(Ordering::SeqCst) < MAX_REBOOTS => {
             let n = p.reboots.fetch_add(1, Ordering::SeqCst) + 1;
-            crate::println!("partition {}: reboot {n}", p.name());
+            say!(A, "partition {}: reboot {n}", p.name());
             p.start_requested.store(true, Ordering::SeqCst);
             State::Running
         }
@@ -329,26 +348,28 @@ const MAX_REBOOTS: u64 = 16;
 /// If the manager stopped this run, says how long it took from its `PARTITION_STOP` to the
 /// moment every vCPU was out of its guest (whatever the guest was doing: a vCPU spinning with
 /// its interrupts masked is made to exit by the kick, a host interrupt it cannot mask).
-fn report_stop_time(p: &Partition) {
+fn report_stop_time<A: PartitionArch>(p: &Partition<A>) {
     let asked = p.stop_asked_at.swap(0, Ordering::SeqCst);
     if asked == 0 || p.last_end() != Some(StopReason::Stopped) {
         return;
     }
-    let hz = Current::counter_hz();
+    let hz = A::counter_hz();
     if hz == 0 {
         return;
     }
-    let ticks = Current::now().wrapping_sub(asked);
+    let ticks = A::now().wrapping_sub(asked);
     let us = u128::from(ticks) * 1_000_000 / u128::from(hz);
-    crate::println!(
+    say!(
+        A,
         "partition {}: stopped {us} us after the manager asked (every vCPU out of its guest)",
         p.name()
     );
 }
 
 /// A secondary vCPU's run, from the start request vCPU 0 posted.
-fn run_secondary(
-    p: &'static Partition,
+fn run_secondary<A: PartitionArch>(
+    all: &'static Partitions<A>,
+    p: &'static Partition<A>,
     cpu: usize,
     index: u32,
     entry: u64,
@@ -366,39 +387,38 @@ fn run_secondary(
         real_mode,
         abi: BootAbi::TestGuest,
     };
-    run_vcpu(p, cpu, boot, p.starts.load(Ordering::SeqCst) - 1);
+    run_vcpu(all, p, cpu, boot, p.starts.load(Ordering::SeqCst) - 1);
 }
 
 /// What a CPU does with its partition: vCPU 0's CPU runs the partition, and again each time the
 /// manager starts it, while `keep_going` holds; every other vCPU's CPU runs its vCPU each time
 /// vCPU 0 starts it.
-pub fn run_cpu(cpu: usize, keep_going: impl Fn() -> bool) {
-    let Some((p, vcpu)) = of_cpu(cpu) else {
-        crate::println!("smp: cpu{cpu} has no partition, idle");
-        return;
-    };
-    crate::println!("smp: cpu{cpu} joins partition {} as vCPU {vcpu}", p.name());
-    Current::prepare_cpu();
-    p.vcpus[vcpu].set_joined();
-    if vcpu == 0 {
-        run_partition(p, cpu);
-    }
-    while keep_going() {
+impl<A: PartitionArch> Partitions<A> {
+    pub fn run_cpu(&'static self, cpu: usize, keep_going: impl Fn() -> bool) {
+        let all = self;
+        let Some((p, vcpu)) = self.of_cpu(cpu) else {
+            say!(A, "smp: cpu{cpu} has no partition, idle");
+            return;
+        };
+        say!(
+            A,
+            "smp: cpu{cpu} joins partition {} as vCPU {vcpu}",
+            p.name()
+        );
+        A::prepare_cpu();
+        p.vcpus[vcpu].set_joined();
         if vcpu == 0 {
-            if p.start_requested.swap(false, Ordering::SeqCst) {
-                run_partition(p, cpu);
-            }
-        } else if let Some((entry, arg, real_mode)) = p.vcpus[vcpu].take_start() {
-            run_secondary(p, cpu, vcpu as u32, entry, arg, real_mode);
+            run_partition(all, p, cpu);
         }
-        Current::wait(remote::kick_flag(cpu));
+        while keep_going() {
+            if vcpu == 0 {
+                if p.start_requested.swap(false, Ordering::SeqCst) {
+                    run_partition(all, p, cpu);
+                }
+            } else if let Some((entry, arg, real_mode)) = p.vcpus[vcpu].take_start() {
+                run_secondary(all, p, cpu, vcpu as u32, entry, arg, real_mode);
+            }
+            A::wait(p.kick_flag(cpu));
+        }
     }
-}
-
-/// Whether every partition has ended (finished, or stopped with no start pending).
-pub fn all_ended() -> bool {
-    super::all().iter().all(|p| {
-        matches!(p.state(), State::Finished | State::Stopped)
-            && !p.start_requested.load(Ordering::SeqCst)
-    })
 }

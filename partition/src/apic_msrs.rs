@@ -11,10 +11,8 @@
 //! IA32_APIC_BASE reads as an enabled x2APIC at the architectural address (the boot vCPU marked
 //! BSP); writing it stays a violation, since the real one is the hypervisor's.
 
-use super::arch::PartitionArch;
-use super::remote;
-use super::vintr::{ipi_to, no_such_vcpu, wake_for_start, TimerOwner, VirtualInterrupts};
-use crate::arch::Current;
+use crate::arch::PartitionArch;
+use crate::vintr::{ipi_to, no_such_vcpu, wake_for_start, TimerOwner, VirtualInterrupts};
 use vcpu::slot::VcpuState;
 use vcpu::x2apic::{self, Destination, Effect, ReadContext};
 
@@ -25,7 +23,7 @@ const IA32_TSC_DEADLINE: u32 = 0x6e0;
 const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 10) | (1 << 11);
 const APIC_BASE_BSP: u64 = 1 << 8;
 
-impl VirtualInterrupts {
+impl<A: PartitionArch> VirtualInterrupts<A> {
     /// A guest RDMSR of its APIC: the value, or `None` if `msr` is no APIC register.
     pub fn apic_read(&self, msr: u32) -> Option<u64> {
         if msr == IA32_APIC_BASE {
@@ -49,7 +47,7 @@ impl VirtualInterrupts {
     /// treats it like any other MSR); otherwise the write is done, or refused with a console line.
     pub fn apic_write(&mut self, msr: u32, value: u64) -> Option<()> {
         let effect = if msr == IA32_TSC_DEADLINE {
-            self.apic.write_tsc_deadline(value, Current::now())
+            self.apic.write_tsc_deadline(value, A::now())
         } else if x2apic::is_x2apic_msr(msr) {
             self.apic.write(msr, value).ok()?
         } else {
@@ -75,7 +73,8 @@ impl VirtualInterrupts {
     }
 
     fn refused(&self, msr: u32, what: &str, why: &str) {
-        crate::println!(
+        say!(
+            A,
             "partition {}: vCPU {}: x2APIC {what} (MSR {msr:#x}) refused: {why}",
             self.partition.name(),
             self.index
@@ -100,7 +99,7 @@ impl VirtualInterrupts {
             return;
         };
         let me = self.index;
-        let now = Current::now();
+        let now = A::now();
         let p = self.partition;
         for i in targets {
             // A vCPU that is not running has no APIC to take it (it waits for its start).
@@ -132,7 +131,7 @@ impl VirtualInterrupts {
                 self.refused(msr, "INIT", "the boot vCPU cannot be reset on its own");
             } else if slot.state() == VcpuState::Running {
                 slot.request_init();
-                remote::kick(slot.cpu);
+                self.partition.kick(slot.cpu);
             }
         }
     }
@@ -148,7 +147,7 @@ impl VirtualInterrupts {
             let slot = &self.partition.vcpus[i as usize];
             let entry = u64::from(vector) << 12;
             if slot.request_startup(entry) {
-                wake_for_start(slot);
+                wake_for_start(self.partition, slot);
             } else {
                 // Running: ignored, unless an INIT is still on its way to it.
                 slot.defer_startup(entry);
@@ -159,7 +158,7 @@ impl VirtualInterrupts {
     /// Counter ticks left in the APIC timer's countdown.
     fn apic_timer_left(&self) -> u64 {
         match (self.timer_for, self.deadline) {
-            (TimerOwner::Apic, Some(d)) => d.saturating_sub(Current::now()),
+            (TimerOwner::Apic, Some(d)) => d.saturating_sub(A::now()),
             _ => 0,
         }
     }

@@ -7,13 +7,12 @@
 //! virtual interrupt to deliver, if any. Nothing a guest does here can stop another partition or
 //! the hypervisor.
 
-use super::arch::{PartitionArch, VirtualUartAt};
+use crate::arch::{PartitionArch, VirtualUartAt};
 #[cfg(target_arch = "x86_64")]
-use super::devices::CmosClock;
-use super::devices::VirtualUart;
-use super::vintr::VirtualInterrupts;
-use super::{hypercall, lapic, remote, Partition};
-use crate::arch::Current;
+use crate::devices::CmosClock;
+use crate::devices::VirtualUart;
+use crate::vintr::VirtualInterrupts;
+use crate::{hypercall, lapic, Partition, Partitions};
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 use mmu::{FastFix, Gpa};
@@ -23,14 +22,15 @@ use vcpu::{
 };
 
 /// The handler of one vCPU of one partition on one CPU.
-pub struct Handler {
-    partition: &'static Partition,
+pub struct Handler<A: PartitionArch> {
+    partitions: &'static Partitions<A>,
+    partition: &'static Partition<A>,
     cpu: usize,
     /// The vCPU's index in its partition.
     index: u32,
     mmio: IoBus,
     ports: IoBus,
-    irqs: VirtualInterrupts,
+    irqs: VirtualInterrupts<A>,
     #[cfg(target_arch = "x86_64")]
     msrs: Msrs,
     ports_seen: UnownedPorts,
@@ -51,7 +51,7 @@ struct UnownedPorts {
 }
 
 impl UnownedPorts {
-    fn note(&mut self, p: &Partition, index: u32, port: u16, write: bool) {
+    fn note<A: PartitionArch>(&mut self, p: &Partition<A>, index: u32, port: u16, write: bool) {
         if write {
             self.writes += 1;
         } else {
@@ -61,7 +61,8 @@ impl UnownedPorts {
             self.logged[self.distinct] = port;
             self.distinct += 1;
             let what = if write { "write to" } else { "read of" };
-            crate::println!(
+            say!(
+                A,
                 "partition {}: vCPU {index}: {what} unowned port {port:#x}: absent device",
                 p.name()
             );
@@ -85,14 +86,21 @@ struct Msrs {
 #[cfg(target_arch = "x86_64")]
 impl Msrs {
     /// Counts a refused access and logs the first of each MSR.
-    fn refuse(&mut self, p: &Partition, index: u32, msr: u32, write: bool) -> Action {
+    fn refuse<A: PartitionArch>(
+        &mut self,
+        p: &Partition<A>,
+        index: u32,
+        msr: u32,
+        write: bool,
+    ) -> Action {
         self.refusals += 1;
         let seen = self.refused[..self.distinct].contains(&msr);
         if !seen && self.distinct < self.refused.len() {
             self.refused[self.distinct] = msr;
             self.distinct += 1;
             let what = if write { "WRMSR to" } else { "RDMSR of" };
-            crate::println!(
+            say!(
+                A,
                 "partition {}: vCPU {index}: {what} {msr:#x} refused (#GP)",
                 p.name()
             );
@@ -128,13 +136,18 @@ fn csr_violation(csr: u32) -> Action {
     }
 }
 
-impl Handler {
-    pub fn new(partition: &'static Partition, cpu: usize, index: u32) -> Self {
+impl<A: PartitionArch> Handler<A> {
+    pub fn new(
+        partitions: &'static Partitions<A>,
+        partition: &'static Partition<A>,
+        cpu: usize,
+        index: u32,
+    ) -> Self {
         let (mut mmio, mut ports) = (IoBus::new(), IoBus::new());
         if partition.config.console == board_config::PartitionConsole::Virtual {
             let uart = Box::new(VirtualUart::new(partition, cpu));
             // A fresh bus cannot refuse its first device.
-            let _ = match <Current as PartitionArch>::VIRTUAL_UART {
+            let _ = match A::VIRTUAL_UART {
                 VirtualUartAt::Mmio(base) => mmio.register(base, 8, "virtual uart", uart),
                 VirtualUartAt::Port(base) => {
                     ports.register(u64::from(base), 8, "virtual uart", uart)
@@ -151,6 +164,7 @@ impl Handler {
             }
         }
         Self {
+            partitions,
             partition,
             cpu,
             index,
@@ -168,7 +182,8 @@ impl Handler {
         self.irqs.stop();
         let u = &self.ports_seen;
         if u.reads + u.writes != 0 {
-            crate::println!(
+            say!(
+                A,
                 "partition {}: vCPU {}: unowned ports: {} reads (all-ones), {} writes (dropped)",
                 self.partition.name(),
                 self.index,
@@ -178,7 +193,8 @@ impl Handler {
         }
         #[cfg(target_arch = "x86_64")]
         if self.msrs.refusals != 0 {
-            crate::println!(
+            say!(
+                A,
                 "partition {}: vCPU {}: {} MSR accesses refused with #GP",
                 self.partition.name(),
                 self.index,
@@ -301,7 +317,7 @@ impl Handler {
     #[cfg(target_arch = "x86_64")]
     fn msr_read(&mut self, msr: u32) -> Action {
         use arch_x86::guest_msr::MsrAnswer;
-        let value = match self.msrs.model.read(msr, Current::now()) {
+        let value = match self.msrs.model.read(msr, A::now()) {
             MsrAnswer::Done(v) => Some(v),
             MsrAnswer::Apic => self.irqs.apic_read(msr),
             MsrAnswer::Refuse => None,
@@ -377,12 +393,10 @@ impl Handler {
             return;
         }
         let (p, cpu) = (self.partition, self.cpu);
-        Current::idle(
-            self.irqs.deadline(),
-            remote::kick_flag(cpu),
-            &mut |vector| super::device_irq::deliver(p, cpu, vector),
-        );
-        super::console_input::poll(cpu);
+        A::idle(self.irqs.deadline(), p.kick_flag(cpu), &mut |vector| {
+            super::device_irq::deliver(p, cpu, vector)
+        });
+        self.partitions.poll_input(cpu);
         self.irqs.on_interrupt();
     }
 
@@ -398,7 +412,7 @@ impl Handler {
         match p.table().fast_fix(Gpa(gpa), mmu_access) {
             FastFix::Fixed { flush, .. } | FastFix::Spurious { flush } => {
                 // Only this CPU cached the entry that faulted.
-                Current::flush_local(p.id, flush);
+                A::flush_local(p.id, flush);
                 Action::Resume(Completion::Retry)
             }
             FastFix::Retry => Action::Resume(Completion::Retry),
@@ -418,13 +432,13 @@ impl Handler {
     }
 }
 
-impl ExitHandler for Handler {
+impl<A: PartitionArch> ExitHandler for Handler<A> {
     fn handle(&mut self, exit: &VmExit) -> Action {
         let p = self.partition;
         p.count_exit(self.index as usize, ExitKind::of(exit));
         // Cleared before anything is looked at: a request posted from now on kicks again.
-        remote::take_kick(self.cpu);
-        remote::service(self.cpu, p.id);
+        p.take_kick(self.cpu);
+        p.service_flushes(self.cpu);
         if p.stop_requested.load(Ordering::SeqCst) {
             return Action::Stop(StopReason::Stopped);
         }
@@ -433,7 +447,7 @@ impl ExitHandler for Handler {
         }
         match *exit {
             VmExit::Hypercall { nr, args, .. } => {
-                hypercall::handle(p, self.index, &mut self.irqs, nr, args)
+                hypercall::handle(self.partitions, p, self.index, &mut self.irqs, nr, args)
             }
             #[cfg(target_arch = "loongarch64")]
             VmExit::MmioRead { gpa, size } | VmExit::MmioWrite { gpa, size, .. }
@@ -473,7 +487,7 @@ impl ExitHandler for Handler {
             }
             VmExit::StageTwoFault { gpa, access } => self.stage_two_fault(gpa, access),
             VmExit::ExternalInterrupt { vector } => {
-                super::console_input::poll(self.cpu);
+                self.partitions.poll_input(self.cpu);
                 super::device_irq::deliver(p, self.cpu, vector);
                 self.irqs.on_interrupt();
                 Action::Resume(Completion::Retry)
@@ -483,10 +497,10 @@ impl ExitHandler for Handler {
                 Action::Resume(Completion::Skip)
             }
             VmExit::CpuId { leaf, subleaf } => Action::Resume(Completion::CpuId(
-                lapic::with_apic_id(leaf, Current::cpuid(leaf, subleaf), self.index),
+                lapic::with_apic_id(leaf, A::cpuid(leaf, subleaf), self.index),
             )),
             VmExit::CpuCfg { index } => {
-                Action::Resume(Completion::Value(u64::from(Current::cpuid(index, 0)[0])))
+                Action::Resume(Completion::Value(u64::from(A::cpuid(index, 0)[0])))
             }
             // The MSRs a partition owns never exit (the backends' MSR maps); the rest have a
             // defined virtual answer, are its virtual APIC's (`lapic`), or raise #GP in the

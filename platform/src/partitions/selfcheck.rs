@@ -5,12 +5,12 @@
 //! guest that had found a way to write the hypervisor, or to make it map something else, fails
 //! the run here even if nothing crashed.
 
-use super::{all, Partition};
+use super::Partition;
 use crate::arch::Current;
-use crate::board::BOARD;
 use alloc::vec::Vec;
 use mmu::audit::{leaf_within, Window};
 use mmu::{Gpa, GpaRange, PteFormat};
+use partition::Partitions;
 use spin::Once;
 
 extern "C" {
@@ -67,7 +67,7 @@ fn windows(p: &Partition) -> Vec<Window> {
         ..
     }) = p.config.uart
     {
-        let page = BOARD.base_page;
+        let page = crate::board::BOARD.base_page;
         w.push(Window {
             guest: base & !(page - 1),
             host: base & !(page - 1),
@@ -79,7 +79,7 @@ fn windows(p: &Partition) -> Vec<Window> {
 
 /// Leaves of `p`'s table, and how many of them lie outside its windows (each one printed).
 fn audit(p: &Partition) -> (u64, u64) {
-    type Format = <Current as super::arch::PartitionArch>::Format;
+    type Format = <Current as partition::arch::PartitionArch>::Format;
     let windows = windows(p);
     let (mut leaves, mut outside) = (0u64, 0u64);
     let all = GpaRange {
@@ -104,7 +104,7 @@ fn audit(p: &Partition) -> (u64, u64) {
 }
 
 /// Runs both checks and prints their figures; true if both passed.
-pub fn self_check() -> bool {
+pub fn self_check(all: &Partitions<Current>) -> bool {
     let (now, len) = image_hash();
     let boot = HASH_AT_BOOT.get().copied();
     let same = boot == Some(now);
@@ -115,12 +115,12 @@ pub fn self_check() -> bool {
         if same { "ok" } else { "MISMATCH" }
     );
     let (mut leaves, mut outside) = (0, 0);
-    for p in all() {
+    for p in all.all() {
         let (l, o) = audit(p);
         leaves += l;
         outside += o;
     }
-    let parts = all().len();
+    let parts = all.all().len();
     crate::println!(
         "selfcheck: stage-2 tables of {parts} partitions: {leaves} leaves, {outside} outside \
          their partition's regions {}",

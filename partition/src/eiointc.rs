@@ -8,12 +8,13 @@
 //! (`device_irq`). A Linux partition and any partition owning device lines get the EIOINTC view;
 //! the other test guests keep the IOCSR space outside their IPI block refused.
 
-use super::irqchip::{self, Chip};
-use super::{remote, Partition};
+use crate::arch::PartitionArch;
+use crate::irqchip::{self, Chip};
+use crate::Partition;
 use alloc::vec::Vec;
 use vcpu::irqchip::eiointc::{Dropped, Eiointc};
 
-impl Partition {
+impl<A: PartitionArch> Partition<A> {
     /// A virtual device of the partition drives line `line` of its controller view at `level`,
     /// on CPU `cpu`.
     pub fn drive_virtual_line(&self, line: u32, level: bool, cpu: usize) {
@@ -42,7 +43,7 @@ impl Partition {
             let target = self.eiointc.lock().raise(v);
             if let Some(slot) = target.and_then(|t| self.vcpus.get(t as usize)) {
                 if slot.cpu != cpu {
-                    remote::kick(slot.cpu);
+                    self.kick(slot.cpu);
                 }
             }
         }
@@ -64,12 +65,12 @@ impl Partition {
         let dropped = self.eiointc.lock().write(vcpu, addr, size, value)?;
         for d in dropped {
             match d {
-                Dropped::Route { vector, byte } => crate::println!(
+                Dropped::Route { vector, byte } => say!(A,
                     "partition {}: EIOINTC route refused: vector {vector} byte {byte:#x} names a core outside its {} vCPUs",
                     self.name(),
                     self.vcpus.len()
                 ),
-                Dropped::MiscFunc => crate::println!(
+                Dropped::MiscFunc => say!(A,
                     "partition {}: EIOINTC write dropped at IOCSR {addr:#x}: only EXT_IOI_EN is the partition's",
                     self.name()
                 ),

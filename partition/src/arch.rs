@@ -1,7 +1,7 @@
-//! The seam between the arch-neutral partition layer and one architecture's vCPU backend. An arch
-//! module implements [`PartitionArch`] on its `Current` type; everything else in
-//! `crate::partition` (tables, images, exits, hypercalls, management, cross-CPU requests) is
-//! written once against it.
+//! The seam between the arch-neutral partition engine and one machine: the image's arch module
+//! implements [`PartitionArch`] on its `Current` type, a host test on a mock; everything else in
+//! this crate (tables, images, exits, hypercalls, management, cross-CPU requests) is written once
+//! against it.
 //!
 //! What a backend must do, and nothing more:
 //! * pick the stage-2 entry format ([`PartitionArch::Format`], an `mmu::PteFormat`);
@@ -44,6 +44,11 @@
 //! * [`PartitionArch::device_lines`]: the device lines behind an `ExternalInterrupt`'s vector,
 //!   so the layer can raise them on the vCPUs they were routed to.
 //!
+//! What the engine needs of the machine that is not the architecture's, also without defaults:
+//! who hands out table pages ([`PartitionArch::Frames`]), and, in [`MachineServices`] (one
+//! implementation for every architecture of an image), the calling CPU's index, where host
+//! memory is reached, and the console.
+//!
 //! And, on the vCPU side (`vcpu::ArchVcpu`, no defaults either): `deliver_upcall` and
 //! `return_from_upcall`, the context switch into and out of a guest's virtual-interrupt handler
 //! (`vcpu::upcall`), and [`GuestBoot::vcpu`], the index a vCPU's identity register shows (LVZ
@@ -51,7 +56,7 @@
 //!
 //! [`kick`]: PartitionArch::kick
 
-use super::{Partition, PartitionId};
+use crate::{Partition, PartitionId};
 use core::sync::atomic::AtomicBool;
 use mmu::{Flush, PteFormat};
 use vcpu::ArchVcpu;
@@ -110,9 +115,11 @@ pub struct DeviceRoute {
 }
 
 /// What one architecture provides to run partitions.
-pub trait PartitionArch {
+pub trait PartitionArch: MachineServices + Sized + 'static {
     /// The stage-2 entry format of this architecture's tables.
     type Format: PteFormat + Default + 'static;
+    /// Where the partitions' table pages come from.
+    type Frames: mmu::FrameAllocator + Clone;
     /// One vCPU on the calling CPU.
     type Vcpu: ArchVcpu;
     /// The virtual console's place in guest space.
@@ -127,10 +134,10 @@ pub trait PartitionArch {
     /// Prepares the calling CPU to run guests (called once per CPU before its first vCPU).
     fn prepare_cpu();
     /// A vCPU of `partition` about to start as `boot` says, on the calling CPU; `kick` is that
-    /// CPU's kick flag (`remote::kick_flag`), which a backend whose entry window must notice a
+    /// CPU's kick flag (`Partition::kick_flag`), which a backend whose entry window must notice a
     /// kick (x86: the entry stubs and `idle`) keeps.
     fn create_vcpu(
-        partition: &'static Partition,
+        partition: &'static Partition<Self>,
         boot: GuestBoot,
         kick: &'static AtomicBool,
     ) -> Self::Vcpu;
@@ -183,4 +190,19 @@ pub trait PartitionArch {
     /// Only x86 guests end interrupts by an EOI the hypervisor sees (their x2APIC's).
     #[cfg(target_arch = "x86_64")]
     fn end_device_line(line: u32);
+}
+
+/// What the engine needs of the machine that is no architecture's fact: the same on every
+/// architecture of the image, so the image implements it once.
+pub trait MachineServices {
+    /// The calling CPU's index (the board file's CPU numbers).
+    fn cpu_index() -> usize;
+    /// Where the hypervisor reaches host-physical address `pa` (the direct map).
+    fn phys_to_virt(pa: u64) -> *mut u8;
+    /// Prints one line on the hypervisor's console (the line break is the console's).
+    fn print_line(line: core::fmt::Arguments);
+    /// Writes bytes to the console as they are: a partition's output once it is typed to.
+    fn write_console(bytes: &[u8]);
+    /// Takes up to `buf.len()` bytes typed on the console since the last call; how many.
+    fn take_console_input(buf: &mut [u8]) -> usize;
 }

@@ -1,18 +1,30 @@
-//! Partitions, arch-neutral: each [`Partition`] is built from its `board_config::Partition` (its
-//! stage-2 table made with `mmu` from the board file's regions, huge pages where alignment
-//! allows, emulated device ranges left unmapped so accesses trap), runs on the CPUs the board
-//! gives it, and moves through the states created → running → stopped (with a reason) or
-//! finished (with a code), and back to running when the manager starts it again.
+//! The partition engine, arch-neutral and host-tested: each [`Partition`] is built from its
+//! `board_config::Partition` (its stage-2 table made with `mmu` from the board file's regions,
+//! huge pages where alignment allows, emulated device ranges left unmapped so accesses trap), runs
+//! on the CPUs the board gives it, and moves through the states created → running → stopped (with
+//! a reason) or finished (with a code), and back to running when the manager starts it again.
+//! [`Partitions`] is the board's set of them, a value: the image keeps one, a host test as many as
+//! it likes.
 //!
-//! The architecture plugs in through [`arch::PartitionArch`] (the only seam); the exit handling
-//! (`handler`), hypercalls (`hypercall`), management calls (`manage`), virtual devices
+//! The machine plugs in through [`arch::PartitionArch`] (the only seam, every method required):
+//! the stage-2 format, the vCPU, the CPU's counter, timer, kicks and interrupt controller, the
+//! table pages' allocator and the console. Everything else is written once here: the exit
+//! handling (`handler`), hypercalls (`hypercall`), management calls (`manage`), virtual devices
 //! (`devices`), the interrupt-controller view (`irqchip`) and device interrupts (`device_irq`),
-//! guest memory access (`guest_mem`),
-//! table pages (`frames`) and cross-CPU requests (the flush shootdown in `remote`), the run of a
-//! partition's vCPUs (`run`), per-vCPU state (`vcpus`), virtual timers, IPIs and upcalls
-//! (`vintr`) and the console's final table (`report`) are written once here. A partition owns
-//! every CPU the board file lists; vCPU k runs on the k-th, the first starts with the partition,
-//! the others when vCPU 0 asks (`VCPU_START`).
+//! guest memory access (`guest_mem`), cross-CPU requests (the flush shootdown in `remote`), the
+//! run of a partition's vCPUs (`run`), virtual timers, IPIs and upcalls (`vintr`) and the
+//! console's final table (`report`). A partition owns every CPU the board file lists; vCPU k runs
+//! on the k-th, the first starts with the partition, the others when vCPU 0 asks (`VCPU_START`).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+/// One console line through the seam (`PartitionArch::print_line`).
+macro_rules! say {
+    ($A:ty, $($arg:tt)*) => {
+        <$A as $crate::arch::MachineServices>::print_line(format_args!($($arg)*))
+    };
+}
 
 #[cfg(target_arch = "x86_64")]
 mod apic_msrs;
@@ -22,8 +34,7 @@ mod device_irq;
 mod devices;
 #[cfg(target_arch = "loongarch64")]
 mod eiointc;
-mod frames;
-pub(crate) mod guest_mem;
+pub mod guest_mem;
 mod handler;
 mod hypercall;
 mod irqchip;
@@ -31,36 +42,35 @@ mod irqchip_view;
 mod lapic;
 mod mailbox;
 mod manage;
+mod registry;
 mod remote;
 mod report;
 mod requests;
 mod run;
-mod selfcheck;
 mod vintr;
 
-use crate::arch::Current;
-use crate::board::BOARD;
+#[cfg(test)]
+mod tests;
+
+use crate::arch::PartitionArch;
 use alloc::vec::Vec;
-use arch::PartitionArch;
+use board_config::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use mmu::{FlushBatch, Gpa, GpaRange, Hpa, HugePolicy, LeafAttrs, MemType, Perms, StageTwoTable};
-use spin::{Mutex, Once};
+use spin::Mutex;
 use vcpu::irqchip::line_routes::LineRoutes;
 use vcpu::{ExitCounters, ExitKind, StopReason};
 
-// Used by backends that build a table of their own (LoongArch's high-half invalid root).
-#[allow(unused_imports)]
-pub use frames::TableFrames;
-pub use remote::PartitionFlush;
-pub use report::summary;
-pub use run::{all_ended, run_cpu};
-use selfcheck::record_image_hash;
-pub use selfcheck::self_check;
+pub use registry::{GuestImages, Partitions, RunEnv};
+pub use remote::{PartitionFlush, ACK_POLLS};
 pub use vcpu::PartitionId;
 
-/// The stage-2 table type of this architecture.
-pub type Table =
-    StageTwoTable<<Current as PartitionArch>::Format, frames::TableFrames, PartitionFlush>;
+/// The machine's flush shootdown state (`mmu::shootdown`), one for all partitions.
+pub type Shootdown = mmu::shootdown::Shootdown<MAX_CPUS>;
+
+/// The stage-2 table type of an architecture.
+pub type Table<A> =
+    StageTwoTable<<A as PartitionArch>::Format, <A as PartitionArch>::Frames, PartitionFlush<A>>;
 
 /// Where a partition is in its life; the numbers are what `PARTITION_STATE` returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,10 +98,14 @@ impl State {
 }
 
 /// One partition.
-pub struct Partition {
+pub struct Partition<A: PartitionArch> {
     pub id: PartitionId,
     pub config: &'static board_config::Partition,
-    table: Table,
+    /// The board it is part of.
+    board: &'static board_config::Board,
+    /// The machine's shootdown state: its flushes, kicks and running marks (`remote`).
+    shootdown: &'static Shootdown,
+    table: Table<A>,
     state: AtomicU8,
     /// The manager asked for this partition to stop; its CPU stops it at the next exit.
     stop_requested: AtomicBool,
@@ -131,7 +145,7 @@ pub struct Partition {
     eiointc: Mutex<vcpu::irqchip::eiointc::Eiointc>,
 }
 
-impl Partition {
+impl<A: PartitionArch> Partition<A> {
     /// The partition's name from the board file.
     pub fn name(&self) -> &'static str {
         self.config.name
@@ -151,7 +165,7 @@ impl Partition {
     }
 
     /// The stage-2 table.
-    pub fn table(&self) -> &Table {
+    pub fn table(&self) -> &Table<A> {
         &self.table
     }
 
@@ -197,23 +211,6 @@ impl Partition {
     }
 }
 
-static PARTITIONS: Once<Vec<Partition>> = Once::new();
-
-/// All partitions (empty before [`build_all`]).
-pub fn all() -> &'static [Partition] {
-    PARTITIONS.get().map_or(&[], |v| v.as_slice())
-}
-
-/// A partition by id.
-pub fn get(id: PartitionId) -> Option<&'static Partition> {
-    all().get(id as usize)
-}
-
-/// The partition a management call names, or the call's error.
-pub fn target(id: PartitionId) -> Result<&'static Partition, vcpu::HypercallError> {
-    get(id).ok_or(vcpu::HypercallError::NoPartition)
-}
-
 fn attrs(r: &board_config::Region) -> LeafAttrs {
     let mut perms = Perms::NONE;
     if r.access.read {
@@ -236,123 +233,91 @@ fn attrs(r: &board_config::Region) -> LeafAttrs {
     a
 }
 
-fn build(
-    id: PartitionId,
-    config: &'static board_config::Partition,
-) -> Result<Partition, mmu::Error> {
-    let table = Table::new(
-        Default::default(),
-        frames::TableFrames,
-        PartitionFlush { id },
-    )?;
-    let mut batch = FlushBatch::new();
-    let mut maps = |guest: u64, host: u64, size: u64, a: LeafAttrs| {
-        let range = GpaRange {
-            start: Gpa(guest),
-            end: Gpa(guest + size),
+impl<A: PartitionArch> Partition<A> {
+    /// Builds partition `id` of `board` (its table mapped, nothing run).
+    fn build(
+        board: &'static board_config::Board,
+        id: PartitionId,
+        shootdown: &'static Shootdown,
+        frames: A::Frames,
+    ) -> Result<Self, mmu::Error> {
+        let config = &board.partitions[id as usize];
+        let table = Table::<A>::new(
+            Default::default(),
+            frames,
+            PartitionFlush::new(id, shootdown),
+        )?;
+        let mut batch = FlushBatch::new();
+        let mut maps = |guest: u64, host: u64, size: u64, a: LeafAttrs| {
+            let range = GpaRange {
+                start: Gpa(guest),
+                end: Gpa(guest + size),
+            };
+            table.map_range(range, Hpa(host), a, HugePolicy::LARGEST, &mut batch)
         };
-        table.map_range(range, Hpa(host), a, HugePolicy::LARGEST, &mut batch)
-    };
-    for r in config.memory {
-        maps(r.guest, r.host, r.size, attrs(r))?;
+        for r in config.memory {
+            maps(r.guest, r.host, r.size, attrs(r))?;
+        }
+        // Passthrough windows are the partition's own devices: identity, uncached, no execute.
+        let device = LeafAttrs {
+            mem: MemType::Uncached,
+            ..LeafAttrs::ram(Perms::R | Perms::W)
+        };
+        for w in config.mmio {
+            maps(w.start, w.start, w.size, device)?;
+        }
+        if let Some(board_config::PassthroughUart {
+            access: board_config::UartAccess::Mmio { base },
+            ..
+        }) = config.uart
+        {
+            let page = board.base_page;
+            maps(base & !(page - 1), base & !(page - 1), page, device)?;
+        }
+        let _ = table.commit(batch);
+        Ok(Partition {
+            id,
+            config,
+            board,
+            shootdown,
+            table,
+            state: AtomicU8::new(State::Created as u8),
+            stop_requested: AtomicBool::new(false),
+            start_requested: AtomicBool::new(false),
+            stop_asked_at: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+            reboots: AtomicU64::new(0),
+            exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
+            last_end: Mutex::new(None),
+            dirty_logging: AtomicBool::new(false),
+            vcpus: config
+                .cpus
+                .iter()
+                .map(|&c| vcpu::slot::VcpuSlot::new(c as usize))
+                .collect(),
+            run_ended: AtomicBool::new(false),
+            line_routes: LineRoutes::new(config.irqs),
+            irqchip: Mutex::new(irqchip::Chip::new(&board.irqchip)),
+            view_lines: view_lines::<A>(config),
+            console: Mutex::new(devices::ConsoleUart::new()),
+            view_refusals: AtomicU64::new(0),
+            #[cfg(target_arch = "loongarch64")]
+            eiointc: Mutex::new(vcpu::irqchip::eiointc::Eiointc::new(
+                config.cpus.len() as u32
+            )),
+        })
     }
-    // Passthrough windows are the partition's own devices: identity, uncached, no execute.
-    let device = LeafAttrs {
-        mem: MemType::Uncached,
-        ..LeafAttrs::ram(Perms::R | Perms::W)
-    };
-    for w in config.mmio {
-        maps(w.start, w.start, w.size, device)?;
-    }
-    if let Some(board_config::PassthroughUart {
-        access: board_config::UartAccess::Mmio { base },
-        ..
-    }) = config.uart
-    {
-        let page = BOARD.base_page;
-        maps(base & !(page - 1), base & !(page - 1), page, device)?;
-    }
-    let _ = table.commit(batch);
-    Ok(Partition {
-        id,
-        config,
-        table,
-        state: AtomicU8::new(State::Created as u8),
-        stop_requested: AtomicBool::new(false),
-        start_requested: AtomicBool::new(false),
-        stop_asked_at: AtomicU64::new(0),
-        starts: AtomicU64::new(0),
-        reboots: AtomicU64::new(0),
-        exits: [const { AtomicU64::new(0) }; ExitKind::COUNT],
-        last_end: Mutex::new(None),
-        dirty_logging: AtomicBool::new(false),
-        vcpus: config
-            .cpus
-            .iter()
-            .map(|&c| vcpu::slot::VcpuSlot::new(c as usize))
-            .collect(),
-        run_ended: AtomicBool::new(false),
-        line_routes: LineRoutes::new(config.irqs),
-        irqchip: Mutex::new(irqchip::Chip::new()),
-        view_lines: view_lines(config),
-        console: Mutex::new(devices::ConsoleUart::new()),
-        view_refusals: AtomicU64::new(0),
-        #[cfg(target_arch = "loongarch64")]
-        eiointc: Mutex::new(vcpu::irqchip::eiointc::Eiointc::new(
-            config.cpus.len() as u32
-        )),
-    })
 }
 
 /// The lines `config`'s partition may route in its controller view (`Partition::view_lines`).
-fn view_lines(config: &board_config::Partition) -> Vec<u32> {
+fn view_lines<A: PartitionArch>(config: &board_config::Partition) -> Vec<u32> {
     let mut lines = config.irqs.to_vec();
-    let console = <Current as PartitionArch>::VIRTUAL_UART_LINE
-        .filter(|_| config.console == board_config::PartitionConsole::Virtual);
+    let console =
+        A::VIRTUAL_UART_LINE.filter(|_| config.console == board_config::PartitionConsole::Virtual);
     if let Some(line) = console {
         if !lines.contains(&line) {
             lines.push(line);
         }
     }
     lines
-}
-
-/// Builds every partition of the board (on the boot CPU, before the other CPUs start). A
-/// partition that cannot be built fails the boot: the board file promised it.
-pub fn build_all() -> Result<(), &'static str> {
-    log::info!("partition: backend {}", Current::backend());
-    device_irq::mask_all();
-    let mut v = Vec::new();
-    for (i, config) in BOARD.partitions.iter().enumerate() {
-        let p = build(i as PartitionId, config).map_err(|e| {
-            log::error!("partition {}: stage-2 table: {e:?}", config.name);
-            "a partition's stage-2 table could not be built"
-        })?;
-        let stats = p.table.stats();
-        log::info!(
-            "partition {} (id {i}): cpus {:?}, {} regions, stage-2 root {:#x}, {:?}{}",
-            config.name,
-            config.cpus,
-            config.memory.len(),
-            p.table.root().as_u64(),
-            stats,
-            if config.manager { ", manager" } else { "" }
-        );
-        v.push(p);
-    }
-    console_input::init(PARTITIONS.call_once(|| v));
-    // Before any other CPU starts, so before any partition runs.
-    record_image_hash();
-    Ok(())
-}
-
-/// The partition CPU `cpu` belongs to and its vCPU number there.
-pub fn of_cpu(cpu: usize) -> Option<(&'static Partition, usize)> {
-    all().iter().find_map(|p| {
-        p.config
-            .cpus
-            .iter()
-            .position(|&c| c as usize == cpu)
-            .map(|v| (p, v))
-    })
 }

@@ -2,16 +2,17 @@
 //! a flag the partition's CPUs read at their next exit (or wait), and a kick so that exit comes
 //! soon; the run loop (`run`) acts on it.
 
-use super::{remote, Partition, State};
+use crate::arch::PartitionArch;
+use crate::{Partition, State};
 use core::sync::atomic::Ordering;
 
-impl Partition {
+impl<A: PartitionArch> Partition<A> {
     /// Stops the partition from another CPU: asks, and kicks every CPU running it so it sees
     /// the request.
     pub fn request_stop(&self) {
         self.stop_requested.store(true, Ordering::SeqCst);
-        for cpu in remote::cpus_running(self.id) {
-            remote::kick(cpu);
+        for cpu in self.cpus_running() {
+            self.kick(cpu);
         }
     }
 
@@ -21,6 +22,6 @@ impl Partition {
         self.set_state(State::Running);
         self.start_requested.store(true, Ordering::SeqCst);
         // Its CPU may be waiting with its core halted (`PartitionArch::wait`).
-        remote::kick(self.vcpus[0].cpu);
+        self.kick(self.vcpus[0].cpu);
     }
 }

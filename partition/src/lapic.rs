@@ -5,9 +5,8 @@
 //! in its `VcpuSlot`). The guest's register accesses (x2APIC MSRs, IPIs, INIT/STARTUP, the
 //! timer) are `apic_msrs`.
 
-use super::arch::PartitionArch;
-use super::vintr::{TimerOwner, VirtualInterrupts};
-use crate::arch::Current;
+use crate::arch::PartitionArch;
+use crate::vintr::{TimerOwner, VirtualInterrupts};
 use core::sync::atomic::Ordering;
 
 /// CPUID as vCPU `index` sees it: its APIC ID where CPUID reports one (leaf 1 EBX 31:24, the
@@ -21,7 +20,7 @@ pub fn with_apic_id(leaf: u32, regs: [u32; 4], index: u32) -> [u32; 4] {
     }
 }
 
-impl VirtualInterrupts {
+impl<A: PartitionArch> VirtualInterrupts<A> {
     /// The vector to inject before the next entry, if the guest's APIC has one to deliver.
     pub fn next_vector(&self) -> Option<u8> {
         if !self.apic.enabled() {
@@ -36,7 +35,7 @@ impl VirtualInterrupts {
         let slot = self.slot();
         slot.clear_vector(vector);
         self.apic.accept(vector);
-        let now = Current::now();
+        let now = A::now();
         if let Some(at) = slot.take_device_vector(vector) {
             slot.device_irqs.fetch_add(1, Ordering::Relaxed);
             slot.device_latency.record(now.wrapping_sub(at));

@@ -5,9 +5,9 @@
 //! (`device_irq::route_by_chip`), a refused one is said on the console (the first of a run; the
 //! rest are counted), and vectors a PCH-PIC view sends go to the partition's EIOINTC view.
 
-use super::irqchip::{ownership, Chip};
-use super::Partition;
-use crate::board::BOARD;
+use crate::arch::PartitionArch;
+use crate::irqchip::{ownership, Chip};
+use crate::Partition;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -16,8 +16,8 @@ use vcpu::{AccessSize, Device, DeviceError, IoBus};
 
 /// Puts the controller view on the MMIO bus of a vCPU running on CPU `cpu`, at the board's
 /// controller address.
-pub fn register(bus: &mut IoBus, partition: &'static Partition, cpu: usize) {
-    let window = BOARD.irqchip.mmio;
+pub fn register<A: PartitionArch>(bus: &mut IoBus, partition: &'static Partition<A>, cpu: usize) {
+    let window = partition.board.irqchip.mmio;
     let view = Box::new(View { partition, cpu });
     if let Err(e) = bus.register(window.start, window.size, "interrupt controller", view) {
         // The board checker keeps devices off the controller's window, so this is a bug.
@@ -26,14 +26,14 @@ pub fn register(bus: &mut IoBus, partition: &'static Partition, cpu: usize) {
 }
 
 /// The view on one vCPU's bus; the state is the partition's.
-struct View {
-    partition: &'static Partition,
+struct View<A: PartitionArch> {
+    partition: &'static Partition<A>,
     /// The CPU its vCPU runs on (a vector it sends to a vCPU elsewhere kicks that one).
     #[cfg_attr(not(target_arch = "loongarch64"), allow(dead_code))]
     cpu: usize,
 }
 
-impl Device for View {
+impl<A: PartitionArch> Device for View<A> {
     fn name(&self) -> &str {
         "interrupt controller"
     }
@@ -76,7 +76,7 @@ impl Device for View {
 }
 
 /// Records an accepted route, or says why a write was refused.
-fn act(p: &Partition, chip: &str, e: RouteEvent) {
+fn act<A: PartitionArch>(p: &Partition<A>, chip: &str, e: RouteEvent) {
     let name = p.name();
     match e {
         // LoongArch's level handler masks and unmasks the console's line at every interrupt:
@@ -92,7 +92,8 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
             super::device_irq::route_by_chip(p, r)
         }
         RouteEvent::Accepted(r) => {
-            crate::println!(
+            say!(
+                A,
                 "partition {name}: {chip} line {} -> vCPU {} (vector {:#x}, {})",
                 r.line,
                 r.vcpu,
@@ -107,15 +108,19 @@ fn act(p: &Partition, chip: &str, e: RouteEvent) {
         // reports them): a kernel's controller driver resets every line, the partition's or not.
         RouteEvent::Refused { .. } if p.view_refusals.fetch_add(1, Ordering::Relaxed) > 0 => {}
         RouteEvent::Refused { line, why } => match why {
-            Refusal::NotOwned => crate::println!(
+            Refusal::NotOwned => {
+                say!(A,
                 "partition {name}: {chip} route refused: line {line} is not one of its lines {:?}",
                 p.config.irqs
-            ),
-            Refusal::NoSuchVcpu(v) => crate::println!(
+            )
+            }
+            Refusal::NoSuchVcpu(v) => say!(
+                A,
                 "partition {name}: {chip} route refused: vCPU {v} is outside its {} vCPUs",
                 p.vcpus.len()
             ),
-            Refusal::DeliveryMode(m) => crate::println!(
+            Refusal::DeliveryMode(m) => say!(
+                A,
                 "partition {name}: {chip} route refused: line {line} delivery mode {m} is not \
                  fixed or lowest priority"
             ),

@@ -6,11 +6,11 @@
 //! running while it is harvested. This file checks the call (the target exists, logging is on,
 //! the caller's buffer is its own memory) and maps the answers to the hypercall ABI.
 
-use super::target;
-use super::{guest_mem, Partition};
+use crate::arch::PartitionArch;
+use crate::{guest_mem, Partition, Partitions};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use mmu::tracking::{self, HarvestError};
+use mmu::tracking::HarvestError;
 use mmu::GpaRange;
 use vcpu::hypercall::VCPU_INFO_WORDS;
 use vcpu::{HypercallError, PartitionId};
@@ -18,12 +18,12 @@ use vcpu::{HypercallError, PartitionId};
 type Result = core::result::Result<u64, HypercallError>;
 
 /// `t`'s memory regions, in board-file order: what the harvests cover.
-fn regions(t: &Partition) -> Vec<GpaRange> {
+fn regions<A: PartitionArch>(t: &Partition<A>) -> Vec<GpaRange> {
     t.regions().map(|(_, r)| r).collect()
 }
 
-pub fn dirty_log_start(id: PartitionId) -> Result {
-    let t = target(id)?;
+pub fn dirty_log_start<A: PartitionArch>(all: &Partitions<A>, id: PartitionId) -> Result {
+    let t = all.target(id)?;
     t.table()
         .start_dirty_log(&regions(t))
         .map_err(|_| HypercallError::InvalidArgument)?;
@@ -31,23 +31,27 @@ pub fn dirty_log_start(id: PartitionId) -> Result {
     Ok(0)
 }
 
-pub fn dirty_log_stop(id: PartitionId) -> Result {
-    let t = target(id)?;
+pub fn dirty_log_stop<A: PartitionArch>(all: &Partitions<A>, id: PartitionId) -> Result {
+    let t = all.target(id)?;
     if !t.dirty_logging.swap(false, Ordering::SeqCst) {
         return Err(HypercallError::BadState);
     }
     Ok(0)
 }
 
-pub fn dirty_harvest(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> Result {
-    let t = target(id)?;
+pub fn dirty_harvest<A: PartitionArch>(
+    all: &Partitions<A>,
+    caller: &Partition<A>,
+    id: PartitionId,
+    gpa: u64,
+    bytes: u64,
+) -> Result {
+    let t = all.target(id)?;
     if !t.dirty_logging.load(Ordering::SeqCst) {
         return Err(HypercallError::BadState);
     }
     let regions = regions(t);
-    if bytes * 8 < tracking::harvest_bits(&regions) {
-        return Err(HypercallError::InvalidArgument);
-    }
+    // A bitmap too small for the regions is refused by the harvest before it changes anything.
     let out = guest_mem::host_slice(caller, gpa, bytes, true).ok_or(HypercallError::BadAddress)?;
     t.table()
         .harvest_dirty_log(&regions, out)
@@ -56,8 +60,8 @@ pub fn dirty_harvest(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) 
         })
 }
 
-pub fn age_start(id: PartitionId) -> Result {
-    let t = target(id)?;
+pub fn age_start<A: PartitionArch>(all: &Partitions<A>, id: PartitionId) -> Result {
+    let t = all.target(id)?;
     let regions = regions(t);
     t.table()
         .split_to_base(&regions)
@@ -66,13 +70,19 @@ pub fn age_start(id: PartitionId) -> Result {
     Ok(0)
 }
 
-pub fn age_harvest(id: PartitionId) -> Result {
-    let t = target(id)?;
+pub fn age_harvest<A: PartitionArch>(all: &Partitions<A>, id: PartitionId) -> Result {
+    let t = all.target(id)?;
     Ok(t.table().age_all(&regions(t)))
 }
 
-pub fn exit_counters(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> Result {
-    let t = target(id)?;
+pub fn exit_counters<A: PartitionArch>(
+    all: &Partitions<A>,
+    caller: &Partition<A>,
+    id: PartitionId,
+    gpa: u64,
+    bytes: u64,
+) -> Result {
+    let t = all.target(id)?;
     let counts = t.exit_counters().counts;
     let n = ((bytes / 8) as usize).min(counts.len());
     let out = guest_mem::host_slice(caller, gpa, bytes, true).ok_or(HypercallError::BadAddress)?;
@@ -84,8 +94,14 @@ pub fn exit_counters(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) 
 
 /// One `VCPU_INFO` record per vCPU of `id` (`vcpu/README.md`): physical CPU, state, exits, timer,
 /// IPI and device interrupts delivered, upcalls, IPIs sent.
-pub fn vcpu_info(caller: &Partition, id: PartitionId, gpa: u64, bytes: u64) -> Result {
-    let t = target(id)?;
+pub fn vcpu_info<A: PartitionArch>(
+    all: &Partitions<A>,
+    caller: &Partition<A>,
+    id: PartitionId,
+    gpa: u64,
+    bytes: u64,
+) -> Result {
+    let t = all.target(id)?;
     let out = guest_mem::host_slice(caller, gpa, bytes, true).ok_or(HypercallError::BadAddress)?;
     let record = (VCPU_INFO_WORDS * 8) as usize;
     let mut n = 0;
