@@ -128,13 +128,15 @@ pub fn run(filter: Option<&str>) -> bool {
     suite.step("host tests", "-", |_| {
         process::run(cargo().args(["test", "--no-fail-fast"]))
     });
-    suite.step("module cycles (image)", "-", |_| {
-        let src = crate::root().join("platform").join("src");
-        for line in crate::module_cycles::check(&src)? {
-            eprintln!("{line}");
-        }
-        Ok(())
-    });
+    for (name, krate) in [("image", "platform"), ("partition", "partition")] {
+        suite.step(&format!("module cycles ({name})"), "-", move |_| {
+            let src = crate::root().join(krate).join("src");
+            for line in crate::module_cycles::check(&src)? {
+                eprintln!("{line}");
+            }
+            Ok(())
+        });
+    }
     suite.step("clippy (fuzz targets)", "-", |_| {
         process::run(cargo().args([
             "clippy",
