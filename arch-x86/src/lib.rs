@@ -20,6 +20,7 @@ pub mod apic;
 pub mod cpuid;
 pub mod guest_boot;
 pub mod guest_msr;
+pub mod guest_walk;
 pub mod io;
 // Its field names are the boot protocol's and ACPI's own, documented where they are defined.
 #[cfg(feature = "linux-boot")]
@@ -27,6 +28,7 @@ pub mod io;
 pub mod linux;
 pub mod linux_args;
 pub mod mmio;
+pub mod mmio_exit;
 #[cfg(test)]
 mod mmio_script;
 pub mod msr;

@@ -58,7 +58,7 @@
 
 use crate::{Partition, PartitionId};
 use core::sync::atomic::AtomicBool;
-use mmu::{Flush, PteFormat};
+use mmu::{Flush, Hpa, PteFormat};
 use vcpu::ArchVcpu;
 
 /// Where a partition's virtual console UART (a 16550) sits in its address space. Each arch
@@ -141,8 +141,9 @@ pub trait PartitionArch: MachineServices + Sized + 'static {
         boot: GuestBoot,
         kick: &'static AtomicBool,
     ) -> Self::Vcpu;
-    /// Drops the calling CPU's cached stage-2 translations of partition `id` covered by `what`.
-    fn flush_local(id: PartitionId, what: Flush);
+    /// Drops the calling CPU's cached stage-2 translations of partition `id`, whose table is
+    /// rooted at `root` (x86 VMX names the EPT by it), covered by `what`.
+    fn flush_local(id: PartitionId, root: Hpa, what: Flush);
     /// Makes CPU `cpu` leave its guest soon, so it services its requests.
     fn kick(cpu: usize);
 

@@ -412,7 +412,7 @@ impl<A: PartitionArch> Handler<A> {
         match p.table().fast_fix(Gpa(gpa), mmu_access) {
             FastFix::Fixed { flush, .. } | FastFix::Spurious { flush } => {
                 // Only this CPU cached the entry that faulted.
-                A::flush_local(p.id, flush);
+                A::flush_local(p.id, p.table().root(), flush);
                 Action::Resume(Completion::Retry)
             }
             FastFix::Retry => Action::Resume(Completion::Retry),

@@ -247,6 +247,7 @@ impl<A: PartitionArch> Partition<A> {
             frames,
             PartitionFlush::new(id, shootdown),
         )?;
+        table.tlb().set_root(table.root());
         let mut batch = FlushBatch::new();
         let mut maps = |guest: u64, host: u64, size: u64, a: LeafAttrs| {
             let range = GpaRange {

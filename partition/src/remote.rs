@@ -10,16 +10,20 @@
 use crate::arch::PartitionArch;
 use crate::{Partition, PartitionId, Shootdown};
 use core::marker::PhantomData;
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use mmu::shootdown::CpuSignals;
-use mmu::{Flush, TlbFlush};
+use mmu::{Flush, Hpa, TlbFlush};
 
 /// Polls before a CPU that does not acknowledge is reported (seconds on QEMU TCG): the bound
 /// the image's [`Shootdown`] is made with.
 pub const ACK_POLLS: u64 = 500_000_000;
 
-/// The calling CPU, as the shootdown reaches CPUs.
-struct ThisCpu<A>(PhantomData<fn() -> A>);
+/// The calling CPU, as the shootdown of one partition's translations reaches CPUs: `root` is
+/// that partition's table root, which every flush the shootdown asks of this CPU is for.
+struct ThisCpu<A> {
+    root: Hpa,
+    arch: PhantomData<fn() -> A>,
+}
 
 impl<A: PartitionArch> CpuSignals for ThisCpu<A> {
     fn this_cpu(&self) -> usize {
@@ -27,7 +31,7 @@ impl<A: PartitionArch> CpuSignals for ThisCpu<A> {
     }
 
     fn flush_local(&self, id: u32, what: Flush) {
-        A::flush_local(id, what);
+        A::flush_local(id, self.root, what);
     }
 
     fn send_flush_ipi(&self, cpu: usize) {
@@ -39,14 +43,18 @@ impl<A: PartitionArch> CpuSignals for ThisCpu<A> {
     }
 }
 
-fn this_cpu<A>() -> ThisCpu<A> {
-    ThisCpu(PhantomData)
+fn this_cpu<A>(root: Hpa) -> ThisCpu<A> {
+    ThisCpu {
+        root,
+        arch: PhantomData,
+    }
 }
 
 impl<A: PartitionArch> Partition<A> {
     /// Marks CPU `cpu` (the caller) as running this partition and drops its stale translations.
     pub(crate) fn begin_run_on(&self, cpu: usize) {
-        self.shootdown.begin_run(&this_cpu::<A>(), cpu, self.id);
+        self.shootdown
+            .begin_run(&this_cpu::<A>(self.table().root()), cpu, self.id);
     }
 
     /// Marks CPU `cpu` (the caller) as running no partition.
@@ -57,7 +65,8 @@ impl<A: PartitionArch> Partition<A> {
     /// Services CPU `cpu`'s (the caller's) posted flushes for this partition: the exit
     /// handler's first step.
     pub(crate) fn service_flushes(&self, cpu: usize) {
-        self.shootdown.service(&this_cpu::<A>(), cpu, self.id);
+        self.shootdown
+            .service(&this_cpu::<A>(self.table().root()), cpu, self.id);
     }
 
     /// Every CPU other than the caller that runs this partition.
@@ -91,6 +100,8 @@ impl<A: PartitionArch> Partition<A> {
 pub struct PartitionFlush<A> {
     id: PartitionId,
     shootdown: &'static Shootdown,
+    /// The table's root, known once the table exists (`set_root`).
+    root: AtomicU64,
     arch: PhantomData<fn() -> A>,
 }
 
@@ -99,14 +110,21 @@ impl<A> PartitionFlush<A> {
         Self {
             id,
             shootdown,
+            root: AtomicU64::new(0),
             arch: PhantomData,
         }
+    }
+
+    /// Names the table this flush is for (right after the table is made, before any change).
+    pub(crate) fn set_root(&self, root: Hpa) {
+        self.root.store(root.as_u64(), Ordering::SeqCst);
     }
 }
 
 impl<A: PartitionArch> TlbFlush for PartitionFlush<A> {
     fn flush(&self, what: Flush) {
-        if let Err(e) = self.shootdown.shootdown(&this_cpu::<A>(), self.id, what) {
+        let cpu = this_cpu::<A>(Hpa(self.root.load(Ordering::SeqCst)));
+        if let Err(e) = self.shootdown.shootdown(&cpu, self.id, what) {
             say!(A, "partition: cpu{} did not acknowledge a TLB flush", e.cpu);
         }
     }

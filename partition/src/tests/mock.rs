@@ -26,8 +26,8 @@ pub struct World {
     pub ended_lines: Vec<u32>,
     pub kicks: Vec<usize>,
     pub flush_ipis: Vec<usize>,
-    /// Local flushes: the CPU, the partition, what.
-    pub local_flushes: Vec<(usize, PartitionId, Flush)>,
+    /// Local flushes: the CPU, the partition and its table root, what.
+    pub local_flushes: Vec<(usize, PartitionId, Hpa, Flush)>,
     /// Each vCPU start: partition, and how.
     pub boots: Vec<(PartitionId, GuestBoot)>,
     /// What each run of a vCPU (partition, vCPU index) does, one list per run, in order.
@@ -275,8 +275,11 @@ impl PartitionArch for MockArch {
         }
     }
 
-    fn flush_local(id: PartitionId, what: Flush) {
-        with(|w| w.local_flushes.push((MockArch::cpu_index(), id, what)));
+    fn flush_local(id: PartitionId, root: Hpa, what: Flush) {
+        with(|w| {
+            w.local_flushes
+                .push((MockArch::cpu_index(), id, root, what))
+        });
     }
 
     fn kick(cpu: usize) {

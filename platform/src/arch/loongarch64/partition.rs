@@ -25,7 +25,7 @@ use arch_loongarch::stage2::{GpaTable16K, PAGE_SHIFT_16K, PWCH_16K, PWCL_16K};
 use arch_loongarch::{csr, instr, iocsr, ipi, timer};
 use core::fmt::Write;
 use core::sync::atomic::AtomicBool;
-use mmu::{Flush, NoTlb, StageTwoTable};
+use mmu::{Flush, Hpa, NoTlb, StageTwoTable};
 use partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use partition::PartitionId;
 use spin::Once;
@@ -222,7 +222,8 @@ impl PartitionArch for Current {
         ))
     }
 
-    fn flush_local(id: PartitionId, what: Flush) {
+    /// The GID or ASID names the partition's translations; the root is not needed.
+    fn flush_local(id: PartitionId, _root: Hpa, what: Flush) {
         if let Some(bits) = lvz_gid_bits() {
             lvz::flush(&mut RealLvz, gid(id, bits), what);
             return;

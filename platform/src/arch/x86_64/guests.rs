@@ -16,7 +16,7 @@ use super::{ioapic, percpu, svm, timer, virt, Current};
 use crate::partitions::Partition;
 use arch_x86::guest_boot::{self, GUEST_PML4, TABLE_BYTES};
 use core::sync::atomic::{AtomicBool, Ordering};
-use mmu::Flush;
+use mmu::{Flush, Hpa};
 use partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
 use partition::guest_mem::host_slice;
 use partition::PartitionId;
@@ -55,6 +55,7 @@ fn vmx_vcpu(partition: &'static Partition, boot: &GuestBoot, kick: &'static Atom
         return vmx_vcpu::unavailable("VMX is not on on this CPU");
     }
     vmx_vcpu::new(&VmxSetup {
+        partition,
         eptp: partition.table().format().eptp(partition.table().root()),
         vpid: (percpu::cpu_index() + 1) as u16,
         entry: boot.entry,
@@ -103,6 +104,7 @@ impl PartitionArch for Current {
             Backend::Svm => X86Vcpu::Svm(match tables {
                 Err(e) => svm_vcpu::unavailable(e),
                 Ok(()) => svm_vcpu::new(&SvmSetup {
+                    partition,
                     ncr3: partition.table().format().ncr3(partition.table().root()),
                     entry: boot.entry,
                     args: boot.args,
@@ -122,7 +124,7 @@ impl PartitionArch for Current {
         }
     }
 
-    fn flush_local(id: PartitionId, what: Flush) {
+    fn flush_local(id: PartitionId, root: Hpa, what: Flush) {
         if what.is_none() || !ready() {
             return;
         }
@@ -131,10 +133,8 @@ impl PartitionArch for Current {
             svm::request_flush();
             return;
         }
-        let Some(p) = crate::partitions::get().and_then(|all| all.get(id)) else {
-            return;
-        };
-        let eptp = p.table().format().eptp(p.table().root());
+        // Every table has the machine's format (`X86Stage2::default`).
+        let eptp = X86Stage2::default().eptp(root);
         if vmx_vcpu::flush_ept(eptp).is_err() {
             log::warn!("vmx: INVEPT failed for partition {id}");
         }

@@ -11,9 +11,10 @@
 //! rcx, r8), with flag bit 0 set in rsi: AMD raises #UD on VMCALL, so the guest must make its
 //! hypercalls with VMMCALL.
 
-use super::mmio::PendingMmio;
+use super::mmio::GuestMmio;
 use super::percpu::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::{ioapic, svm};
+use crate::partitions::Partition;
 use arch_x86::guest_boot::{Selectors, GUEST_PML4};
 use arch_x86::svm::enter::{enter, GuestRegs};
 use arch_x86::svm::exit::ExitInfo;
@@ -28,6 +29,8 @@ pub type SvmVcpu = arch_x86::svm::vcpu::SvmVcpu<RealSvm>;
 
 /// Everything the creation of a vCPU needs from the partition layer.
 pub struct SvmSetup {
+    /// The partition the vCPU runs (its MMIO decode reads its memory).
+    pub partition: &'static Partition,
     /// The nested CR3: the partition's table root.
     pub ncr3: u64,
     /// First instruction.
@@ -61,7 +64,10 @@ pub fn new(setup: &SvmSetup) -> SvmVcpu {
         kick: setup.kick,
     };
     let ports = setup.ports.iter().map(|r| (r.start, r.size));
-    SvmVcpu::new(RealSvm::default(), &config, ports)
+    let hw = RealSvm {
+        mmio: GuestMmio::of(setup.partition),
+    };
+    SvmVcpu::new(hw, &config, ports)
 }
 
 /// A vCPU that cannot run; its first `run` reports why as an invalid state.
@@ -73,7 +79,7 @@ pub fn unavailable(why: &'static str) -> SvmVcpu {
 /// access in flight.
 #[derive(Default)]
 pub struct RealSvm {
-    mmio: PendingMmio,
+    mmio: GuestMmio,
 }
 
 impl SvmHw for RealSvm {

@@ -10,10 +10,11 @@
 //! host-tested.
 
 use super::lapic::local_apic;
-use super::mmio::PendingMmio;
+use super::mmio::GuestMmio;
 use super::percpu::{self, KERNEL_CS, KERNEL_DS, KERNEL_TSS};
 use super::{ioapic, timer, virt};
 use crate::memory;
+use crate::partitions::Partition;
 use arch_x86::guest_boot::{Selectors, GUEST_PML4};
 use arch_x86::msr::{rdmsr, IA32_EFER, IA32_GS_BASE};
 use arch_x86::regs::{read_cr0, read_cr3, read_cr4, sidt_base};
@@ -33,6 +34,8 @@ const IA32_PAT: u32 = 0x277;
 
 /// Everything the creation of a vCPU needs from the partition layer.
 pub struct VmxSetup {
+    /// The partition the vCPU runs (its MMIO decode reads its memory).
+    pub partition: &'static Partition,
     /// The partition's EPT pointer.
     pub eptp: u64,
     /// The vCPU's VPID.
@@ -51,7 +54,7 @@ pub struct VmxSetup {
 
 /// Creates a vCPU on the calling CPU (which must be in VMX operation).
 pub fn new(setup: &VmxSetup) -> VmxVcpu {
-    let hw = match RealVmx::with_new_vmcs() {
+    let hw = match RealVmx::with_new_vmcs(setup.partition) {
         Ok(hw) => hw,
         Err((hw, why)) => {
             log::error!("vmx: vCPU not created: {why}");
@@ -94,7 +97,7 @@ const SELECTORS: Selectors = Selectors {
 /// MMIO access in flight.
 pub struct RealVmx {
     vmcs: u64,
-    mmio: PendingMmio,
+    mmio: GuestMmio,
 }
 
 impl RealVmx {
@@ -102,19 +105,19 @@ impl RealVmx {
     fn without_vmcs() -> Self {
         Self {
             vmcs: 0,
-            mmio: PendingMmio::default(),
+            mmio: GuestMmio::default(),
         }
     }
 
     /// The CPU with a fresh VMCS, cleared and made current; on failure, what owns whatever was
     /// allocated, and why.
-    fn with_new_vmcs() -> Result<Self, (Self, &'static str)> {
+    fn with_new_vmcs(partition: &'static Partition) -> Result<Self, (Self, &'static str)> {
         let Some(vmcs) = memory::alloc_frame() else {
             return Err((Self::without_vmcs(), "no free frame for the VMCS"));
         };
         let hw = Self {
             vmcs,
-            mmio: PendingMmio::default(),
+            mmio: GuestMmio::of(partition),
         };
         let ptr = super::Current::phys_to_virt_ptr(vmcs) as *mut u32;
         // SAFETY: the frame was just allocated for this VMCS alone and is mapped.
