@@ -33,6 +33,7 @@ pub mod mmio_exit;
 mod mmio_script;
 pub mod msr;
 pub mod regs;
+pub mod stage2;
 pub mod svm;
 pub mod upcall;
 pub mod vmx;

@@ -117,7 +117,7 @@ pub struct DeviceRoute {
 /// What one architecture provides to run partitions.
 pub trait PartitionArch: MachineServices + Sized + 'static {
     /// The stage-2 entry format of this architecture's tables.
-    type Format: PteFormat + Default + 'static;
+    type Format: PteFormat + 'static;
     /// Where the partitions' table pages come from.
     type Frames: mmu::FrameAllocator + Clone;
     /// One vCPU on the calling CPU.
@@ -129,6 +129,8 @@ pub trait PartitionArch: MachineServices + Sized + 'static {
     /// describes no interrupt for it, so a guest polls it.
     const VIRTUAL_UART_LINE: Option<u32>;
 
+    /// The stage-2 format this machine's tables use (x86: EPT or NPT, as the CPU has).
+    fn stage2_format() -> Self::Format;
     /// The backend in use, for the log (e.g. "deprivileged (LVZ absent)").
     fn backend() -> &'static str;
     /// Prepares the calling CPU to run guests (called once per CPU before its first vCPU).

@@ -243,7 +243,7 @@ impl<A: PartitionArch> Partition<A> {
     ) -> Result<Self, mmu::Error> {
         let config = &board.partitions[id as usize];
         let table = Table::<A>::new(
-            Default::default(),
+            A::stage2_format(),
             frames,
             PartitionFlush::new(id, shootdown),
         )?;

@@ -248,6 +248,10 @@ impl PartitionArch for MockArch {
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
     const VIRTUAL_UART_LINE: Option<u32> = Some(4);
 
+    fn stage2_format() -> Ept {
+        Ept::default()
+    }
+
     fn backend() -> &'static str {
         "mock"
     }

@@ -132,6 +132,10 @@ impl PartitionArch for Current {
     // A line of the PCH-PIC view; its vector reaches a Linux partition through its EIOINTC view.
     const VIRTUAL_UART_LINE: Option<u32> = Some(arch_loongarch::linux::UART_LINE);
 
+    fn stage2_format() -> GpaTable16K {
+        GpaTable16K::default()
+    }
+
     fn backend() -> &'static str {
         BACKEND.call_once(|| match lvz_gid_bits() {
             Some(bits) => {

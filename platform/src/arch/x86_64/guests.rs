@@ -9,12 +9,12 @@
 
 use super::backend::{self, Backend, X86Vcpu};
 use super::lapic::local_apic;
-use super::stage2::X86Stage2;
 use super::svm_vcpu::{self, SvmSetup};
 use super::vmx_vcpu::{self, VmxSetup, VmxVcpu};
 use super::{ioapic, percpu, svm, timer, virt, Current};
 use crate::partitions::Partition;
 use arch_x86::guest_boot::{self, GUEST_PML4, TABLE_BYTES};
+use arch_x86::stage2::X86Stage2;
 use core::sync::atomic::{AtomicBool, Ordering};
 use mmu::{Flush, Hpa};
 use partition::arch::{BootAbi, DeviceRoute, GuestBoot, PartitionArch, VirtualUartAt};
@@ -72,6 +72,13 @@ impl PartitionArch for Current {
     type Vcpu = X86Vcpu;
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
     const VIRTUAL_UART_LINE: Option<u32> = Some(4);
+
+    fn stage2_format() -> X86Stage2 {
+        match backend::chosen() {
+            Backend::Svm => X86Stage2::Npt(mmu::Npt::default()),
+            Backend::Vmx | Backend::None => X86Stage2::Ept(mmu::Ept::default()),
+        }
+    }
 
     fn backend() -> &'static str {
         match (backend::chosen(), ready()) {
@@ -133,8 +140,8 @@ impl PartitionArch for Current {
             svm::request_flush();
             return;
         }
-        // Every table has the machine's format (`X86Stage2::default`).
-        let eptp = X86Stage2::default().eptp(root);
+        // Every table has the machine's format.
+        let eptp = Self::stage2_format().eptp(root);
         if vmx_vcpu::flush_ept(eptp).is_err() {
             log::warn!("vmx: INVEPT failed for partition {id}");
         }

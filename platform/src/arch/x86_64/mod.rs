@@ -28,7 +28,6 @@ mod multiboot;
 mod percpu;
 mod power;
 mod smp;
-mod stage2;
 mod svm;
 mod svm_vcpu;
 mod timer;
