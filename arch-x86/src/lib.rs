@@ -22,6 +22,7 @@ pub mod guest_boot;
 pub mod guest_msr;
 pub mod guest_walk;
 pub mod io;
+pub mod io_apic;
 // Its field names are the boot protocol's and ACPI's own, documented where they are defined.
 #[cfg(feature = "linux-boot")]
 #[allow(missing_docs)]
