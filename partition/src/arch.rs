@@ -191,8 +191,12 @@ pub trait PartitionArch: MachineServices + Sized + 'static {
     /// The guest ended its interrupt of level-triggered line `line` (its EOI of the vector the
     /// line was routed as): the line, held masked since its interrupt was taken, may fire again.
     /// Only x86 guests end interrupts by an EOI the hypervisor sees (their x2APIC's).
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(feature = "x86")]
     fn end_device_line(line: u32);
+    /// LoongArch: the calling CPU's 64-bit IOCSR word at `addr`, for the identity words a
+    /// guest's IOCSR reads are answered from (`arch_loongarch::linux::iocsr_view` filters them).
+    #[cfg(feature = "loongarch")]
+    fn iocsr_read64(addr: u64) -> u64;
 }
 
 /// What the engine needs of the machine that is no architecture's fact: the same on every

@@ -97,7 +97,7 @@ fn deliver_line<A: PartitionArch>(p: &Partition<A>, cpu: usize, line: u32) {
             slot.raise_device(line, A::now());
             slot
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(feature = "x86")]
         Delivery::Controller { vcpu, vector } => {
             let slot = &p.vcpus[vcpu as usize];
             slot.raise_device_vector(vector, A::now());
@@ -105,7 +105,7 @@ fn deliver_line<A: PartitionArch>(p: &Partition<A>, cpu: usize, line: u32) {
         }
         // The line goes through the partition's PCH-PIC and EIOINTC views, which pick the vCPU
         // and kick its CPU themselves.
-        #[cfg(target_arch = "loongarch64")]
+        #[cfg(feature = "loongarch")]
         Delivery::Controller { .. } => {
             p.pulse_device_line(line, cpu);
             return;
@@ -119,7 +119,7 @@ fn deliver_line<A: PartitionArch>(p: &Partition<A>, cpu: usize, line: u32) {
 /// A virtual device of `p` (its console UART) raised line `line` of its controller view, on
 /// CPU `cpu`: the vector the guest routed the line to is raised on the target vCPU, as an edge
 /// (the ISA default). A masked or unrouted line drops it, as a real controller would.
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 pub fn raise_virtual_line<A: PartitionArch>(p: &Partition<A>, line: u32, cpu: usize) {
     let Some(r) = irqchip::accepted_route(p, line) else {
         return;
@@ -138,7 +138,7 @@ pub fn raise_virtual_line<A: PartitionArch>(p: &Partition<A>, line: u32, cpu: us
 
 /// A vCPU of `p` ended its interrupt `vector` (x2APIC EOI): a level-triggered line routed
 /// through the view as that vector may fire again.
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 pub fn guest_eoi<A: PartitionArch>(p: &Partition<A>, vector: u8) {
     for line in p
         .line_routes
@@ -154,7 +154,7 @@ pub fn end_run<A: PartitionArch>(p: &Partition<A>) {
         A::route_device_line(line, None);
     }
     *p.irqchip.lock() = Chip::new(&p.board.irqchip);
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     p.reset_eiointc();
     let refused = p.view_refusals.swap(0, Ordering::Relaxed);
     if refused > 1 {

@@ -13,7 +13,7 @@
 use crate::arch::PartitionArch;
 use crate::Partition;
 use alloc::vec::Vec;
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 use vcpu::cmos_rtc::CmosRtc;
 use vcpu::uart16550::Uart16550;
 use vcpu::{AccessSize, Device, DeviceError};
@@ -77,11 +77,11 @@ impl<A: PartitionArch> Partition<A> {
         };
         // x86: an I/O APIC edge on each rise. LoongArch: the line's level, which the PCH-PIC
         // view turns into a vector while it is asserted and unmasked.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(feature = "x86")]
         if !before && after {
             super::device_irq::raise_virtual_line(self, line, cpu);
         }
-        #[cfg(target_arch = "loongarch64")]
+        #[cfg(feature = "loongarch")]
         if before != after {
             self.drive_virtual_line(line, after, cpu);
         }
@@ -152,10 +152,10 @@ impl<A: PartitionArch> Device for VirtualUart<A> {
 /// A Linux partition's CMOS clock (`vcpu::cmos_rtc`: present, stopped at a fixed date), at the
 /// PC's ports 0x70-0x71. One per vCPU bus: the only state is the selected register, and a guest
 /// selects and reads a register on one CPU under its own lock.
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 pub struct CmosClock(CmosRtc);
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 impl CmosClock {
     /// The PC's CMOS index and data ports.
     pub const PORT: u16 = 0x70;
@@ -165,7 +165,7 @@ impl CmosClock {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 impl Device for CmosClock {
     fn name(&self) -> &str {
         "cmos rtc"

@@ -8,7 +8,7 @@
 //! the hypervisor.
 
 use crate::arch::{PartitionArch, VirtualUartAt};
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 use crate::devices::CmosClock;
 use crate::devices::VirtualUart;
 use crate::vintr::VirtualInterrupts;
@@ -31,7 +31,7 @@ pub struct Handler<A: PartitionArch> {
     mmio: IoBus,
     ports: IoBus,
     irqs: VirtualInterrupts<A>,
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(feature = "x86")]
     msrs: Msrs,
     ports_seen: UnownedPorts,
 }
@@ -72,7 +72,7 @@ impl UnownedPorts {
 
 /// The MSRs a vCPU's RDMSR/WRMSR exits reach and what was refused, for the log (x86 only: no
 /// other architecture has MSRs).
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 #[derive(Default)]
 struct Msrs {
     model: arch_x86::guest_msr::GuestMsrs,
@@ -83,7 +83,7 @@ struct Msrs {
     refusals: u64,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 impl Msrs {
     /// Counts a refused access and logs the first of each MSR.
     fn refuse<A: PartitionArch>(
@@ -156,7 +156,7 @@ impl<A: PartitionArch> Handler<A> {
         }
         super::irqchip_view::register(&mut mmio, partition, cpu);
         // A PC operating system reads the CMOS clock whatever its firmware tables say.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(feature = "x86")]
         if matches!(partition.config.image, board_config::Image::Linux(_)) {
             let port = u64::from(CmosClock::PORT);
             if let Err(e) = ports.register(port, 2, "cmos rtc", Box::new(CmosClock::new())) {
@@ -171,7 +171,7 @@ impl<A: PartitionArch> Handler<A> {
             mmio,
             ports,
             irqs: VirtualInterrupts::new(partition, index),
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(feature = "x86")]
             msrs: Msrs::default(),
             ports_seen: UnownedPorts::default(),
         }
@@ -191,7 +191,7 @@ impl<A: PartitionArch> Handler<A> {
                 u.writes
             );
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(feature = "x86")]
         if self.msrs.refusals != 0 {
             say!(
                 A,
@@ -213,7 +213,7 @@ impl<A: PartitionArch> Handler<A> {
     /// names): SLP_EN with the S5 type powers it off with code 0, the reset value resets it (the
     /// run restarts it, `run`); any other value is no transition this platform has, and is
     /// dropped. `None` for every other port or partition.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(feature = "x86")]
     fn linux_power_port(&self, port: u16, value: u32) -> Option<Action> {
         use arch_x86::acpi_sleep::{sleep_request, SleepRequest, RESET_PORT_OFFSET, RESET_VALUE};
         let sleep = board_config::LINUX_SLEEP_PORT;
@@ -235,7 +235,7 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// LoongArch: whether `gpa` is in a Linux partition's power register block.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn linux_power_block(&self, gpa: u64) -> bool {
         use arch_loongarch::linux::{power, POWER};
         self.absent_devices() && (POWER..POWER + power::SIZE).contains(&gpa)
@@ -244,7 +244,7 @@ impl<A: PartitionArch> Handler<A> {
     /// LoongArch: an access to a Linux partition's power register block
     /// (`arch_loongarch::linux::power`): the power-off value ends the run with code 0, the reset
     /// value restarts it (`run`); reads are 0 and other writes are dropped.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn linux_power(&self, exit: &VmExit, gpa: u64, size: vcpu::AccessSize) -> Action {
         use arch_loongarch::linux::{power, POWER};
         let VmExit::MmioWrite { value, .. } = *exit else {
@@ -260,14 +260,14 @@ impl<A: PartitionArch> Handler<A> {
     /// LoongArch: whether the partition has an EIOINTC view: a Linux partition, and any partition
     /// owning device lines (they arrive through it). The other test guests have none: IOCSR
     /// outside their IPI block stays refused to them.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn has_eiointc(&self) -> bool {
         self.absent_devices() || !self.partition.config.irqs.is_empty()
     }
 
     /// LoongArch: the hardware lines the partition's EIOINTC view raises on this vCPU (ESTAT.IS
     /// layout: HWIn is bit n + 2); none without the view.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn device_lines(&self) -> u32 {
         if self.has_eiointc() {
             u32::from(self.partition.eiointc_lines(self.index)) << 2
@@ -277,13 +277,13 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// Elsewhere device lines arrive as vectors (the virtual APIC).
-    #[cfg(not(target_arch = "loongarch64"))]
+    #[cfg(not(feature = "loongarch"))]
     fn device_lines(&self) -> u32 {
         0
     }
 
     /// LoongArch: an IOCSR read of the partition's EIOINTC view.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn eiointc_read(&self, csr: u32) -> Option<u64> {
         let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
         if !self.has_eiointc() {
@@ -293,7 +293,7 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// LoongArch: an IOCSR write to the partition's EIOINTC view.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     fn eiointc_write(&self, csr: u32, value: u64) -> Option<()> {
         let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
         if !self.has_eiointc() {
@@ -303,18 +303,33 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// No IOCSR space elsewhere.
-    #[cfg(not(target_arch = "loongarch64"))]
+    #[cfg(not(feature = "loongarch"))]
     fn eiointc_read(&self, _csr: u32) -> Option<u64> {
         None
     }
 
-    #[cfg(not(target_arch = "loongarch64"))]
+    #[cfg(not(feature = "loongarch"))]
     fn eiointc_write(&self, _csr: u32, _value: u64) -> Option<()> {
         None
     }
 
+    /// LoongArch: a guest IOCSR read of the CPU's identity words (`arch_loongarch::linux::
+    /// iocsr_view`: the features, filtered, and the vendor and CPU name); `None` for every other
+    /// register.
+    #[cfg(feature = "loongarch")]
+    fn iocsr_identity(&self, csr: u32) -> Option<u64> {
+        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
+        arch_loongarch::linux::iocsr_view::read(addr, size, A::iocsr_read64)
+    }
+
+    /// No IOCSR space elsewhere.
+    #[cfg(not(feature = "loongarch"))]
+    fn iocsr_identity(&self, _csr: u32) -> Option<u64> {
+        None
+    }
+
     /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(feature = "x86")]
     fn msr_read(&mut self, msr: u32) -> Action {
         use arch_x86::guest_msr::MsrAnswer;
         let value = match self.msrs.model.read(msr, A::now()) {
@@ -329,7 +344,7 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// A guest WRMSR: taken by the policy or the virtual APIC, or #GP; never the hardware's.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(feature = "x86")]
     fn msr_write(&mut self, msr: u32, value: u64) -> Action {
         use arch_x86::guest_msr::MsrAnswer;
         let done = match self.msrs.model.write(msr, value) {
@@ -353,12 +368,12 @@ impl<A: PartitionArch> Handler<A> {
     }
 
     /// No other architecture has MSRs.
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(feature = "x86"))]
     fn msr_read(&mut self, msr: u32) -> Action {
         violation("read of MSR", u64::from(msr))
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(feature = "x86"))]
     fn msr_write(&mut self, msr: u32, _value: u64) -> Action {
         violation("write to MSR", u64::from(msr))
     }
@@ -449,7 +464,7 @@ impl<A: PartitionArch> ExitHandler for Handler<A> {
             VmExit::Hypercall { nr, args, .. } => {
                 hypercall::handle(self.partitions, p, self.index, &mut self.irqs, nr, args)
             }
-            #[cfg(target_arch = "loongarch64")]
+            #[cfg(feature = "loongarch")]
             VmExit::MmioRead { gpa, size } | VmExit::MmioWrite { gpa, size, .. }
                 if self.linux_power_block(gpa) =>
             {
@@ -472,7 +487,7 @@ impl<A: PartitionArch> ExitHandler for Handler<A> {
                 Err(e) => Self::port_error(e, false),
             },
             VmExit::PortOut { port, size, value } => {
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(feature = "x86")]
                 if let Some(action) = self.linux_power_port(port, value) {
                     return action;
                 }
@@ -513,7 +528,7 @@ impl<A: PartitionArch> ExitHandler for Handler<A> {
                 .irqs
                 .iocsr_read(csr)
                 .or_else(|| self.eiointc_read(csr))
-                .or_else(|| iocsr_identity(csr))
+                .or_else(|| self.iocsr_identity(csr))
             {
                 Some(v) => Action::Resume(Completion::Value(v)),
                 None => csr_violation(csr),
@@ -560,19 +575,4 @@ impl<A: PartitionArch> ExitHandler for Handler<A> {
     fn irq_lines(&mut self) -> Option<u32> {
         Some(self.irqs.iocsr_lines() | self.device_lines())
     }
-}
-
-/// LoongArch: a guest IOCSR read of the CPU's identity words (`arch_loongarch::linux::
-/// iocsr_view`: the features, filtered, and the vendor and CPU name); `None` for every other
-/// register.
-#[cfg(target_arch = "loongarch64")]
-fn iocsr_identity(csr: u32) -> Option<u64> {
-    let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-    arch_loongarch::linux::iocsr_view::read(addr, size, arch_loongarch::iocsr::read64)
-}
-
-/// No IOCSR space elsewhere.
-#[cfg(not(target_arch = "loongarch64"))]
-fn iocsr_identity(_csr: u32) -> Option<u64> {
-    None
 }

@@ -29,7 +29,7 @@ pub fn register<A: PartitionArch>(bus: &mut IoBus, partition: &'static Partition
 struct View<A: PartitionArch> {
     partition: &'static Partition<A>,
     /// The CPU its vCPU runs on (a vector it sends to a vCPU elsewhere kicks that one).
-    #[cfg_attr(not(target_arch = "loongarch64"), allow(dead_code))]
+    #[cfg_attr(not(feature = "loongarch"), allow(dead_code))]
     cpu: usize,
 }
 
@@ -67,9 +67,9 @@ impl<A: PartitionArch> Device for View<A> {
         for e in events {
             act(p, chip, e);
         }
-        #[cfg(target_arch = "loongarch64")]
+        #[cfg(feature = "loongarch")]
         p.send_vectors(&sends, self.cpu);
-        #[cfg(not(target_arch = "loongarch64"))]
+        #[cfg(not(feature = "loongarch"))]
         debug_assert!(sends.is_empty(), "no PCH-PIC view off LoongArch");
         result
     }
@@ -82,12 +82,12 @@ fn act<A: PartitionArch>(p: &Partition<A>, chip: &str, e: RouteEvent) {
         // LoongArch's level handler masks and unmasks the console's line at every interrupt:
         // a virtual line's route is said only on x86, where it changes at driver set-up only.
         RouteEvent::Accepted(r)
-            if cfg!(target_arch = "loongarch64") && !p.config.irqs.contains(&r.line) =>
+            if cfg!(feature = "loongarch") && !p.config.irqs.contains(&r.line) =>
         {
             super::device_irq::route_by_chip(p, r);
         }
         // The same flow on a device line: its route is said when its target or vector changes.
-        #[cfg(target_arch = "loongarch64")]
+        #[cfg(feature = "loongarch")]
         RouteEvent::Accepted(r) if !p.line_routes.said_anew(&r) => {
             super::device_irq::route_by_chip(p, r)
         }

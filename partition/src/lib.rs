@@ -19,6 +19,11 @@
 
 extern crate alloc;
 
+#[cfg(all(feature = "x86", feature = "loongarch"))]
+compile_error!("the partition engine is built for one architecture: features `x86` and `loongarch` exclude each other");
+#[cfg(not(any(feature = "x86", feature = "loongarch")))]
+compile_error!("the partition engine needs its architecture: feature `x86` or `loongarch`");
+
 /// One console line through the seam (`PartitionArch::print_line`).
 macro_rules! say {
     ($A:ty, $($arg:tt)*) => {
@@ -26,13 +31,13 @@ macro_rules! say {
     };
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 mod apic_msrs;
 pub mod arch;
 mod console_input;
 mod device_irq;
 mod devices;
-#[cfg(target_arch = "loongarch64")]
+#[cfg(feature = "loongarch")]
 mod eiointc;
 pub mod guest_mem;
 mod handler;
@@ -141,7 +146,7 @@ pub struct Partition<A: PartitionArch> {
     /// Writes its controller view refused in this run (only the first is printed).
     view_refusals: AtomicU64,
     /// LoongArch: its EIOINTC view (`eiointc`), which only a Linux partition reaches.
-    #[cfg(target_arch = "loongarch64")]
+    #[cfg(feature = "loongarch")]
     eiointc: Mutex<vcpu::irqchip::eiointc::Eiointc>,
 }
 
@@ -302,7 +307,7 @@ impl<A: PartitionArch> Partition<A> {
             view_lines: view_lines::<A>(config),
             console: Mutex::new(devices::ConsoleUart::new()),
             view_refusals: AtomicU64::new(0),
-            #[cfg(target_arch = "loongarch64")]
+            #[cfg(feature = "loongarch")]
             eiointc: Mutex::new(vcpu::irqchip::eiointc::Eiointc::new(
                 config.cpus.len() as u32
             )),

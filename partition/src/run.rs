@@ -76,7 +76,7 @@ fn add_runtime_args<A: PartitionArch>(
 
 /// x86: the command line the zero page points at, to the end of its page (the build's layout
 /// gives it a page of its own), and the kernel's limit.
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 fn cmdline_space<'a, A: PartitionArch>(
     p: &'a Partition<A>,
     linux: &board_config::LinuxBoot,
@@ -90,7 +90,7 @@ fn cmdline_space<'a, A: PartitionArch>(
 }
 
 /// LoongArch: the command line the build placed, with the capacity it set aside.
-#[cfg(target_arch = "loongarch64")]
+#[cfg(feature = "loongarch")]
 fn cmdline_space<'a, A: PartitionArch>(
     p: &'a Partition<A>,
     linux: &board_config::LinuxBoot,
@@ -104,7 +104,7 @@ fn cmdline_space<'a, A: PartitionArch>(
 /// and how the platform resets: Linux on a hardware-reduced ACPI platform without EFI would
 /// reset through the BIOS (its EFI choice falls through to a real-mode jump to the reset
 /// vector, which a partition does not have), so say so.
-#[cfg(target_arch = "x86_64")]
+#[cfg(feature = "x86")]
 fn arch_words(counter_hz: u64) -> alloc::vec::Vec<alloc::string::String> {
     use arch_x86::linux_args::tsc_early_khz;
     let khz = counter_hz / 1000;
@@ -121,7 +121,7 @@ fn arch_words(counter_hz: u64) -> alloc::vec::Vec<alloc::string::String> {
 
 /// LoongArch: nothing; the counter's rate is in `cpucfg`, and the device tree names the reset
 /// register.
-#[cfg(target_arch = "loongarch64")]
+#[cfg(feature = "loongarch")]
 fn arch_words(_counter_hz: u64) -> alloc::vec::Vec<alloc::string::String> {
     alloc::vec::Vec::new()
 }

@@ -1,6 +1,7 @@
-//! Boards for the host tests: every partition gets one 256 KiB region of the test process's heap
-//! (read, write, execute) at guest 0x10_0000, where its image loads and starts, and a 64 KiB
-//! read-write region without execute at guest 0x20_0000, and a read-only page at 0x28_0000.
+//! Boards for the host tests, of the architecture under test (its interrupt controller, its page
+//! size): every partition gets one 256 KiB region of the test process's heap (read, write,
+//! execute) at guest 0x10_0000, where its image loads and starts, a 64 KiB read-write region
+//! without execute at guest 0x20_0000, and a read-only 16 KiB at 0x28_0000.
 
 use super::mock::MockArch;
 use crate::{GuestImages, Partitions, RunEnv, Shootdown};
@@ -16,8 +17,9 @@ pub const CODE_SIZE: u64 = 0x4_0000;
 /// Its data region (no execute).
 pub const DATA: u64 = 0x20_0000;
 pub const DATA_SIZE: u64 = 0x1_0000;
-/// Its read-only page.
+/// Its read-only region.
 pub const RODATA: u64 = 0x28_0000;
+pub const RODATA_SIZE: u64 = 0x4000;
 
 /// One partition of a test board.
 pub struct Part {
@@ -38,9 +40,10 @@ impl Part {
     }
 }
 
-/// Host memory for a region, page aligned, zeroed, kept for the process.
+/// Host memory for a region, aligned to any base page (LoongArch's are 16 KiB), zeroed, kept for
+/// the process.
 fn host_memory(size: u64) -> u64 {
-    let layout = Layout::from_size_align(size as usize, 0x1000).unwrap();
+    let layout = Layout::from_size_align(size as usize, 0x4000).unwrap();
     // SAFETY: the layout has a non-zero size.
     let ptr = unsafe { alloc_zeroed(layout) };
     assert!(!ptr.is_null());
@@ -66,7 +69,7 @@ fn partition(p: &Part) -> Partition {
     let memory = vec![
         region(CODE, CODE_SIZE, true, true),
         region(DATA, DATA_SIZE, true, false),
-        region(RODATA, 0x1000, false, false),
+        region(RODATA, RODATA_SIZE, false, false),
     ];
     Partition {
         name: p.name,
@@ -84,32 +87,51 @@ fn partition(p: &Part) -> Partition {
     }
 }
 
-/// A board of `parts` with an I/O APIC of 24 lines.
+/// The interrupt controller of the architecture under test: x86's I/O APIC.
+#[cfg(feature = "x86")]
+const IRQCHIP: IrqChip = IrqChip {
+    kind: IrqChipKind::IoApic,
+    mmio: MemRange {
+        start: 0xfec0_0000,
+        size: 0x1000,
+    },
+    lines: 24,
+};
+#[cfg(feature = "x86")]
+const ARCH: Arch = Arch::X86_64;
+
+/// LoongArch's PCH-PIC.
+#[cfg(feature = "loongarch")]
+const IRQCHIP: IrqChip = IrqChip {
+    kind: IrqChipKind::PchPic,
+    mmio: MemRange {
+        start: arch_loongarch::linux::PCH_PIC,
+        size: arch_loongarch::linux::PCH_PIC_SIZE,
+    },
+    lines: 64,
+};
+#[cfg(feature = "loongarch")]
+const ARCH: Arch = Arch::LoongArch64;
+
+/// A board of `parts`.
 pub fn board(parts: &[Part]) -> &'static Board {
     let partitions: Vec<Partition> = parts.iter().map(partition).collect();
     Box::leak(Box::new(Board {
         name: "host-test",
-        arch: Arch::X86_64,
+        arch: ARCH,
         boot: BootMethod::Direct,
         emulator: None,
         cpus: 4,
         ram: &[],
         hypervisor: MemRange { start: 0, size: 0 },
         reserved: &[],
-        base_page: 0x1000,
+        base_page: 1 << <super::mock::Format as mmu::PteFormat>::PAGE_SHIFT,
         console: Uart {
             access: UartAccess::Port { base: 0x3f8 },
             clock_hz: 1_843_200,
             baud: 115_200,
         },
-        irqchip: IrqChip {
-            kind: IrqChipKind::IoApic,
-            mmio: MemRange {
-                start: 0xfec0_0000,
-                size: 0x1000,
-            },
-            lines: 24,
-        },
+        irqchip: IRQCHIP,
         log_level: LogLevel::Info,
         partitions: Box::leak(partitions.into_boxed_slice()),
     }))

@@ -6,7 +6,13 @@
 
 use crate::arch::{DeviceRoute, GuestBoot, MachineServices, PartitionArch, VirtualUartAt};
 use crate::{Partition, PartitionId};
-use mmu::{Ept, Flush, FrameAllocator, HeapFrameAllocator, Hpa};
+use mmu::{Flush, FrameAllocator, HeapFrameAllocator, Hpa};
+
+/// The stage-2 format of the architecture under test.
+#[cfg(feature = "x86")]
+pub type Format = mmu::Ept;
+#[cfg(feature = "loongarch")]
+pub type Format = arch_loongarch::stage2::GpaTable16K;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +28,8 @@ pub struct World {
     pub console: Vec<String>,
     /// `route_device_line` calls, in order.
     pub routes: Vec<(u32, Option<DeviceRoute>)>,
-    /// `end_device_line` calls.
+    /// `end_device_line` calls (x86: only its guests end lines by an EOI the hypervisor sees).
+    #[cfg(feature = "x86")]
     pub ended_lines: Vec<u32>,
     pub kicks: Vec<usize>,
     pub flush_ipis: Vec<usize>,
@@ -242,14 +249,20 @@ unsafe impl FrameAllocator for MockFrames {
 pub struct MockArch;
 
 impl PartitionArch for MockArch {
-    type Format = Ept;
+    type Format = Format;
     type Frames = MockFrames;
     type Vcpu = MockVcpu;
+    #[cfg(feature = "x86")]
     const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Port(0x3f8);
+    #[cfg(feature = "x86")]
     const VIRTUAL_UART_LINE: Option<u32> = Some(4);
+    #[cfg(feature = "loongarch")]
+    const VIRTUAL_UART: VirtualUartAt = VirtualUartAt::Mmio(arch_loongarch::linux::UART);
+    #[cfg(feature = "loongarch")]
+    const VIRTUAL_UART_LINE: Option<u32> = Some(arch_loongarch::linux::UART_LINE);
 
-    fn stage2_format() -> Ept {
-        Ept::default()
+    fn stage2_format() -> Format {
+        Format::default()
     }
 
     fn backend() -> &'static str {
@@ -331,8 +344,15 @@ impl PartitionArch for MockArch {
         with(|w| w.vector_lines.get(&vector).copied().unwrap_or(own))
     }
 
+    #[cfg(feature = "x86")]
     fn end_device_line(line: u32) {
         with(|w| w.ended_lines.push(line));
+    }
+
+    /// A CPU whose identity words all read as their own address.
+    #[cfg(feature = "loongarch")]
+    fn iocsr_read64(addr: u64) -> u64 {
+        addr
     }
 }
 

@@ -128,6 +128,26 @@ pub fn run(filter: Option<&str>) -> bool {
     suite.step("host tests", "-", |_| {
         process::run(cargo().args(["test", "--no-fail-fast"]))
     });
+    // The partition engine is built for one architecture at a time; the plain runs above take
+    // its default (x86), these its LoongArch build, so both architectures' paths are tested.
+    const ENGINE_LA: [&str; 5] = [
+        "-p",
+        "partition",
+        "--no-default-features",
+        "--features",
+        "loongarch",
+    ];
+    suite.step("clippy (partition, loongarch)", "-", |_| {
+        process::run(cargo().arg("clippy").args(ENGINE_LA).args([
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    suite.step("host tests (partition, loongarch)", "-", |_| {
+        process::run(cargo().arg("test").args(ENGINE_LA))
+    });
     for (name, krate) in [("image", "platform"), ("partition", "partition")] {
         suite.step(&format!("module cycles ({name})"), "-", move |_| {
             let src = crate::root().join(krate).join("src");

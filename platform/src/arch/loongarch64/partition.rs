@@ -291,6 +291,10 @@ impl PartitionArch for Current {
         }
     }
 
+    fn iocsr_read64(addr: u64) -> u64 {
+        arch_loongarch::iocsr::read64(addr)
+    }
+
     fn kick(cpu: usize) {
         // SAFETY: the target handles IPIs: in a guest it exits (ECFG unmasks the line), in the
         // hypervisor the pending bit waits for its next guest entry.
