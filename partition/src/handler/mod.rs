@@ -5,7 +5,13 @@
 //! device line's vector, to the vCPU the line is routed to (`device_irq`), and anything the
 //! partition may not do to a stop with a reason. Before each entry it hands the run loop the
 //! virtual interrupt to deliver, if any. Nothing a guest does here can stop another partition or
-//! the hypervisor.
+//! the hypervisor. The exits only one architecture has (MSRs and ACPI ports; IOCSR, EIOINTC and
+//! the power block) are answered in `x86` and `loongarch`.
+
+#[cfg(feature = "loongarch")]
+mod loongarch;
+#[cfg(feature = "x86")]
+mod x86;
 
 use crate::arch::{PartitionArch, VirtualUartAt};
 #[cfg(feature = "x86")]
@@ -32,7 +38,7 @@ pub struct Handler<A: PartitionArch> {
     ports: IoBus,
     irqs: VirtualInterrupts<A>,
     #[cfg(feature = "x86")]
-    msrs: Msrs,
+    msrs: x86::Msrs,
     ports_seen: UnownedPorts,
 }
 
@@ -67,45 +73,6 @@ impl UnownedPorts {
                 p.name()
             );
         }
-    }
-}
-
-/// The MSRs a vCPU's RDMSR/WRMSR exits reach and what was refused, for the log (x86 only: no
-/// other architecture has MSRs).
-#[cfg(feature = "x86")]
-#[derive(Default)]
-struct Msrs {
-    model: arch_x86::guest_msr::GuestMsrs,
-    /// The distinct MSRs refused so far (the first few, each logged once).
-    refused: [u32; 16],
-    distinct: usize,
-    /// Every refused access.
-    refusals: u64,
-}
-
-#[cfg(feature = "x86")]
-impl Msrs {
-    /// Counts a refused access and logs the first of each MSR.
-    fn refuse<A: PartitionArch>(
-        &mut self,
-        p: &Partition<A>,
-        index: u32,
-        msr: u32,
-        write: bool,
-    ) -> Action {
-        self.refusals += 1;
-        let seen = self.refused[..self.distinct].contains(&msr);
-        if !seen && self.distinct < self.refused.len() {
-            self.refused[self.distinct] = msr;
-            self.distinct += 1;
-            let what = if write { "WRMSR to" } else { "RDMSR of" };
-            say!(
-                A,
-                "partition {}: vCPU {index}: {what} {msr:#x} refused (#GP)",
-                p.name()
-            );
-        }
-        Action::Resume(Completion::GENERAL_PROTECTION)
     }
 }
 
@@ -172,7 +139,7 @@ impl<A: PartitionArch> Handler<A> {
             ports,
             irqs: VirtualInterrupts::new(partition, index),
             #[cfg(feature = "x86")]
-            msrs: Msrs::default(),
+            msrs: x86::Msrs::default(),
             ports_seen: UnownedPorts::default(),
         }
     }
@@ -207,175 +174,6 @@ impl<A: PartitionArch> Handler<A> {
     /// than a violation.
     fn absent_devices(&self) -> bool {
         matches!(self.partition.config.image, board_config::Image::Linux(_))
-    }
-
-    /// A Linux partition's write to its ACPI sleep control or reset register (the ports its FADT
-    /// names): SLP_EN with the S5 type powers it off with code 0, the reset value resets it (the
-    /// run restarts it, `run`); any other value is no transition this platform has, and is
-    /// dropped. `None` for every other port or partition.
-    #[cfg(feature = "x86")]
-    fn linux_power_port(&self, port: u16, value: u32) -> Option<Action> {
-        use arch_x86::acpi_sleep::{sleep_request, SleepRequest, RESET_PORT_OFFSET, RESET_VALUE};
-        let sleep = board_config::LINUX_SLEEP_PORT;
-        if !self.absent_devices() {
-            return None;
-        }
-        let stop = |why| Some(Action::Stop(why));
-        match port {
-            p if p == sleep => match sleep_request(value as u8) {
-                SleepRequest::PowerOff => stop(StopReason::PowerOff { code: 0 }),
-                SleepRequest::None => Some(Action::Resume(Completion::Skip)),
-            },
-            p if p == sleep + RESET_PORT_OFFSET && value as u8 == RESET_VALUE => {
-                stop(StopReason::Reset)
-            }
-            p if p == sleep + RESET_PORT_OFFSET => Some(Action::Resume(Completion::Skip)),
-            _ => None,
-        }
-    }
-
-    /// LoongArch: whether `gpa` is in a Linux partition's power register block.
-    #[cfg(feature = "loongarch")]
-    fn linux_power_block(&self, gpa: u64) -> bool {
-        use arch_loongarch::linux::{power, POWER};
-        self.absent_devices() && (POWER..POWER + power::SIZE).contains(&gpa)
-    }
-
-    /// LoongArch: an access to a Linux partition's power register block
-    /// (`arch_loongarch::linux::power`): the power-off value ends the run with code 0, the reset
-    /// value restarts it (`run`); reads are 0 and other writes are dropped.
-    #[cfg(feature = "loongarch")]
-    fn linux_power(&self, exit: &VmExit, gpa: u64, size: vcpu::AccessSize) -> Action {
-        use arch_loongarch::linux::{power, POWER};
-        let VmExit::MmioWrite { value, .. } = *exit else {
-            return Action::Resume(Completion::Value(0));
-        };
-        match power::write(gpa - POWER, size.bytes() as u32, value) {
-            power::PowerRequest::PowerOff => Action::Stop(StopReason::PowerOff { code: 0 }),
-            power::PowerRequest::Reset => Action::Stop(StopReason::Reset),
-            power::PowerRequest::None => Action::Resume(Completion::Skip),
-        }
-    }
-
-    /// LoongArch: whether the partition has an EIOINTC view: a Linux partition, and any partition
-    /// owning device lines (they arrive through it). The other test guests have none: IOCSR
-    /// outside their IPI block stays refused to them.
-    #[cfg(feature = "loongarch")]
-    fn has_eiointc(&self) -> bool {
-        self.absent_devices() || !self.partition.config.irqs.is_empty()
-    }
-
-    /// LoongArch: the hardware lines the partition's EIOINTC view raises on this vCPU (ESTAT.IS
-    /// layout: HWIn is bit n + 2); none without the view.
-    #[cfg(feature = "loongarch")]
-    fn device_lines(&self) -> u32 {
-        if self.has_eiointc() {
-            u32::from(self.partition.eiointc_lines(self.index)) << 2
-        } else {
-            0
-        }
-    }
-
-    /// Elsewhere device lines arrive as vectors (the virtual APIC).
-    #[cfg(not(feature = "loongarch"))]
-    fn device_lines(&self) -> u32 {
-        0
-    }
-
-    /// LoongArch: an IOCSR read of the partition's EIOINTC view.
-    #[cfg(feature = "loongarch")]
-    fn eiointc_read(&self, csr: u32) -> Option<u64> {
-        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-        if !self.has_eiointc() {
-            return None;
-        }
-        self.partition.eiointc_read(self.index, addr, size)
-    }
-
-    /// LoongArch: an IOCSR write to the partition's EIOINTC view.
-    #[cfg(feature = "loongarch")]
-    fn eiointc_write(&self, csr: u32, value: u64) -> Option<()> {
-        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-        if !self.has_eiointc() {
-            return None;
-        }
-        self.partition.eiointc_write(self.index, addr, size, value)
-    }
-
-    /// No IOCSR space elsewhere.
-    #[cfg(not(feature = "loongarch"))]
-    fn eiointc_read(&self, _csr: u32) -> Option<u64> {
-        None
-    }
-
-    #[cfg(not(feature = "loongarch"))]
-    fn eiointc_write(&self, _csr: u32, _value: u64) -> Option<()> {
-        None
-    }
-
-    /// LoongArch: a guest IOCSR read of the CPU's identity words (`arch_loongarch::linux::
-    /// iocsr_view`: the features, filtered, and the vendor and CPU name); `None` for every other
-    /// register.
-    #[cfg(feature = "loongarch")]
-    fn iocsr_identity(&self, csr: u32) -> Option<u64> {
-        let (addr, size) = vcpu::ipi_mailbox::split_exit_word(csr)?;
-        arch_loongarch::linux::iocsr_view::read(addr, size, A::iocsr_read64)
-    }
-
-    /// No IOCSR space elsewhere.
-    #[cfg(not(feature = "loongarch"))]
-    fn iocsr_identity(&self, _csr: u32) -> Option<u64> {
-        None
-    }
-
-    /// A guest RDMSR: the policy's answer (`arch_x86::guest_msr`), the virtual APIC's, or #GP.
-    #[cfg(feature = "x86")]
-    fn msr_read(&mut self, msr: u32) -> Action {
-        use arch_x86::guest_msr::MsrAnswer;
-        let value = match self.msrs.model.read(msr, A::now()) {
-            MsrAnswer::Done(v) => Some(v),
-            MsrAnswer::Apic => self.irqs.apic_read(msr),
-            MsrAnswer::Refuse => None,
-        };
-        match value {
-            Some(v) => Action::Resume(Completion::Value(v)),
-            None => self.msrs.refuse(self.partition, self.index, msr, false),
-        }
-    }
-
-    /// A guest WRMSR: taken by the policy or the virtual APIC, or #GP; never the hardware's.
-    #[cfg(feature = "x86")]
-    fn msr_write(&mut self, msr: u32, value: u64) -> Action {
-        use arch_x86::guest_msr::MsrAnswer;
-        let done = match self.msrs.model.write(msr, value) {
-            MsrAnswer::Done(_) => Some(()),
-            // Rewriting IA32_APIC_BASE as it reads changes nothing; moving or disabling the APIC
-            // is not something this partition's APIC can do, and it stops the partition (the
-            // test guests' hostile attack).
-            MsrAnswer::Apic if msr == arch_x86::guest_msr::IA32_APIC_BASE => {
-                if self.irqs.apic_read(msr) != Some(value) {
-                    return violation("write to MSR", u64::from(msr));
-                }
-                Some(())
-            }
-            MsrAnswer::Apic => self.irqs.apic_write(msr, value),
-            MsrAnswer::Refuse => None,
-        };
-        match done {
-            Some(()) => Action::Resume(Completion::Skip),
-            None => self.msrs.refuse(self.partition, self.index, msr, true),
-        }
-    }
-
-    /// No other architecture has MSRs.
-    #[cfg(not(feature = "x86"))]
-    fn msr_read(&mut self, msr: u32) -> Action {
-        violation("read of MSR", u64::from(msr))
-    }
-
-    #[cfg(not(feature = "x86"))]
-    fn msr_write(&mut self, msr: u32, _value: u64) -> Action {
-        violation("write to MSR", u64::from(msr))
     }
 
     fn bus_error(e: BusError, write: bool) -> Action {
