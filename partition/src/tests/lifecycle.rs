@@ -2,10 +2,10 @@
 //! the manager stopping and starting a partition that runs on another CPU.
 
 use super::board::{build, Part, CODE, DATA};
-use super::mock::{call, on_cpu, wait_for, Machine, Step};
+use super::mock::{call, once_running, run_two_cpus, wait_for, Machine, Step};
 use crate::State;
 use board_config::TestGuest::{Manager, Worker};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use vcpu::hypercall::nr;
 use vcpu::{ShutdownKind, StopReason, VmExit};
 
@@ -97,13 +97,6 @@ fn the_manager_stops_and_starts_a_partition_on_another_cpu() {
     let worker = all.get(1).unwrap();
     m.script(1, 0, vec![Step::Spin]);
     m.script(1, 0, vec![call(nr::POWER_OFF, &[0])]);
-    let running = move || {
-        Step::Act(Box::new(move || {
-            wait_for("the worker to run", || {
-                worker.vcpus[0].state() == vcpu::slot::VcpuState::Running
-            })
-        }))
-    };
     let until = move |s: State| {
         Step::Act(Box::new(move || {
             wait_for("a state", || worker.state() == s)
@@ -113,7 +106,7 @@ fn the_manager_stops_and_starts_a_partition_on_another_cpu() {
         0,
         0,
         vec![
-            running(),
+            once_running(worker, 0),
             call(nr::PARTITION_STOP, &[1]),
             until(State::Stopped),
             call(nr::PARTITION_STATE, &[1]),
@@ -122,15 +115,7 @@ fn the_manager_stops_and_starts_a_partition_on_another_cpu() {
             call(nr::POWER_OFF, &[0]),
         ],
     );
-    static DONE: AtomicBool = AtomicBool::new(false);
-    DONE.store(false, Ordering::SeqCst);
-    let cpu1 = std::thread::spawn(move || {
-        on_cpu(1);
-        all.run_cpu(1, || !DONE.load(Ordering::SeqCst));
-    });
-    all.run_cpu(0, || false);
-    DONE.store(true, Ordering::SeqCst);
-    cpu1.join().unwrap();
+    run_two_cpus(all);
     assert_eq!(m.values(0, 0), [0, State::Stopped as u64, 0]);
     assert_eq!(worker.state(), State::Finished);
     assert_eq!(worker.starts.load(Ordering::SeqCst), 2);
@@ -154,22 +139,13 @@ fn a_table_change_reaches_the_cpu_that_runs_the_target() {
         0,
         0,
         vec![
-            Step::Act(Box::new(move || {
-                wait_for("the worker to run", || {
-                    worker.vcpus[0].state() == vcpu::slot::VcpuState::Running
-                })
-            })),
+            once_running(worker, 0),
             call(nr::DIRTY_LOG_START, &[1]),
             call(nr::PARTITION_STOP, &[1]),
             call(nr::POWER_OFF, &[0]),
         ],
     );
-    let cpu1 = std::thread::spawn(move || {
-        on_cpu(1);
-        all.run_cpu(1, || false);
-    });
-    all.run_cpu(0, || false);
-    cpu1.join().unwrap();
+    run_two_cpus(all);
     assert_eq!(m.values(0, 0), [0, 0]);
     assert!(
         m.with(|w| w.flush_ipis.contains(&1)),

@@ -2,10 +2,9 @@
 //! IOCSR, starting a parked vCPU the way Loongson firmware does, and IOCSR outside the block.
 
 use super::board::{build, Part, CODE};
-use super::mock::{call, on_cpu, wait_for, Machine, Step};
+use super::mock::{call, once_running, run_two_cpus, Machine, Step};
 use crate::State;
 use board_config::TestGuest::Worker;
-use std::sync::atomic::{AtomicBool, Ordering};
 use vcpu::hypercall::nr;
 use vcpu::ipi_mailbox::{exit_word, IPI_SEND, MAIL_SEND};
 use vcpu::{StopReason, VmExit};
@@ -39,23 +38,11 @@ fn an_ipi_starts_a_parked_vcpu_from_its_mailbox() {
             mail(1, 1, 0),
             mail(1, 2, 0x77),
             iocsr_write(IPI_SEND, 4, 1 << 16),
-            Step::Act(Box::new(move || {
-                wait_for("vCPU 1 to run", || {
-                    p.vcpus[1].state() == vcpu::slot::VcpuState::Running
-                })
-            })),
+            once_running(p, 1),
             call(nr::POWER_OFF, &[0]),
         ],
     );
-    static DONE: AtomicBool = AtomicBool::new(false);
-    DONE.store(false, Ordering::SeqCst);
-    let cpu1 = std::thread::spawn(move || {
-        on_cpu(1);
-        all.run_cpu(1, || !DONE.load(Ordering::SeqCst));
-    });
-    all.run_cpu(0, || false);
-    DONE.store(true, Ordering::SeqCst);
-    cpu1.join().unwrap();
+    run_two_cpus(all);
     let second = m.with(|w| w.boots.iter().find(|b| b.1.vcpu == 1).map(|b| b.1));
     let second = second.expect("vCPU 1 started");
     assert_eq!(

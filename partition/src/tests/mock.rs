@@ -161,6 +161,28 @@ pub fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// A step that waits until vCPU `vcpu` of `p` runs its guest.
+pub fn once_running(p: &'static Partition<MockArch>, vcpu: usize) -> Step {
+    Step::Act(Box::new(move || {
+        wait_for("a vCPU to run", || {
+            p.vcpus[vcpu].state() == vcpu::slot::VcpuState::Running
+        })
+    }))
+}
+
+/// Runs CPU 0's share of `all` on the calling thread and CPU 1's on a thread of its own, which
+/// keeps waiting for starts until CPU 0's share is done; returns when both are.
+pub fn run_two_cpus(all: &'static crate::Partitions<MockArch>) {
+    let done: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let cpu1 = std::thread::spawn(move || {
+        on_cpu(1);
+        all.run_cpu(1, || !done.load(Ordering::SeqCst));
+    });
+    all.run_cpu(0, || false);
+    done.store(true, Ordering::SeqCst);
+    cpu1.join().expect("CPU 1's thread");
+}
+
 /// The guest's side of one vCPU: its script, then a power-off with code 99 (the script ran out).
 pub struct MockVcpu {
     id: PartitionId,
