@@ -7,7 +7,7 @@
 
 extern crate std;
 
-use super::{DeprivHw, GuestContext, PRMD_GUEST};
+use super::{DeprivHw, GuestContext};
 use std::collections::VecDeque;
 use std::vec::Vec;
 
@@ -53,8 +53,10 @@ impl Model {
 
 impl DeprivHw for Model {
     fn enter(&mut self, root: u64, asid: u64, ctx: &mut GuestContext) {
-        // The real world switch may enter only PLV3 with interrupts on (its safety rests on it).
-        assert_eq!(ctx.prmd, PRMD_GUEST, "entry in a mode other than PLV3");
+        // The real world switch may enter only PLV3 (PRMD.PPLV, bits 1:0) with interrupts on
+        // (PRMD.PIE, bit 2): its safety rests on it, and a kick must be able to exit the guest.
+        assert_eq!(ctx.prmd & 0x3, 3, "entry in a mode other than PLV3");
+        assert_ne!(ctx.prmd & 0x4, 0, "entry with interrupts off");
         self.entries.push(Entered {
             root,
             asid,
