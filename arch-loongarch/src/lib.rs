@@ -2,7 +2,9 @@
 //! CSR and IOCSR access, `cpucfg`, the stable counter, barriers, `idle`, and the inter-processor
 //! mailbox. The instruction wrappers only exist when compiling for `loongarch64`; the decoders of
 //! what those instructions return (CPUCFG words, ESTAT, the mailbox-send encoding) are pure
-//! functions compiled everywhere, so the host tests them with `cargo test`. `linux` is the
+//! functions compiled everywhere, so the host tests them with `cargo test`. So is the logic of
+//! both virtualization backends, generic over small hardware traits and tested against models:
+//! `lvz` (over `LvzHw`) and `depriv`, the PLV3 backend's vCPU (over `DeprivHw`). `linux` is the
 //! platform a Linux partition is given (with the `linux-boot` feature, its build-time boot
 //! layout: ELF segments, EFI system table, device tree).
 #![no_std]
@@ -15,6 +17,7 @@ extern crate alloc;
 pub mod cpucfg;
 pub mod csr;
 pub mod decode;
+pub mod depriv;
 pub mod device_irq;
 pub mod estat;
 #[cfg(target_arch = "loongarch64")]

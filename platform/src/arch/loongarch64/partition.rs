@@ -3,12 +3,14 @@
 //! high-half root, IPIs and the timer unmasked), local flushes by address-space id, kicks (and
 //! flush-shootdown IPIs) through the IPI mailbox, the stable counter and the core timer (one-shot
 //! countdowns to the vCPU's next virtual-timer deadline or, under LVZ, to the re-check of an IPI
-//! line the guest could not take, whichever comes first), and the choice of backend: LVZ when CPUCFG2 reports it and every partition gets a
-//! GID of its own, the deprivileged backend otherwise. Under LVZ the vCPU is
-//! `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are INVTLB by GID (and address), and
-//! each CPU runs LVZ's enable sequence (GCFG policy, USETGID) before its first guest.
+//! line the guest could not take, whichever comes first), and the choice of backend: LVZ when
+//! CPUCFG2 reports it and every partition gets a GID of its own, the deprivileged backend
+//! otherwise. Under LVZ the vCPU is `arch_loongarch::lvz::LvzVcpu` on [`RealWorld`], flushes are
+//! INVTLB by GID (and address), and each CPU runs LVZ's enable sequence (GCFG policy, USETGID)
+//! before its first guest. Otherwise the vCPU is `arch_loongarch::depriv::DeprivilegedVcpu` on
+//! [`deprivileged::RealDepriv`], and flushes are INVTLB by ASID (and address).
 
-use super::deprivileged::{asid, DeprivilegedVcpu};
+use super::deprivileged;
 use super::device_irq;
 use super::host_irq;
 use super::lvz_world::RealWorld;
@@ -18,6 +20,7 @@ use crate::partitions::{Partition, TableFrames};
 use alloc::format;
 use alloc::string::String;
 use arch_loongarch::cpucfg::{self, CpuCfg};
+use arch_loongarch::depriv::asid;
 use arch_loongarch::device_irq::{Target, HOST_PIN_IS};
 use arch_loongarch::lvz::real::RealLvz;
 use arch_loongarch::lvz::{self, LvzVcpu, VcpuConfig};
@@ -80,7 +83,7 @@ fn gid(id: PartitionId, bits: u32) -> u64 {
 /// other's size; one lives per CPU, on the run loop's stack, so the difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum LaVcpu {
-    Deprivileged(DeprivilegedVcpu),
+    Deprivileged(deprivileged::Vcpu),
     Lvz(LvzVcpu<RealWorld>),
 }
 
@@ -195,6 +198,9 @@ impl PartitionArch for Current {
     ) -> Self::Vcpu {
         // Real-mode starts come from x86 STARTUP IPIs, which no LoongArch guest can send.
         debug_assert!(!boot.real_mode, "an x86 real-mode start on LoongArch");
+        // The image was just copied in by this CPU: make its fetches see it, whichever backend
+        // runs it.
+        instr::ibar();
         let Some(bits) = lvz_gid_bits() else {
             if boot.abi == BootAbi::Exact {
                 // A kernel's first instructions are privileged (CSR writes): at PLV3 they stop
@@ -204,14 +210,12 @@ impl PartitionArch for Current {
                     partition.name()
                 );
             }
-            return LaVcpu::Deprivileged(DeprivilegedVcpu::new(partition, boot));
+            return LaVcpu::Deprivileged(deprivileged::create(partition, boot));
         };
         let mut args = boot.args;
         if boot.abi == BootAbi::TestGuest {
             args[1] |= lvz::FLAG_HVCL;
         }
-        // The image was just copied in by this CPU: make its fetches see it.
-        instr::ibar();
         LaVcpu::Lvz(LvzVcpu::new(
             RealWorld::new(partition),
             VcpuConfig {

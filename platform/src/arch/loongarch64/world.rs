@@ -1,41 +1,17 @@
 //! The world switch of the deprivileged backend: entering a partition's code at PLV3 and coming
 //! back on its next exception. Entry saves the hypervisor's callee-saved registers and stack in
-//! the vCPU's [`GuestContext`], points EENTRY at the guest exit vector and KS3 at the context,
-//! loads ERA, PRMD (PLV3, interrupts on) and the guest's registers, and `ertn`s. The exit vector
-//! (every exception and interrupt taken from the guest lands there) saves the guest's registers
-//! and the exception CSRs into the context, restores EENTRY, the hypervisor's stack and
-//! registers, and returns from [`enter`] as if it were an ordinary call. Guest translation is
-//! set up by the caller (PGDL, ASID); the TLB refill handler in `trap.rs` walks PGDL.
+//! the vCPU's `GuestContext` (`arch_loongarch::depriv`, `#[repr(C)]` for this asm), points EENTRY
+//! at the guest exit vector and KS3 at the context, loads ERA, PRMD (PLV3, interrupts on) and the
+//! guest's registers, and `ertn`s. The exit vector (every exception and interrupt taken from the
+//! guest lands there) saves the guest's registers and the exception CSRs into the context,
+//! restores EENTRY, the hypervisor's stack and registers, and returns from [`enter`] as if it
+//! were an ordinary call. Guest translation is set up by the caller (PGDL, ASID); the TLB refill
+//! handler in `trap.rs` walks PGDL.
 
 use arch_loongarch::csr;
+use arch_loongarch::depriv::GuestContext;
 use core::arch::global_asm;
 use core::mem::offset_of;
-
-/// A vCPU's registers and the state of its last exit.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GuestContext {
-    /// `regs[n]` is `$rn` (`regs[0]` stays 0).
-    pub regs: [u64; 32],
-    pub era: u64,
-    pub prmd: u64,
-    pub estat: u64,
-    pub badv: u64,
-    pub badi: u64,
-    /// The hypervisor's stack pointer while the guest runs.
-    host_sp: u64,
-}
-
-impl GuestContext {
-    /// A context that starts at `era` with mode `prmd` and all registers 0.
-    pub fn new(era: u64, prmd: u64) -> Self {
-        Self {
-            era,
-            prmd,
-            ..Default::default()
-        }
-    }
-}
 
 const REGS: usize = offset_of!(GuestContext, regs);
 const ERA: usize = offset_of!(GuestContext, era);
