@@ -1,8 +1,37 @@
 //! The runtime schema: plain `'static` data the image embeds, generated from the checked board file.
+//! It is also the checker's: the types that hold names, lists and images take a [`Form`], which
+//! says how those are held. [`Embedded`] (the default, so `Board` is the image's board) holds
+//! `'static` slices and strings and the image's bytes; the checker's form holds owned lists and
+//! the files it read (`check::Checked`). One model, two holdings: a field added here is a field
+//! the checker must fill and the code generator must write, or the build fails.
 
 /// The most CPUs an image supports (it reserves a stack and per-CPU state for each statically).
 /// The checker refuses boards with more, so the image and the checker share this one number.
 pub const MAX_CPUS: usize = 8;
+
+/// How a board's names, lists and partition images are held.
+pub trait Form: Clone + core::fmt::Debug + PartialEq + Eq + 'static {
+    /// A name.
+    type Text: AsRef<str> + Clone + core::fmt::Debug + PartialEq + Eq;
+    /// A list of `T`.
+    type List<T: Clone + core::fmt::Debug + PartialEq + Eq + 'static>: core::ops::Deref<Target = [T]>
+        + Clone
+        + core::fmt::Debug
+        + PartialEq
+        + Eq;
+    /// What a partition boots.
+    type Image: Clone + core::fmt::Debug + PartialEq + Eq;
+}
+
+/// The image's form: `'static` data compiled into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Embedded;
+
+impl Form for Embedded {
+    type Text = &'static str;
+    type List<T: Clone + core::fmt::Debug + PartialEq + Eq + 'static> = &'static [T];
+    type Image = Image;
+}
 
 /// Instruction-set architecture of a board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,18 +142,20 @@ pub enum Cache {
 
 /// One stage-2 mapping of a partition: guest-physical `[guest, guest + size)` onto host-physical
 /// `[host, host + size)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Region {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region<F: Form = Embedded> {
     pub guest: u64,
     pub host: u64,
     pub size: u64,
     pub access: Access,
     pub cache: Cache,
     /// The partition that maps the same host range (a shared-memory link), by name.
-    pub shared_with: Option<&'static str>,
+    pub shared_with: Option<F::Text>,
 }
 
-impl Region {
+impl Copy for Region<Embedded> {}
+
+impl<F: Form> Region<F> {
     /// The guest-physical range.
     pub const fn guest_range(&self) -> MemRange {
         MemRange {
@@ -243,20 +274,20 @@ pub enum PartitionConsole {
 }
 
 /// One partition: its CPUs, memory, devices and what it boots.
-#[derive(Clone, Copy, Debug)]
-pub struct Partition {
-    pub name: &'static str,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition<F: Form = Embedded> {
+    pub name: F::Text,
     /// Physical CPU numbers this partition owns, in the order its vCPUs are numbered.
-    pub cpus: &'static [u32],
-    pub memory: &'static [Region],
+    pub cpus: F::List<u32>,
+    pub memory: F::List<Region<F>>,
     /// Device register windows mapped identity (guest-physical = host-physical).
-    pub mmio: &'static [MemRange],
+    pub mmio: F::List<MemRange>,
     /// x86 I/O ports opened to the partition.
-    pub ports: &'static [PortRange],
+    pub ports: F::List<PortRange>,
     /// Interrupt controller lines routed to the partition.
-    pub irqs: &'static [u32],
+    pub irqs: F::List<u32>,
     pub uart: Option<PassthroughUart>,
-    pub image: Image,
+    pub image: F::Image,
     /// Guest-physical address the image is copied to.
     pub load: u64,
     /// Guest-physical address of the first instruction.
@@ -266,7 +297,9 @@ pub struct Partition {
     pub manager: bool,
 }
 
-impl Partition {
+impl Copy for Partition<Embedded> {}
+
+impl<F: Form> Partition<F> {
     /// The host address backing guest address `gpa`, if any region maps it.
     pub fn translate(&self, gpa: u64) -> Option<u64> {
         self.memory.iter().find_map(|r| r.translate(gpa))
@@ -274,34 +307,36 @@ impl Partition {
 }
 
 /// The whole machine as the board file describes it.
-#[derive(Clone, Copy, Debug)]
-pub struct Board {
-    pub name: &'static str,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Board<F: Form = Embedded> {
+    pub name: F::Text,
     pub arch: Arch,
     pub boot: BootMethod,
     pub emulator: Option<Emulator>,
     pub cpus: u32,
-    pub ram: &'static [MemRange],
+    pub ram: F::List<MemRange>,
     /// The hypervisor's own memory (image, heap, stacks); no partition may overlap it.
     pub hypervisor: MemRange,
     /// RAM no partition may use (firmware tables, the boot loader's area).
-    pub reserved: &'static [MemRange],
+    pub reserved: F::List<MemRange>,
     /// Stage-2 base page size in bytes; every region is aligned to it.
     pub base_page: u64,
     pub console: Uart,
     pub irqchip: IrqChip,
     pub log_level: LogLevel,
-    pub partitions: &'static [Partition],
+    pub partitions: F::List<Partition<F>>,
 }
 
-impl Board {
+impl Copy for Board<Embedded> {}
+
+impl<F: Form> Board<F> {
     /// The partition allowed to call the management hypercalls (the checker guarantees one).
-    pub fn manager(&self) -> Option<&'static Partition> {
+    pub fn manager(&self) -> Option<&Partition<F>> {
         self.partitions.iter().find(|p| p.manager)
     }
 
     /// A partition by name.
-    pub fn partition(&self, name: &str) -> Option<&'static Partition> {
-        self.partitions.iter().find(|p| p.name == name)
+    pub fn partition(&self, name: &str) -> Option<&Partition<F>> {
+        self.partitions.iter().find(|p| p.name.as_ref() == name)
     }
 }

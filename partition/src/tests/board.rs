@@ -6,8 +6,8 @@
 use super::mock::MockArch;
 use crate::{GuestImages, Partitions, RunEnv, Shootdown};
 use board_config::{
-    Access, Arch, Board, BootMethod, Cache, Image, IrqChip, IrqChipKind, LogLevel, MemRange,
-    Partition, PartitionConsole, Region, TestGuest, Uart, UartAccess,
+    Access, Arch, Board, BootMethod, Cache, Embedded, Image, IrqChip, IrqChipKind, LogLevel,
+    MemRange, Partition, PartitionConsole, Region, TestGuest, Uart, UartAccess,
 };
 use std::alloc::{alloc_zeroed, Layout};
 
@@ -51,7 +51,7 @@ fn host_memory(size: u64) -> u64 {
 }
 
 fn region(guest: u64, size: u64, write: bool, exec: bool) -> Region {
-    Region {
+    Region::<Embedded> {
         guest,
         host: host_memory(size),
         size,
@@ -71,7 +71,7 @@ fn partition(p: &Part) -> Partition {
         region(DATA, DATA_SIZE, true, false),
         region(RODATA, RODATA_SIZE, false, false),
     ];
-    Partition {
+    Partition::<Embedded> {
         name: p.name,
         cpus: p.cpus,
         memory: Box::leak(memory.into_boxed_slice()),
@@ -116,7 +116,7 @@ const ARCH: Arch = Arch::LoongArch64;
 /// A board of `parts`.
 pub fn board(parts: &[Part]) -> &'static Board {
     let partitions: Vec<Partition> = parts.iter().map(partition).collect();
-    Box::leak(Box::new(Board {
+    Box::leak(Box::new(Board::<Embedded> {
         name: "host-test",
         arch: ARCH,
         boot: BootMethod::Direct,

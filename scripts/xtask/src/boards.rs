@@ -143,7 +143,7 @@ pub fn load(name: &str) -> Result<Board, String> {
     }
     let checked = board_config::check::check_file(&file).map_err(|e| e.to_string())?;
     Ok(Board {
-        name: checked.name,
+        name: checked.name.clone(),
         file,
         arch: match checked.arch {
             board_config::Arch::LoongArch64 => Arch::LoongArch64,

@@ -1,7 +1,9 @@
 //! Turns a checked board into Rust source for the image: one `pub static BOARD: board_config::Board`
-//! built from the model's own types, so the image compiles the exact schema the checker validated
-//! and a change to either side fails the build instead of drifting (hvisor's tool/ABI drift). Only
-//! checked boards reach this module; it never validates anything itself.
+//! built from the model's own types. The checked board is the same model in the checker's form
+//! (`spec::Checked`), and each model type is written from a pattern naming every field, so a
+//! field added to the model fails to compile here (and in the checker's conversion) until it is
+//! written: no drift between what was checked and what the image gets (hvisor's tool/ABI
+//! drift). Only checked boards reach this module; it never validates anything itself.
 //!
 //! Board text is hostile input for the image build: every string from the file (names, shared
 //! partners, image paths) is written as a Rust literal through `{:?}`, which escapes quotes,
@@ -10,8 +12,8 @@
 use super::linux::PlannedBoot;
 use super::spec::{guest_name, CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
 use crate::model::{
-    Access, Arch, BootMethod, Cache, Emulator, IrqChipKind, LogLevel, MemRange, PartitionConsole,
-    PassthroughUart, TestGuest, UartAccess,
+    Access, Arch, Board, BootMethod, Cache, Emulator, IrqChip, IrqChipKind, LogLevel, MemRange,
+    Partition, PartitionConsole, PassthroughUart, Region, TestGuest, Uart, UartAccess,
 };
 use std::fmt::Write as _;
 
@@ -44,20 +46,30 @@ fn flags(a: Access) -> String {
 }
 
 fn region(r: &RegionSpec) -> String {
-    let cache = match r.cache {
+    // Every field by name, here and in `partition` and `rust`: a field added to the model does
+    // not compile until it is written.
+    let Region {
+        guest,
+        host,
+        size,
+        access,
+        cache,
+        shared_with,
+    } = r;
+    let cache = match cache {
         Cache::Cacheable => "Cacheable",
         Cache::Device => "Device",
     };
-    let shared = match &r.shared_with {
+    let shared = match shared_with {
         Some(q) => format!("Some({q:?})"),
         None => "None".into(),
     };
     format!(
-        "{M}::Region {{ guest: {:#x}, host: {:#x}, size: {:#x}, access: {}, cache: {M}::Cache::{cache}, shared_with: {shared} }}",
-        r.guest,
-        r.host,
-        r.size,
-        flags(r.access)
+        "{M}::Region::<{M}::Embedded> {{ guest: {:#x}, host: {:#x}, size: {:#x}, access: {}, cache: {M}::Cache::{cache}, shared_with: {shared} }}",
+        guest,
+        host,
+        size,
+        flags(*access)
     )
 }
 
@@ -151,15 +163,28 @@ fn linux_image(kernel: &FileSpec, initrd: Option<&FileSpec>, plan: Option<&Plann
 }
 
 fn partition(p: &PartitionSpec) -> String {
-    let console = match p.console {
+    let Partition {
+        name,
+        cpus,
+        memory,
+        mmio,
+        ports,
+        irqs,
+        uart: passthrough,
+        image: what,
+        load,
+        entry,
+        console,
+        manager,
+    } = p;
+    let console = match console {
         PartitionConsole::Virtual => "Virtual",
         PartitionConsole::Passthrough => "Passthrough",
         PartitionConsole::None => "None",
     };
     let mut s = String::new();
-    let regions: Vec<String> = p.memory.iter().map(region).collect();
-    let ports: Vec<String> = p
-        .ports
+    let regions: Vec<String> = memory.iter().map(region).collect();
+    let ports: Vec<String> = ports
         .iter()
         .map(|r| {
             format!(
@@ -168,40 +193,55 @@ fn partition(p: &PartitionSpec) -> String {
             )
         })
         .collect();
-    writeln!(s, "    {M}::Partition {{").unwrap();
-    writeln!(s, "        name: {:?},", p.name).unwrap();
-    writeln!(s, "        cpus: &{:?},", p.cpus).unwrap();
+    writeln!(s, "    {M}::Partition::<{M}::Embedded> {{").unwrap();
+    writeln!(s, "        name: {:?},", name).unwrap();
+    writeln!(s, "        cpus: &{:?},", cpus).unwrap();
     writeln!(
         s,
         "        memory: &[\n            {}\n        ],",
         regions.join(",\n            ")
     )
     .unwrap();
-    writeln!(s, "        mmio: {},", ranges(&p.mmio)).unwrap();
+    writeln!(s, "        mmio: {},", ranges(mmio)).unwrap();
     writeln!(s, "        ports: &[{}],", ports.join(", ")).unwrap();
-    writeln!(s, "        irqs: &{:?},", p.irqs).unwrap();
-    writeln!(s, "        uart: {},", uart(p.uart)).unwrap();
-    writeln!(s, "        image: {},", image(&p.image)).unwrap();
-    writeln!(s, "        load: {:#x},", p.load).unwrap();
-    writeln!(s, "        entry: {:#x},", p.entry).unwrap();
+    writeln!(s, "        irqs: &{:?},", irqs).unwrap();
+    writeln!(s, "        uart: {},", uart(*passthrough)).unwrap();
+    writeln!(s, "        image: {},", image(what)).unwrap();
+    writeln!(s, "        load: {:#x},", load).unwrap();
+    writeln!(s, "        entry: {:#x},", entry).unwrap();
     writeln!(s, "        console: {M}::PartitionConsole::{console},").unwrap();
-    writeln!(s, "        manager: {},", p.manager).unwrap();
+    writeln!(s, "        manager: {},", manager).unwrap();
     writeln!(s, "    }},").unwrap();
     s
 }
 
 /// Rust source defining `pub static BOARD: board_config::Board`.
 pub fn rust(b: &CheckedBoard) -> String {
-    let arch = match b.arch {
+    let Board {
+        name,
+        arch,
+        boot,
+        emulator,
+        cpus,
+        ram,
+        hypervisor,
+        reserved,
+        base_page,
+        console,
+        irqchip,
+        log_level,
+        partitions,
+    } = &b.board;
+    let arch = match arch {
         Arch::LoongArch64 => "LoongArch64",
         Arch::X86_64 => "X86_64",
     };
-    let boot = match b.boot {
+    let boot = match boot {
         BootMethod::Direct => "Direct",
         BootMethod::Grub => "Grub",
         BootMethod::Uefi => "Uefi",
     };
-    let emulator = match b.emulator {
+    let emulator = match emulator {
         None => "None".to_string(),
         Some(e) => format!(
             "Some({M}::Emulator::{})",
@@ -212,7 +252,7 @@ pub fn rust(b: &CheckedBoard) -> String {
             }
         ),
     };
-    let level = match b.log_level {
+    let level = match log_level {
         LogLevel::Off => "Off",
         LogLevel::Error => "Error",
         LogLevel::Warn => "Warn",
@@ -220,7 +260,13 @@ pub fn rust(b: &CheckedBoard) -> String {
         LogLevel::Debug => "Debug",
         LogLevel::Trace => "Trace",
     };
-    let chip = match b.irqchip.kind {
+    let Uart {
+        access: uart_access,
+        clock_hz,
+        baud,
+    } = *console;
+    let IrqChip { kind, mmio, lines } = irqchip;
+    let chip = match kind {
         IrqChipKind::IoApic => "IoApic",
         IrqChipKind::PchPic => "PchPic",
     };
@@ -228,37 +274,41 @@ pub fn rust(b: &CheckedBoard) -> String {
     writeln!(
         s,
         "// Generated by board-config from board {:?}; do not edit.",
-        b.name
+        name
     )
     .unwrap();
-    writeln!(s, "pub static BOARD: {M}::Board = {M}::Board {{").unwrap();
-    writeln!(s, "    name: {:?},", b.name).unwrap();
+    writeln!(
+        s,
+        "pub static BOARD: {M}::Board = {M}::Board::<{M}::Embedded> {{"
+    )
+    .unwrap();
+    writeln!(s, "    name: {:?},", name).unwrap();
     writeln!(s, "    arch: {M}::Arch::{arch},").unwrap();
     writeln!(s, "    boot: {M}::BootMethod::{boot},").unwrap();
     writeln!(s, "    emulator: {emulator},").unwrap();
-    writeln!(s, "    cpus: {},", b.cpus).unwrap();
-    writeln!(s, "    ram: {},", ranges(&b.ram)).unwrap();
-    writeln!(s, "    hypervisor: {},", range(b.hypervisor)).unwrap();
-    writeln!(s, "    reserved: {},", ranges(&b.reserved)).unwrap();
-    writeln!(s, "    base_page: {:#x},", b.base_page).unwrap();
+    writeln!(s, "    cpus: {},", cpus).unwrap();
+    writeln!(s, "    ram: {},", ranges(ram)).unwrap();
+    writeln!(s, "    hypervisor: {},", range(*hypervisor)).unwrap();
+    writeln!(s, "    reserved: {},", ranges(reserved)).unwrap();
+    writeln!(s, "    base_page: {:#x},", base_page).unwrap();
     writeln!(
         s,
         "    console: {M}::Uart {{ access: {}, clock_hz: {}, baud: {} }},",
-        access(b.console.access),
-        b.console.clock_hz,
-        b.console.baud
+        access(uart_access),
+        clock_hz,
+        baud
     )
     .unwrap();
     writeln!(
         s,
         "    irqchip: {M}::IrqChip {{ kind: {M}::IrqChipKind::{chip}, mmio: {}, lines: {} }},",
-        range(b.irqchip.mmio),
-        b.irqchip.lines
+        range(*mmio),
+        lines
     )
     .unwrap();
     writeln!(s, "    log_level: {M}::LogLevel::{level},").unwrap();
     writeln!(s, "    partitions: &[").unwrap();
-    for p in &b.partitions {
+    for p in partitions {
         s.push_str(&partition(p));
     }
     writeln!(s, "    ],").unwrap();

@@ -449,8 +449,8 @@ fn check_irqs(b: &CheckedBoard, sink: &mut Sink) {
 /// Image files exist inside the board's folder (test guests are built by the workspace and need
 /// no file).
 fn check_images(b: &CheckedBoard, sink: &mut Sink) {
-    for p in &b.partitions {
-        for f in &p.image_faults {
+    for (p, faults) in b.partitions.iter().zip(&b.image_faults) {
+        for f in faults {
             let looked = f.resolved.display().to_string();
             sink.one(&p.name, f.rule, f.key, &[&f.path, &looked], f.text.clone());
         }

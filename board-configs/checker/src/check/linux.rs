@@ -302,7 +302,7 @@ pub fn plan_partitions(b: &mut CheckedBoard, sink: &mut Sink) {
             continue;
         };
         // Files that may not be read were reported with the image rules.
-        if !p.image_faults.is_empty() {
+        if !b.image_faults[i].is_empty() {
             continue;
         }
         let result = match b.arch {

@@ -1,5 +1,5 @@
-//! The checked board: the file's content resolved into the model's own types (owned, so it can
-//! outlive the text), plus the conversion from TOML. Conversion catches faults local to one value
+//! The checked board: the file's content resolved into the model's own types, in the checker's
+//! form ([`Checked`]: owned, so it outlives the text), plus the conversion from TOML. Conversion catches faults local to one value
 //! (a console with both `mmio` and `port`, bad `flags` letters, 16K pages on x86); it records them
 //! and carries on with a stand-in value, so the layout checks still run and the owner sees every
 //! fault in one pass.
@@ -9,60 +9,52 @@ use super::schema::*;
 use super::size::{fmt_range, fmt_size};
 use super::spans::{overlaps_within, Span};
 use crate::model::{
-    Access, Arch, BootMethod, Cache, Emulator, IrqChip, IrqChipKind, LogLevel, MemRange,
-    PartitionConsole, PassthroughUart, PortRange, TestGuest, Uart, UartAccess,
+    Access, Arch, Board, BootMethod, Cache, Emulator, Form, IrqChip, IrqChipKind, LogLevel,
+    MemRange, Partition, PartitionConsole, PassthroughUart, PortRange, Region, TestGuest, Uart,
+    UartAccess,
 };
 use std::path::{Path, PathBuf};
 
-/// A board file that passed every check. `xtask` and the code generator read it.
+/// The checker's [`Form`] of the model: owned names and lists (so a checked board outlives the
+/// text), and images as the files the board names, with the Linux boot the checker planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked;
+
+impl Form for Checked {
+    type Text = String;
+    type List<T: Clone + core::fmt::Debug + PartialEq + Eq + 'static> = Vec<T>;
+    type Image = ImageSpec;
+}
+
+/// One checked partition: the model's, held the checker's way.
+pub type PartitionSpec = Partition<Checked>;
+
+/// One checked memory region: the model's, held the checker's way.
+pub type RegionSpec = Region<Checked>;
+
+/// A board file that passed every check: the model's board (read through `Deref`) and what only
+/// the checker needs. `xtask` and the code generator read it.
 #[derive(Clone, Debug)]
 pub struct CheckedBoard {
     /// The file as the caller named it.
     pub file: PathBuf,
-    pub name: String,
-    pub arch: Arch,
-    pub boot: BootMethod,
-    pub emulator: Option<Emulator>,
-    pub cpus: u32,
-    pub ram: Vec<MemRange>,
-    pub hypervisor: MemRange,
-    pub reserved: Vec<MemRange>,
-    pub base_page: u64,
-    pub console: Uart,
-    pub irqchip: IrqChip,
-    pub log_level: LogLevel,
-    pub partitions: Vec<PartitionSpec>,
+    pub board: Board<Checked>,
+    /// Per partition, in order: why a file may not be embedded (reported with the image rules).
+    pub(crate) image_faults: Vec<Vec<FileFault>>,
 }
 
-/// One checked partition (the owned twin of [`crate::model::Partition`]).
-#[derive(Clone, Debug)]
-pub struct PartitionSpec {
-    pub name: String,
-    pub cpus: Vec<u32>,
-    pub memory: Vec<RegionSpec>,
-    pub mmio: Vec<MemRange>,
-    pub ports: Vec<PortRange>,
-    pub irqs: Vec<u32>,
-    pub uart: Option<PassthroughUart>,
-    pub image: ImageSpec,
-    pub load: u64,
-    pub entry: u64,
-    pub console: PartitionConsole,
-    pub manager: bool,
-    /// Why a file may not be embedded (reported with the image rules): the key naming it, the
-    /// path as written, and the rule and sentence.
-    pub(crate) image_faults: Vec<FileFault>,
+impl core::ops::Deref for CheckedBoard {
+    type Target = Board<Checked>;
+
+    fn deref(&self) -> &Board<Checked> {
+        &self.board
+    }
 }
 
-/// One checked memory region (the owned twin of [`crate::model::Region`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegionSpec {
-    pub guest: u64,
-    pub host: u64,
-    pub size: u64,
-    pub access: Access,
-    pub cache: Cache,
-    pub shared_with: Option<String>,
+impl core::ops::DerefMut for CheckedBoard {
+    fn deref_mut(&mut self) -> &mut Board<Checked> {
+        &mut self.board
+    }
 }
 
 /// A file that may not be embedded, and why.
@@ -160,7 +152,7 @@ fn range(r: &RangeToml) -> MemRange {
 }
 
 /// Converts the `[board]` section, recording faults that concern it alone.
-fn board(b: &BoardToml, sink: &mut Sink) -> CheckedBoard {
+fn board(b: &BoardToml, sink: &mut Sink) -> Board<Checked> {
     let arch = b.arch.model();
     let default_page = match arch {
         Arch::LoongArch64 => 16 << 10,
@@ -255,8 +247,7 @@ fn board(b: &BoardToml, sink: &mut Sink) -> CheckedBoard {
         IrqChipKindToml::Ioapic => IrqChipKind::IoApic,
         IrqChipKindToml::PchPic => IrqChipKind::PchPic,
     };
-    CheckedBoard {
-        file: PathBuf::new(),
+    Board {
         name: b.name.clone(),
         arch,
         boot: match b.boot {
@@ -309,7 +300,12 @@ pub(crate) fn control_char(name: &str) -> Option<String> {
 }
 
 /// Converts one `[[partition]]`, recording faults local to its values.
-fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSpec {
+/// One partition of the file, and why its files may not be embedded.
+fn partition(
+    p: &PartitionToml,
+    base_dir: &Path,
+    sink: &mut Sink,
+) -> (PartitionSpec, Vec<FileFault>) {
     let name = p.name.as_str();
     let mut memory = Vec::new();
     for r in &p.memory {
@@ -518,7 +514,7 @@ fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSp
             "is empty: a partition needs memory".into(),
         );
     }
-    PartitionSpec {
+    let spec = Partition {
         name: p.name.clone(),
         cpus: p.cpus.clone(),
         memory,
@@ -538,8 +534,8 @@ fn partition(p: &PartitionToml, base_dir: &Path, sink: &mut Sink) -> PartitionSp
         entry,
         console,
         manager: p.manager,
-        image_faults,
-    }
+    };
+    (spec, image_faults)
 }
 
 fn guest(g: GuestToml) -> TestGuest {
@@ -566,12 +562,16 @@ pub(crate) fn convert(
     base_dir: &Path,
     sink: &mut Sink,
 ) -> CheckedBoard {
-    let mut b = board(&file.board, sink);
-    b.file = path.to_path_buf();
-    b.partitions = file
+    let mut board = board(&file.board, sink);
+    let (partitions, image_faults) = file
         .partition
         .iter()
         .map(|p| partition(p, base_dir, sink))
-        .collect();
-    b
+        .unzip();
+    board.partitions = partitions;
+    CheckedBoard {
+        file: path.to_path_buf(),
+        board,
+        image_faults,
+    }
 }
