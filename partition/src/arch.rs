@@ -27,7 +27,7 @@
 //! even where that is nothing.
 //! * [`PartitionArch::send_flush_ipi`]: the IPI of a flush shootdown. The target needs no
 //!   interrupt handler of its own: the IPI makes its guest exit, and the arch-neutral exit
-//!   handler services the posted flush (`remote::service`) before anything else.
+//!   handler services the posted flush (`Partition::service_flushes`) before anything else.
 //! * [`PartitionArch::now`] and [`PartitionArch::counter_hz`]: a free-running per-CPU counter,
 //!   for virtual timer deadlines and the cost figures (x86: TSC and its rate).
 //! * [`PartitionArch::arm_timer`]: make the calling CPU's guest exit (`ExternalInterrupt`, any
@@ -150,7 +150,7 @@ pub trait PartitionArch: MachineServices + Sized + 'static {
     fn kick(cpu: usize);
 
     /// Sends the flush-shootdown IPI to `cpu`: it must leave its guest (or, if it is in the
-    /// hypervisor, reach an exit or a `remote::service` call) soon.
+    /// hypervisor, reach an exit or a `Partition::service_flushes` call) soon.
     fn send_flush_ipi(cpu: usize);
     /// The calling CPU's free-running counter.
     fn now() -> u64;
