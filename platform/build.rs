@@ -20,7 +20,7 @@ fn guests(board: &CheckedBoard, board_file: &Path, out: &Path) {
         .iter()
         .any(|p| matches!(p.image, ImageSpec::Guest(_)));
     let dir = std::env::var_os("SEPTUM_GUESTS_DIR").map(PathBuf::from);
-    let mut source = String::new();
+    let mut source = quote::quote!();
     for (constant, name) in GUESTS {
         let value = match (&dir, uses_guests) {
             (Some(dir), true) => {
@@ -34,7 +34,8 @@ fn guests(board: &CheckedBoard, board_file: &Path, out: &Path) {
                     std::process::exit(1);
                 }
                 println!("cargo:rerun-if-changed={}", file.display());
-                format!("include_bytes!({:?})", file.display().to_string())
+                let file = file.display().to_string();
+                quote::quote!(include_bytes!(#file))
             }
             (None, true) => {
                 eprintln!(
@@ -45,12 +46,16 @@ fn guests(board: &CheckedBoard, board_file: &Path, out: &Path) {
                 );
                 std::process::exit(1);
             }
-            (_, false) => "&[]".to_string(),
+            (_, false) => quote::quote!(&[]),
         };
-        source.push_str(&format!(
-            "/// The `{name}` test guest (flat binary).\npub static {constant}: &[u8] = {value};\n"
-        ));
+        let constant = quote::format_ident!("{constant}");
+        let doc = format!(" The `{name}` test guest (flat binary).");
+        source.extend(quote::quote! {
+            #[doc = #doc]
+            pub static #constant: &[u8] = #value;
+        });
     }
+    let source = source.to_string();
     std::fs::write(out.join("guests.rs"), source).unwrap();
 }
 

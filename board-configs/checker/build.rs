@@ -1,9 +1,11 @@
 //! Generates the tables of every shipped board (`board-configs/*.toml`) into `$OUT_DIR/boards/`, so
 //! `tests/generated.rs` can compile them against the model: a type error in the generator, or a
 //! model change it misses, fails `cargo test` here rather than the image build of one board.
-//! It also generates `tests/valid/linux.toml` (a Linux boot as data) and `tests/valid/hostile-names.toml`, whose names try to break out of the string
-//! literals, so compiling it proves they cannot. It includes the checker's own sources (the crate cannot depend on itself), and it never fails
-//! the build: a board that does not check becomes a `compile_error!` that only that test sees.
+//! It also generates the valid test boards the tests read back: `tests/valid/hostile-names.toml`,
+//! whose names try to break out of the string literals (compiling it proves they cannot),
+//! `edge-cases.toml` (an image file, device-cached sharing, ports), and the two Linux boots as
+//! data. It includes the checker's own sources (the crate cannot depend on itself), and it never
+//! fails the build: a board that does not check becomes a `compile_error!` that only that test sees.
 
 #![allow(dead_code, unused_imports)]
 
@@ -37,6 +39,8 @@ fn main() {
     files.sort();
     // Plus a board whose names try to inject Rust into the generated source.
     files.push(manifest.join("tests/valid/hostile-names.toml"));
+    // And the valid corners (an image file, device-cached sharing, ports, an entry past its load).
+    files.push(manifest.join("tests/valid/edge-cases.toml"));
     // And a Linux partition, whose layout is generated as byte data and file slices.
     files.push(manifest.join("tests/valid/linux.toml"));
     files.push(manifest.join("tests/valid/la-linux.toml"));
@@ -52,7 +56,10 @@ fn main() {
         let module = stem.replace('-', "_");
         let source = match check::generate_rust(&file) {
             Ok(s) => s,
-            Err(e) => format!("compile_error!({:?});", e.to_string()),
+            Err(e) => {
+                let e = e.to_string();
+                quote::quote!(compile_error!(#e);).to_string()
+            }
         };
         std::fs::write(out.join(format!("{stem}.rs")), source).unwrap();
         writeln!(

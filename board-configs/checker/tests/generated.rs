@@ -5,7 +5,9 @@ mod boards {
     include!(concat!(env!("OUT_DIR"), "/boards/all.rs"));
 }
 
-use board_config::{Arch, Board, Image, TestGuest};
+use board_config::check::{check_file, Checked, CheckedBoard, ImageSpec};
+use board_config::{Arch, Board, Image, Partition, Region, TestGuest};
+use std::path::Path;
 
 fn all() -> [&'static Board; 5] {
     [
@@ -136,4 +138,180 @@ fn a_loongarch_linux_boot_is_generated_as_blobs_and_entry_registers() {
     let st = l.blobs.iter().find(|x| x.gpa == l.args[2]).unwrap();
     assert_eq!(&st.bytes[..8], b"IBI SYST");
     blobs_lie_in_its_memory(&b.partitions[1], &l);
+}
+
+/// Every generated board, with the file it came from.
+fn every_generated() -> [(&'static Board, &'static str); 9] {
+    [
+        (&boards::qemu_virt_la64::BOARD, "../qemu-virt-la64.toml"),
+        (&boards::ls3a5000_7a2000::BOARD, "../ls3a5000-7a2000.toml"),
+        (&boards::qemu_x86_64::BOARD, "../qemu-x86_64.toml"),
+        (&boards::bochs_x86_64::BOARD, "../bochs-x86_64.toml"),
+        (&boards::pc_x86_64::BOARD, "../pc-x86_64.toml"),
+        (
+            &boards::hostile_names::BOARD,
+            "tests/valid/hostile-names.toml",
+        ),
+        (&boards::edge_cases::BOARD, "tests/valid/edge-cases.toml"),
+        (&boards::linux::BOARD, "tests/valid/linux.toml"),
+        (&boards::la_linux::BOARD, "tests/valid/la-linux.toml"),
+    ]
+}
+
+/// The image's board held the checker's way, so it compares with `==` against what was checked.
+/// Images are held differently on each side (bytes against files and plans): each partition
+/// takes the checked one here, and `same_image` compares them apart. Every field is named, so
+/// a field added to the model is compared or this does not compile.
+fn as_checked(e: &Board, c: &CheckedBoard) -> Board<Checked> {
+    let Board {
+        name,
+        arch,
+        boot,
+        emulator,
+        cpus,
+        ram,
+        hypervisor,
+        reserved,
+        base_page,
+        console,
+        irqchip,
+        log_level,
+        partitions,
+    } = *e;
+    let region = |r: &Region| {
+        let Region {
+            guest,
+            host,
+            size,
+            access,
+            cache,
+            shared_with,
+        } = *r;
+        Region::<Checked> {
+            guest,
+            host,
+            size,
+            access,
+            cache,
+            shared_with: shared_with.map(String::from),
+        }
+    };
+    let partition = |(p, checked): (&Partition, &Partition<Checked>)| {
+        let Partition {
+            name,
+            cpus,
+            memory,
+            mmio,
+            ports,
+            irqs,
+            uart,
+            image: _,
+            load,
+            entry,
+            console,
+            manager,
+        } = *p;
+        Partition::<Checked> {
+            name: name.into(),
+            cpus: cpus.to_vec(),
+            memory: memory.iter().map(region).collect(),
+            mmio: mmio.to_vec(),
+            ports: ports.to_vec(),
+            irqs: irqs.to_vec(),
+            uart,
+            image: checked.image.clone(),
+            load,
+            entry,
+            console,
+            manager,
+        }
+    };
+    Board::<Checked> {
+        name: name.into(),
+        arch,
+        boot,
+        emulator,
+        cpus,
+        ram: ram.to_vec(),
+        hypervisor,
+        reserved: reserved.to_vec(),
+        base_page,
+        console,
+        irqchip,
+        log_level,
+        partitions: partitions
+            .iter()
+            .zip(&c.partitions)
+            .map(partition)
+            .collect(),
+    }
+}
+
+/// The image's bytes are the checked image: the same test guest, the named file's bytes, or
+/// every piece of the planned Linux boot with its contents.
+fn same_image(e: &Image, c: &ImageSpec, at: &str) {
+    match (e, c) {
+        (Image::Guest(e), ImageSpec::Guest(c)) => assert_eq!(e, c, "{at}"),
+        (
+            Image::File { path, bytes },
+            ImageSpec::File {
+                path: p, resolved, ..
+            },
+        ) => {
+            assert_eq!(path, p, "{at}");
+            assert_eq!(*bytes, std::fs::read(resolved).unwrap(), "{at}");
+        }
+        (
+            Image::Linux(l),
+            ImageSpec::Linux {
+                kernel,
+                initrd,
+                plan,
+                ..
+            },
+        ) => {
+            let plan = plan.as_deref().unwrap();
+            let file = std::fs::read(&kernel.resolved).unwrap();
+            let mut want: Vec<(u64, Vec<u8>)> = plan
+                .kernel
+                .iter()
+                .map(|&(gpa, offset, len)| (gpa, file[offset..offset + len].to_vec()))
+                .collect();
+            if let (Some(f), Some(at)) = (initrd, plan.initrd) {
+                want.push((at, std::fs::read(&f.resolved).unwrap()));
+            }
+            want.extend(plan.made.iter().cloned());
+            let got: Vec<(u64, Vec<u8>)> =
+                l.blobs.iter().map(|b| (b.gpa, b.bytes.to_vec())).collect();
+            assert_eq!(got, want, "{at}: blobs");
+            assert_eq!(l.kernel_path, kernel.path, "{at}");
+            let planned = (
+                plan.entry,
+                plan.args,
+                plan.cmdline,
+                plan.zero_page,
+                plan.gdt,
+            );
+            let embedded = (
+                l.entry,
+                l.args,
+                (l.cmdline, l.cmdline_capacity),
+                l.zero_page,
+                l.gdt,
+            );
+            assert_eq!(embedded, planned, "{at}");
+        }
+        _ => panic!("{at}: the image is {e:?}, but {c:?} was checked"),
+    }
+}
+
+#[test]
+fn the_image_gets_exactly_the_checked_board() {
+    for (embedded, file) in every_generated() {
+        let checked = check_file(Path::new(file)).unwrap_or_else(|e| panic!("{file}:\n{e}"));
+        assert_eq!(as_checked(embedded, &checked), checked.board, "{file}");
+        for (e, c) in embedded.partitions.iter().zip(&checked.partitions) {
+            same_image(&e.image, &c.image, &format!("{file}/{}", c.name));
+        }
+    }
 }

@@ -5,47 +5,88 @@
 //! written: no drift between what was checked and what the image gets (hvisor's tool/ABI
 //! drift). Only checked boards reach this module; it never validates anything itself.
 //!
-//! Board text is hostile input for the image build: every string from the file (names, shared
-//! partners, image paths) is written as a Rust literal through `{:?}`, which escapes quotes,
-//! backslashes and control characters; numbers and enum variants are the only other output.
+//! The source is built as tokens (`quote`), not as text: every string from the file (names,
+//! shared partners, image paths) becomes a literal token, which escapes quotes, backslashes and
+//! control characters, so board text, which is hostile input for the image build, cannot become
+//! code. The tokens are printed as formatted Rust (`prettyplease`) so a board owner can read the
+//! generated file.
 
 use super::linux::PlannedBoot;
-use super::spec::{guest_name, CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
+use super::spec::{CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
 use crate::model::{
-    Access, Arch, Board, BootMethod, Cache, Emulator, IrqChip, IrqChipKind, LogLevel, MemRange,
-    Partition, PartitionConsole, PassthroughUart, Region, TestGuest, Uart, UartAccess,
+    Access, Board, IrqChip, MemRange, Partition, PassthroughUart, PortRange, Region, Uart,
+    UartAccess,
 };
-use std::fmt::Write as _;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
 
-const M: &str = "board_config";
-
-fn range(r: MemRange) -> String {
-    format!(
-        "{M}::MemRange {{ start: {:#x}, size: {:#x} }}",
-        r.start, r.size
-    )
+/// A number as a hexadecimal literal: addresses and sizes read as they do in the board file.
+fn hex(v: impl Into<u64>) -> Literal {
+    format!("{:#x}", v.into())
+        .parse()
+        .expect("a hexadecimal integer is a literal")
 }
 
-fn ranges(rs: &[MemRange]) -> String {
-    let v: Vec<String> = rs.iter().map(|&r| range(r)).collect();
-    format!("&[{}]", v.join(", "))
+/// A number as a plain literal whose type the field gives.
+fn num(v: impl Into<u64>) -> Literal {
+    Literal::u64_unsuffixed(v.into())
 }
 
-fn access(a: UartAccess) -> String {
+/// A fieldless enum's value, named by its derived `Debug` (which prints the variant's name).
+fn variant(ty: &str, v: impl core::fmt::Debug) -> TokenStream {
+    let ty = format_ident!("{ty}");
+    let v = format_ident!("{}", format!("{v:?}"));
+    quote!(board_config::#ty::#v)
+}
+
+fn range(r: MemRange) -> TokenStream {
+    let MemRange { start, size } = r;
+    let (start, size) = (hex(start), hex(size));
+    quote!(board_config::MemRange { start: #start, size: #size })
+}
+
+fn ranges(rs: &[MemRange]) -> TokenStream {
+    let rs = rs.iter().map(|&r| range(r));
+    quote!(&[#(#rs),*])
+}
+
+fn port_range(r: PortRange) -> TokenStream {
+    let PortRange { start, size } = r;
+    let (start, size) = (hex(start), hex(size));
+    quote!(board_config::PortRange { start: #start, size: #size })
+}
+
+fn numbers(v: &[u32]) -> TokenStream {
+    let v = v.iter().map(|&n| num(n));
+    quote!(&[#(#v),*])
+}
+
+fn uart_access(a: UartAccess) -> TokenStream {
     match a {
-        UartAccess::Mmio { base } => format!("{M}::UartAccess::Mmio {{ base: {base:#x} }}"),
-        UartAccess::Port { base } => format!("{M}::UartAccess::Port {{ base: {base:#x} }}"),
+        UartAccess::Mmio { base } => {
+            let base = hex(base);
+            quote!(board_config::UartAccess::Mmio { base: #base })
+        }
+        UartAccess::Port { base } => {
+            let base = hex(base);
+            quote!(board_config::UartAccess::Port { base: #base })
+        }
     }
 }
 
-fn flags(a: Access) -> String {
-    format!(
-        "{M}::Access {{ read: {}, write: {}, exec: {} }}",
-        a.read, a.write, a.exec
-    )
+fn flags(a: Access) -> TokenStream {
+    let Access { read, write, exec } = a;
+    quote!(board_config::Access { read: #read, write: #write, exec: #exec })
 }
 
-fn region(r: &RegionSpec) -> String {
+fn optional(v: Option<TokenStream>) -> TokenStream {
+    match v {
+        Some(v) => quote!(Some(#v)),
+        None => quote!(None),
+    }
+}
+
+fn region(r: &RegionSpec) -> TokenStream {
     // Every field by name, here and in `partition` and `rust`: a field added to the model does
     // not compile until it is written.
     let Region {
@@ -56,113 +97,117 @@ fn region(r: &RegionSpec) -> String {
         cache,
         shared_with,
     } = r;
-    let cache = match cache {
-        Cache::Cacheable => "Cacheable",
-        Cache::Device => "Device",
-    };
-    let shared = match shared_with {
-        Some(q) => format!("Some({q:?})"),
-        None => "None".into(),
-    };
-    format!(
-        "{M}::Region::<{M}::Embedded> {{ guest: {:#x}, host: {:#x}, size: {:#x}, access: {}, cache: {M}::Cache::{cache}, shared_with: {shared} }}",
-        guest,
-        host,
-        size,
-        flags(*access)
-    )
-}
-
-fn uart(u: Option<PassthroughUart>) -> String {
-    match u {
-        None => "None".into(),
-        Some(u) => format!(
-            "Some({M}::PassthroughUart {{ access: {}, irq: {:?} }})",
-            access(u.access),
-            u.irq
-        ),
+    let (guest, host, size) = (hex(*guest), hex(*host), hex(*size));
+    let access = flags(*access);
+    let cache = variant("Cache", cache);
+    let shared_with = optional(shared_with.as_deref().map(|q| quote!(#q)));
+    quote! {
+        board_config::Region::<board_config::Embedded> {
+            guest: #guest,
+            host: #host,
+            size: #size,
+            access: #access,
+            cache: #cache,
+            shared_with: #shared_with,
+        }
     }
 }
 
-fn image(i: &ImageSpec) -> String {
+fn passthrough(u: Option<PassthroughUart>) -> TokenStream {
+    optional(u.map(|PassthroughUart { access, irq }| {
+        let access = uart_access(access);
+        let irq = optional(irq.map(|i| {
+            let i = num(i);
+            quote!(#i)
+        }));
+        quote!(board_config::PassthroughUart { access: #access, irq: #irq })
+    }))
+}
+
+/// `include_bytes!` of a checked file, by absolute path so it resolves from OUT_DIR (rustc then
+/// also tracks the file).
+fn include(resolved: &std::path::Path) -> TokenStream {
+    let abs = std::fs::canonicalize(resolved).unwrap_or_else(|_| resolved.to_path_buf());
+    let abs = abs.display().to_string();
+    quote!(include_bytes!(#abs))
+}
+
+fn image(i: &ImageSpec) -> TokenStream {
     match i {
         ImageSpec::Guest(g) => {
-            let v = match g {
-                TestGuest::Worker => "Worker",
-                TestGuest::Manager => "Manager",
-                TestGuest::Hostile => "Hostile",
-            };
-            debug_assert_eq!(v.to_lowercase(), guest_name(*g));
-            format!("{M}::Image::Guest({M}::TestGuest::{v})")
+            let g = variant("TestGuest", g);
+            quote!(board_config::Image::Guest(#g))
         }
         ImageSpec::Linux {
             kernel,
             initrd,
             plan,
             ..
-        } => linux_image(kernel, initrd.as_ref(), plan.as_deref()),
+        } => match plan {
+            Some(plan) => linux_image(kernel, initrd.as_ref(), plan),
+            // A board that failed its checks never reaches the generator, so the plan is there.
+            None => quote!(compile_error!("Linux partition without a checked layout")),
+        },
         ImageSpec::File { path, resolved, .. } => {
-            // Absolute, so `include_bytes!` finds it from OUT_DIR; rustc then also tracks the file.
-            let abs = std::fs::canonicalize(resolved).unwrap_or_else(|_| resolved.clone());
-            format!(
-                "{M}::Image::File {{ path: {path:?}, bytes: include_bytes!({:?}) }}",
-                abs.display().to_string()
-            )
+            let bytes = include(resolved);
+            quote!(board_config::Image::File { path: #path, bytes: #bytes })
         }
     }
 }
 
-/// `include_bytes!` of a checked file, by absolute path so it resolves from OUT_DIR.
-fn include(f: &FileSpec) -> String {
-    let abs = std::fs::canonicalize(&f.resolved).unwrap_or_else(|_| f.resolved.clone());
-    format!("include_bytes!({:?})", abs.display().to_string())
-}
-
-/// A Linux boot as data: the files by `include_bytes!`, the made blobs as byte literals.
-fn linux_image(kernel: &FileSpec, initrd: Option<&FileSpec>, plan: Option<&PlannedBoot>) -> String {
-    // A board that failed its checks never reaches the generator, so the plan is there.
-    let Some(plan) = plan else {
-        return "compile_error!(\"Linux partition without a checked layout\")".into();
-    };
-    let mut blobs: Vec<String> = plan
-        .kernel
+/// A Linux boot as data: the files by `include_bytes!`, the made blobs as byte-string literals.
+fn linux_image(kernel: &FileSpec, initrd: Option<&FileSpec>, plan: &PlannedBoot) -> TokenStream {
+    let PlannedBoot {
+        kernel: pieces,
+        initrd: initrd_at,
+        made,
+        entry,
+        args,
+        cmdline,
+        zero_page,
+        gdt,
+        ram_bytes: _,
+    } = plan;
+    let file = include(&kernel.resolved);
+    let mut blobs: Vec<TokenStream> = pieces
         .iter()
         .map(|&(gpa, offset, len)| {
-            format!(
-                "{M}::Blob {{ gpa: {gpa:#x}, bytes: ({} as &[u8]).split_at({offset:#x}).1.split_at({len:#x}).0 }}",
-                include(kernel),
-            )
+            let (gpa, offset, len) = (hex(gpa), hex(offset as u64), hex(len as u64));
+            quote! {
+                board_config::Blob {
+                    gpa: #gpa,
+                    bytes: (#file as &[u8]).split_at(#offset).1.split_at(#len).0,
+                }
+            }
         })
         .collect();
-    if let (Some(f), Some(at)) = (initrd, plan.initrd) {
-        blobs.push(format!(
-            "{M}::Blob {{ gpa: {at:#x}, bytes: {} }}",
-            include(f)
-        ));
+    if let (Some(f), Some(at)) = (initrd, initrd_at) {
+        let (at, bytes) = (hex(*at), include(&f.resolved));
+        blobs.push(quote!(board_config::Blob { gpa: #at, bytes: #bytes }));
     }
-    for (gpa, bytes) in &plan.made {
-        let lit: Vec<String> = bytes.iter().map(|b| format!("{b}")).collect();
-        blobs.push(format!(
-            "{M}::Blob {{ gpa: {gpa:#x}, bytes: &[{}] }}",
-            lit.join(",")
-        ));
+    for (gpa, bytes) in made {
+        let (gpa, bytes) = (hex(*gpa), Literal::byte_string(bytes));
+        blobs.push(quote!(board_config::Blob { gpa: #gpa, bytes: #bytes }));
     }
-    format!(
-        "{M}::Image::Linux({M}::LinuxBoot {{ kernel_path: {:?}, blobs: &[{}], entry: {:#x}, args: [{:#x}, {:#x}, {:#x}], cmdline: {:#x}, cmdline_capacity: {}, zero_page: {:#x}, gdt: {:#x} }})",
-        kernel.path,
-        blobs.join(", "),
-        plan.entry,
-        plan.args[0],
-        plan.args[1],
-        plan.args[2],
-        plan.cmdline.0,
-        plan.cmdline.1,
-        plan.zero_page,
-        plan.gdt
-    )
+    let path = &kernel.path;
+    let (entry, zero_page, gdt) = (hex(*entry), hex(*zero_page), hex(*gdt));
+    let args = args.iter().map(|&a| hex(a));
+    let (cmdline, cmdline_capacity) = (hex(cmdline.0), num(cmdline.1));
+    quote! {
+        board_config::Image::Linux(board_config::LinuxBoot {
+            kernel_path: #path,
+            blobs: &[#(#blobs),*],
+            entry: #entry,
+            args: [#(#args),*],
+            cmdline: #cmdline,
+            cmdline_capacity: #cmdline_capacity,
+            zero_page: #zero_page,
+            gdt: #gdt,
+        })
+    }
 }
 
-fn partition(p: &PartitionSpec) -> String {
+fn partition(p: &PartitionSpec) -> TokenStream {
     let Partition {
         name,
         cpus,
@@ -170,53 +215,42 @@ fn partition(p: &PartitionSpec) -> String {
         mmio,
         ports,
         irqs,
-        uart: passthrough,
+        uart,
         image: what,
         load,
         entry,
         console,
         manager,
     } = p;
-    let console = match console {
-        PartitionConsole::Virtual => "Virtual",
-        PartitionConsole::Passthrough => "Passthrough",
-        PartitionConsole::None => "None",
-    };
-    let mut s = String::new();
-    let regions: Vec<String> = memory.iter().map(region).collect();
-    let ports: Vec<String> = ports
-        .iter()
-        .map(|r| {
-            format!(
-                "{M}::PortRange {{ start: {:#x}, size: {:#x} }}",
-                r.start, r.size
-            )
-        })
-        .collect();
-    writeln!(s, "    {M}::Partition::<{M}::Embedded> {{").unwrap();
-    writeln!(s, "        name: {:?},", name).unwrap();
-    writeln!(s, "        cpus: &{:?},", cpus).unwrap();
-    writeln!(
-        s,
-        "        memory: &[\n            {}\n        ],",
-        regions.join(",\n            ")
-    )
-    .unwrap();
-    writeln!(s, "        mmio: {},", ranges(mmio)).unwrap();
-    writeln!(s, "        ports: &[{}],", ports.join(", ")).unwrap();
-    writeln!(s, "        irqs: &{:?},", irqs).unwrap();
-    writeln!(s, "        uart: {},", uart(*passthrough)).unwrap();
-    writeln!(s, "        image: {},", image(what)).unwrap();
-    writeln!(s, "        load: {:#x},", load).unwrap();
-    writeln!(s, "        entry: {:#x},", entry).unwrap();
-    writeln!(s, "        console: {M}::PartitionConsole::{console},").unwrap();
-    writeln!(s, "        manager: {},", manager).unwrap();
-    writeln!(s, "    }},").unwrap();
-    s
+    let cpus = numbers(cpus);
+    let memory = memory.iter().map(region);
+    let mmio = ranges(mmio);
+    let ports = ports.iter().map(|&r| port_range(r));
+    let irqs = numbers(irqs);
+    let uart = passthrough(*uart);
+    let what = image(what);
+    let (load, entry) = (hex(*load), hex(*entry));
+    let console = variant("PartitionConsole", console);
+    quote! {
+        board_config::Partition::<board_config::Embedded> {
+            name: #name,
+            cpus: #cpus,
+            memory: &[#(#memory),*],
+            mmio: #mmio,
+            ports: &[#(#ports),*],
+            irqs: #irqs,
+            uart: #uart,
+            image: #what,
+            load: #load,
+            entry: #entry,
+            console: #console,
+            manager: #manager,
+        }
+    }
 }
 
-/// Rust source defining `pub static BOARD: board_config::Board`.
-pub fn rust(b: &CheckedBoard) -> String {
+/// The tokens of `pub static BOARD: board_config::Board = …;`.
+fn board(b: &CheckedBoard) -> TokenStream {
     let Board {
         name,
         arch,
@@ -232,86 +266,49 @@ pub fn rust(b: &CheckedBoard) -> String {
         log_level,
         partitions,
     } = &b.board;
-    let arch = match arch {
-        Arch::LoongArch64 => "LoongArch64",
-        Arch::X86_64 => "X86_64",
-    };
-    let boot = match boot {
-        BootMethod::Direct => "Direct",
-        BootMethod::Grub => "Grub",
-        BootMethod::Uefi => "Uefi",
-    };
-    let emulator = match emulator {
-        None => "None".to_string(),
-        Some(e) => format!(
-            "Some({M}::Emulator::{})",
-            match e {
-                Emulator::QemuLoongArchVirt => "QemuLoongArchVirt",
-                Emulator::QemuX86 => "QemuX86",
-                Emulator::Bochs => "Bochs",
-            }
-        ),
-    };
-    let level = match log_level {
-        LogLevel::Off => "Off",
-        LogLevel::Error => "Error",
-        LogLevel::Warn => "Warn",
-        LogLevel::Info => "Info",
-        LogLevel::Debug => "Debug",
-        LogLevel::Trace => "Trace",
-    };
+    let arch = variant("Arch", arch);
+    let boot = variant("BootMethod", boot);
+    let emulator = optional(emulator.map(|e| variant("Emulator", e)));
+    let cpus = num(*cpus);
+    let ram = ranges(ram);
+    let hypervisor = range(*hypervisor);
+    let reserved = ranges(reserved);
+    let base_page = hex(*base_page);
     let Uart {
-        access: uart_access,
+        access,
         clock_hz,
         baud,
     } = *console;
-    let IrqChip { kind, mmio, lines } = irqchip;
-    let chip = match kind {
-        IrqChipKind::IoApic => "IoApic",
-        IrqChipKind::PchPic => "PchPic",
-    };
-    let mut s = String::new();
-    writeln!(
-        s,
-        "// Generated by board-config from board {:?}; do not edit.",
-        name
-    )
-    .unwrap();
-    writeln!(
-        s,
-        "pub static BOARD: {M}::Board = {M}::Board::<{M}::Embedded> {{"
-    )
-    .unwrap();
-    writeln!(s, "    name: {:?},", name).unwrap();
-    writeln!(s, "    arch: {M}::Arch::{arch},").unwrap();
-    writeln!(s, "    boot: {M}::BootMethod::{boot},").unwrap();
-    writeln!(s, "    emulator: {emulator},").unwrap();
-    writeln!(s, "    cpus: {},", cpus).unwrap();
-    writeln!(s, "    ram: {},", ranges(ram)).unwrap();
-    writeln!(s, "    hypervisor: {},", range(*hypervisor)).unwrap();
-    writeln!(s, "    reserved: {},", ranges(reserved)).unwrap();
-    writeln!(s, "    base_page: {:#x},", base_page).unwrap();
-    writeln!(
-        s,
-        "    console: {M}::Uart {{ access: {}, clock_hz: {}, baud: {} }},",
-        access(uart_access),
-        clock_hz,
-        baud
-    )
-    .unwrap();
-    writeln!(
-        s,
-        "    irqchip: {M}::IrqChip {{ kind: {M}::IrqChipKind::{chip}, mmio: {}, lines: {} }},",
-        range(*mmio),
-        lines
-    )
-    .unwrap();
-    writeln!(s, "    log_level: {M}::LogLevel::{level},").unwrap();
-    writeln!(s, "    partitions: &[").unwrap();
-    for p in partitions {
-        s.push_str(&partition(p));
+    let (access, clock_hz, baud) = (uart_access(access), num(clock_hz), num(baud));
+    let IrqChip { kind, mmio, lines } = *irqchip;
+    let (kind, mmio, lines) = (variant("IrqChipKind", kind), range(mmio), num(lines));
+    let log_level = variant("LogLevel", log_level);
+    let partitions = partitions.iter().map(partition);
+    quote! {
+        pub static BOARD: board_config::Board = board_config::Board::<board_config::Embedded> {
+            name: #name,
+            arch: #arch,
+            boot: #boot,
+            emulator: #emulator,
+            cpus: #cpus,
+            ram: #ram,
+            hypervisor: #hypervisor,
+            reserved: #reserved,
+            base_page: #base_page,
+            console: board_config::Uart { access: #access, clock_hz: #clock_hz, baud: #baud },
+            irqchip: board_config::IrqChip { kind: #kind, mmio: #mmio, lines: #lines },
+            log_level: #log_level,
+            partitions: &[#(#partitions),*],
+        };
     }
-    writeln!(s, "    ],").unwrap();
-    writeln!(s, "}};").unwrap();
-    s
+}
+
+/// Rust source defining `pub static BOARD: board_config::Board`, formatted.
+pub fn rust(b: &CheckedBoard) -> String {
+    let tokens = board(b);
+    let file: syn::File = syn::parse2(tokens).expect("the generated board is one Rust item");
+    format!(
+        "// Generated by board-config from a checked board file; do not edit.\n{}",
+        prettyplease::unparse(&file)
+    )
 }

@@ -28,7 +28,7 @@ pub use layout::free_memory;
 pub use limits::{guest_bits, link_address, max_lines, Footprint, HYPERVISOR_PORTS, MAX_CPUS};
 pub use linux::PlannedBoot;
 pub use size::{fmt_size, parse_size};
-pub use spec::{CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
+pub use spec::{Checked, CheckedBoard, FileSpec, ImageSpec, PartitionSpec, RegionSpec};
 pub use summary::summary;
 
 use error::Sink;
